@@ -1,0 +1,24 @@
+//! vosbench: SAM 2.1 and EdgeTAM video object segmentation in pure Rust (candle), and a
+//! benchmark for small GPUs that measures speed, memory and real J&F without dying of OOM.
+//!
+//! Layout (dependencies point down):
+//! - [`cli`]: one file per subcommand; the only place that prints errors.
+//! - [`bench`]: the two-phase benchmark (setup, then inference in a fresh process).
+//! - [`tracker`]: video sessions, memory bank, prompts.
+//! - [`sam2`], [`edgetam`]: the networks, one file per PyTorch module.
+//! - [`nn`]: layers both networks share.
+//! - [`data`], [`eval`]: SA-V reading, synthetic data, the official J&F.
+//! - [`weights`]: checkpoint conversion, validation and hub download.
+//! - [`cuda`]: device probe, convolution tuning, memory pool control.
+//! - [`config`]: the model variant registry (`models/*.json`).
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod nn;
+pub mod sam2;
+pub mod weights;
+
+pub use error::{Error, Result};

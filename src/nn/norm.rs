@@ -1,0 +1,40 @@
+//! Normalisation layers: `LayerNorm2d` (channel-first LayerNorm of the SAM code) and a helper for
+//! `nn.LayerNorm` with an explicit epsilon.
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// `LayerNorm2d`: normalises over channels of `[B, C, H, W]` with the biased variance.
+#[derive(Debug, Clone)]
+pub struct LayerNorm2d {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm2d {
+    pub fn new(channels: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
+        Ok(Self { weight: vb.get(channels, "weight")?, bias: vb.get(channels, "bias")?, eps })
+    }
+}
+
+impl Module for LayerNorm2d {
+    /// x: [B, C, H, W] -> [B, C, H, W]
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x = x.to_dtype(DType::F32)?;
+        let u = x.mean_keepdim(1)?;
+        let xc = x.broadcast_sub(&u)?;
+        let s = xc.sqr()?.mean_keepdim(1)?;
+        let xn = xc.broadcast_div(&(s + self.eps)?.sqrt()?)?;
+        let c = self.weight.dim(0)?;
+        let w = self.weight.to_dtype(DType::F32)?.reshape((1, c, 1, 1))?;
+        let b = self.bias.to_dtype(DType::F32)?.reshape((1, c, 1, 1))?;
+        xn.broadcast_mul(&w)?.broadcast_add(&b)?.to_dtype(dtype)
+    }
+}
+
+/// `nn.LayerNorm(dim, eps)` over the last axis.
+pub fn layer_norm(dim: usize, eps: f64, vb: VarBuilder) -> Result<candle_nn::LayerNorm> {
+    candle_nn::layer_norm(dim, candle_nn::LayerNormConfig { eps, ..Default::default() }, vb)
+}

@@ -1,0 +1,3 @@
+//! SAM 2.1 in candle. One file per PyTorch module of `sam2/modeling`, with the same names, so a
+//! checkpoint key such as `memory_attention.layers.0.cross_attn_image.q_proj` reads straight
+//! from the file tree.
