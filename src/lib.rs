@@ -15,6 +15,7 @@
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod edgetam;
 pub mod error;
 pub mod eval;
 pub mod nn;

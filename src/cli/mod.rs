@@ -3,6 +3,12 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod convert;
+pub mod eval;
+pub mod fetch;
+pub mod info;
+pub mod synth;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "vosbench",
@@ -15,12 +21,29 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Download original checkpoints from the hub, convert and verify them.
+    Fetch(fetch::Args),
+    /// Convert an original (or HF-transformers) checkpoint to safetensors, validated.
+    Convert(convert::Args),
+    /// Print a variant's configuration, parameter count and checkpoint status.
+    Info(info::Args),
+    /// Score predicted masks against SA-V ground truth with the official J&F rules.
+    Eval(eval::Args),
+    /// Write a synthetic SA-V-layout split.
+    Synth(synth::Args),
+}
 
 /// Parse arguments, run, print any error as one line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let res: crate::Result<()> = match cli.command {};
+    let res: crate::Result<()> = match cli.command {
+        Command::Fetch(a) => fetch::run(a),
+        Command::Convert(a) => convert::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Synth(a) => synth::run(a),
+    };
     match res {
         Ok(()) => 0,
         Err(e) => {

@@ -1,0 +1,1 @@
+//! perceiver (in progress)

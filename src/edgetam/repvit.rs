@@ -1,0 +1,1 @@
+//! repvit (in progress)

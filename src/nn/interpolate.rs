@@ -1,0 +1,1 @@
+//! interpolate (in progress)

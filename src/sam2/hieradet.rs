@@ -1,0 +1,1 @@
+//! hieradet (in progress)

@@ -1,0 +1,1 @@
+//! image_encoder (in progress)

@@ -1,0 +1,1 @@
+//! mask_decoder (in progress)

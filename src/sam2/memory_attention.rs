@@ -1,0 +1,1 @@
+//! memory_attention (in progress)
