@@ -1,1 +1,245 @@
-//! interpolate (in progress)
+//! PyTorch-exact `F.interpolate` for NCHW tensors, computed on the tensor's own device.
+//!
+//! Every mode here is separable: the output is `Wh · x · Wwᵀ` with one small weight matrix per
+//! axis (`[out, in]`), built on the host from the sizes only (never from the data) and applied by
+//! two plain 2D matmuls on the device. The weights follow PyTorch's CPU kernels
+//! (`aten/src/ATen/native/UpSample.h`, `UpSampleKernel.cpp`), computed in f32 like PyTorch does for
+//! f32 inputs, so results agree with `torch.nn.functional.interpolate` to float rounding
+//! (architecture.md §6.4-6.7). Nearest uses an index gather instead of a matmul (exact copies).
+//!
+//! Inputs in f16/bf16 are resized in f32 and cast back.
+
+use candle_core::{DType, Result, Tensor};
+
+/// PyTorch's `area_pixel_compute_scale` for `align_corners=False` without a given scale factor.
+fn scale_of(in_size: usize, out_size: usize) -> f32 {
+    in_size as f32 / out_size as f32
+}
+
+/// Keys cubic convolution, A = -0.75 (PyTorch `cubic_convolution1` / `cubic_convolution2`).
+fn cubic_weights(t: f32) -> [f32; 4] {
+    const A: f32 = -0.75;
+    let cc1 = |x: f32| ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
+    let cc2 = |x: f32| ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
+    [cc2(t + 1.0), cc1(t), cc1(1.0 - t), cc2(2.0 - t)]
+}
+
+/// Row-major `[out, in]` weights of bicubic resampling, align_corners=False, no antialias.
+fn bicubic_matrix(in_size: usize, out_size: usize) -> Vec<f32> {
+    let scale = scale_of(in_size, out_size);
+    let mut m = vec![0f32; out_size * in_size];
+    let last = in_size as i64 - 1;
+    for o in 0..out_size {
+        // Cubic: no clamping of the source coordinate, only of the tap indices.
+        let real = scale * (o as f32 + 0.5) - 0.5;
+        let i0 = real.floor();
+        let t = real - i0;
+        let w = cubic_weights(t);
+        for (k, wk) in w.iter().enumerate() {
+            let idx = (i0 as i64 - 1 + k as i64).clamp(0, last) as usize;
+            m[o * in_size + idx] += wk;
+        }
+    }
+    m
+}
+
+/// Row-major `[out, in]` weights of bilinear resampling, align_corners=False, no antialias.
+fn bilinear_matrix(in_size: usize, out_size: usize) -> Vec<f32> {
+    let scale = scale_of(in_size, out_size);
+    let mut m = vec![0f32; out_size * in_size];
+    for o in 0..out_size {
+        let real = (scale * (o as f32 + 0.5) - 0.5).max(0.0);
+        let i0 = (real as usize).min(in_size - 1);
+        let i1 = if i0 < in_size - 1 { i0 + 1 } else { i0 };
+        let l1 = (real - i0 as f32).clamp(0.0, 1.0);
+        let l0 = 1.0 - l1;
+        m[o * in_size + i0] += l0;
+        m[o * in_size + i1] += l1;
+    }
+    m
+}
+
+/// Row-major `[out, in]` weights of PyTorch's antialiased bilinear (`_upsample_bilinear2d_aa`):
+/// a triangle filter whose support is stretched by the scale when downsampling, with each output's
+/// weights normalized to sum to one.
+fn bilinear_aa_matrix(in_size: usize, out_size: usize) -> Vec<f32> {
+    let scale = scale_of(in_size, out_size);
+    let support = if scale >= 1.0 { scale } else { 1.0 };
+    let invscale = if scale >= 1.0 { 1.0 / scale } else { 1.0 };
+    let filter = |x: f32| {
+        let x = x.abs();
+        if x < 1.0 {
+            1.0 - x
+        } else {
+            0.0
+        }
+    };
+    let mut m = vec![0f32; out_size * in_size];
+    for o in 0..out_size {
+        let center = scale * (o as f32 + 0.5);
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64).max(0) as usize;
+        let mut ws = Vec::with_capacity(xmax.saturating_sub(xmin));
+        let mut total = 0f32;
+        for j in xmin..xmax {
+            let w = filter((j as f32 - center + 0.5) * invscale);
+            ws.push(w);
+            total += w;
+        }
+        for (k, w) in ws.iter().enumerate() {
+            let w = if total != 0.0 { w / total } else { 0.0 };
+            m[o * in_size + xmin + k] = w;
+        }
+    }
+    m
+}
+
+/// PyTorch 'nearest' source indices: `min(floor(dst * in/out), in-1)` with an f32 scale.
+fn nearest_indices(in_size: usize, out_size: usize) -> Vec<u32> {
+    if out_size == in_size {
+        return (0..out_size as u32).collect();
+    }
+    if out_size == 2 * in_size {
+        return (0..out_size as u32).map(|o| o >> 1).collect();
+    }
+    let scale = scale_of(in_size, out_size);
+    (0..out_size)
+        .map(|o| ((o as f32 * scale).floor() as usize).min(in_size - 1) as u32)
+        .collect()
+}
+
+fn check_sizes(
+    x: &Tensor,
+    out_hw: (usize, usize),
+    what: &str,
+) -> Result<(usize, usize, usize, usize)> {
+    let (b, c, h, w) = x.dims4()?;
+    if h == 0 || w == 0 || out_hw.0 == 0 || out_hw.1 == 0 {
+        candle_core::bail!("{what}: cannot resize {h}x{w} to {}x{}", out_hw.0, out_hw.1)
+    }
+    Ok((b, c, h, w))
+}
+
+/// Apply `[out_h, H]` and `[out_w, W]` row-major weight matrices: x: [B,C,H,W] -> [B,C,out_h,out_w].
+fn apply_separable(
+    x: &Tensor,
+    wh: Vec<f32>,
+    ww: Vec<f32>,
+    out_hw: (usize, usize),
+) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (oh, ow) = out_hw;
+    let orig = x.dtype();
+    let work = match orig {
+        DType::F32 | DType::F64 => orig,
+        _ => DType::F32,
+    };
+    let dev = x.device();
+    let x = x.to_dtype(work)?;
+    // Width pass: [B*C*H, W] @ [W, out_w]
+    let ww_t = Tensor::from_vec(ww, (ow, w), dev)?.to_dtype(work)?.t()?;
+    let y = x.reshape((b * c * h, w))?.matmul(&ww_t.contiguous()?)?;
+    // Height pass on the transposed layout: [B*C*out_w, H] @ [H, out_h]
+    let y = y.reshape((b * c, h, ow))?.transpose(1, 2)?.contiguous()?;
+    let wh_t = Tensor::from_vec(wh, (oh, h), dev)?.to_dtype(work)?.t()?;
+    let y = y.reshape((b * c * ow, h))?.matmul(&wh_t.contiguous()?)?;
+    let y = y.reshape((b, c, ow, oh))?.transpose(2, 3)?.contiguous()?;
+    y.to_dtype(orig)
+}
+
+/// `F.interpolate(x, size=out_hw, mode="bicubic", align_corners=False)`.
+/// x: [B, C, H, W] -> [B, C, out_h, out_w]
+pub fn bicubic(x: &Tensor, out_hw: (usize, usize)) -> Result<Tensor> {
+    let (_, _, h, w) = check_sizes(x, out_hw, "bicubic")?;
+    apply_separable(
+        x,
+        bicubic_matrix(h, out_hw.0),
+        bicubic_matrix(w, out_hw.1),
+        out_hw,
+    )
+}
+
+/// `F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False)` (no antialias).
+/// x: [B, C, H, W] -> [B, C, out_h, out_w]
+pub fn bilinear(x: &Tensor, out_hw: (usize, usize)) -> Result<Tensor> {
+    let (_, _, h, w) = check_sizes(x, out_hw, "bilinear")?;
+    apply_separable(
+        x,
+        bilinear_matrix(h, out_hw.0),
+        bilinear_matrix(w, out_hw.1),
+        out_hw,
+    )
+}
+
+/// `F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False, antialias=True)`.
+/// x: [B, C, H, W] -> [B, C, out_h, out_w]
+pub fn bilinear_antialias(x: &Tensor, out_hw: (usize, usize)) -> Result<Tensor> {
+    let (_, _, h, w) = check_sizes(x, out_hw, "bilinear_antialias")?;
+    apply_separable(
+        x,
+        bilinear_aa_matrix(h, out_hw.0),
+        bilinear_aa_matrix(w, out_hw.1),
+        out_hw,
+    )
+}
+
+/// `F.interpolate(x, size=out_hw, mode="nearest")`. x: [B, C, H, W] -> [B, C, out_h, out_w]
+pub fn nearest(x: &Tensor, out_hw: (usize, usize)) -> Result<Tensor> {
+    let (_, _, h, w) = check_sizes(x, out_hw, "nearest")?;
+    let dev = x.device();
+    let mut y = x.clone();
+    if out_hw.0 != h {
+        let ih = nearest_indices(h, out_hw.0);
+        y = y.index_select(&Tensor::from_vec(ih, out_hw.0, dev)?, 2)?;
+    }
+    if out_hw.1 != w {
+        let iw = nearest_indices(w, out_hw.1);
+        y = y.index_select(&Tensor::from_vec(iw, out_hw.1, dev)?, 3)?;
+    }
+    Ok(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn weight_rows_sum_to_one() {
+        for (i, o) in [(7usize, 64usize), (64, 7), (10, 13), (1, 5), (1024, 256)] {
+            for m in [
+                bicubic_matrix(i, o),
+                bilinear_matrix(i, o),
+                bilinear_aa_matrix(i, o),
+            ] {
+                for r in 0..o {
+                    let s: f32 = m[r * i..(r + 1) * i].iter().sum();
+                    assert!((s - 1.0).abs() < 1e-5, "{i}->{o} row {r} sums to {s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nearest_doubling_repeats() {
+        let x = Tensor::arange(0f32, 6.0, &Device::Cpu)
+            .unwrap()
+            .reshape((1, 1, 2, 3))
+            .unwrap();
+        let y = nearest(&x, (4, 6)).unwrap();
+        let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(
+            v,
+            vec![
+                0., 0., 1., 1., 2., 2., 0., 0., 1., 1., 2., 2., 3., 3., 4., 4., 5., 5., 3., 3., 4.,
+                4., 5., 5.
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_size_is_an_error() {
+        let x = Tensor::zeros((1, 1, 4, 4), DType::F32, &Device::Cpu).unwrap();
+        assert!(bilinear(&x, (0, 3)).is_err());
+    }
+}
