@@ -237,6 +237,53 @@ mod tests {
         );
     }
 
+    /// Every case of tests/fixtures/interp/interp.safetensors (written by
+    /// tests/reference/make_interp_fixtures.py from torch.nn.functional.interpolate).
+    #[test]
+    fn matches_torch_interpolate_fixture() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/interp/interp.safetensors");
+        let t = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+        let mut cases: Vec<&String> = t.keys().filter(|k| k.ends_with(".input")).collect();
+        cases.sort();
+        assert!(cases.len() >= 40, "only {} cases", cases.len());
+        let mut seen = std::collections::HashSet::new();
+        for key in cases {
+            let name = key.trim_end_matches(".input");
+            let x = t[key].to_dtype(DType::F32).unwrap();
+            let want = &t[&format!("{name}.output")];
+            let (_, _, oh, ow) = want.dims4().unwrap();
+            let mode = name.split('.').next().unwrap();
+            let got = match mode {
+                "bicubic" => bicubic(&x, (oh, ow)),
+                "bilinear" => bilinear(&x, (oh, ow)),
+                "nearest" => nearest(&x, (oh, ow)),
+                "bilinear_aa" => bilinear_antialias(&x, (oh, ow)),
+                other => panic!("unknown mode {other}"),
+            }
+            .unwrap();
+            assert_eq!(got.dims(), want.dims(), "{name}");
+            let diff = (&got - want).unwrap().sqr().unwrap().sum_all().unwrap();
+            let num: f32 = diff.to_scalar().unwrap();
+            let den: f32 = want.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
+            let rel = (num / den).sqrt();
+            let max: f32 = (&got - want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar()
+                .unwrap();
+            eprintln!("{name}: rel L2 {rel:.2e}, max abs {max:.2e}");
+            assert!(rel <= 1e-6, "{name}: rel L2 {rel:.3e}");
+            seen.insert(mode.to_string());
+        }
+        assert_eq!(seen.len(), 4, "modes covered: {seen:?}");
+    }
+
     #[test]
     fn zero_size_is_an_error() {
         let x = Tensor::zeros((1, 1, 4, 4), DType::F32, &Device::Cpu).unwrap();
