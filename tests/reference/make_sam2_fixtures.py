@@ -203,16 +203,17 @@ def overrides_from_json(cfg):
     return o
 
 
-def build_official(yaml, overrides=()):
+def build_official(yaml, overrides=(), ckpt_path=None):
     from sam2.build_sam import build_sam2_video_predictor
 
     return build_sam2_video_predictor(
-        yaml, ckpt_path=None, device="cpu", mode="eval", hydra_overrides_extra=list(overrides)
+        yaml, ckpt_path=ckpt_path, device="cpu", mode="eval", hydra_overrides_extra=list(overrides)
     )
 
 
-def build_from_json(cfg):
-    model = build_official(BASE_YAML, overrides_from_json(cfg))
+def build_from_json(cfg, ckpt_path=None):
+    """The official SAM2VideoPredictor for our JSON; `ckpt_path` is loaded strictly if given."""
+    model = build_official(BASE_YAML, overrides_from_json(cfg), ckpt_path)
     problems = compare_hparams(model, cfg)
     if problems:
         raise SystemExit("built model does not match the JSON:\n  " + "\n  ".join(problems))
@@ -796,7 +797,7 @@ def stages(variant, out, seed):
         print(f"  {n_:24s} {str(sh):22s} std {s_:.3f}")
     print("decoder.predict.iou", T["decoder.predict.iou"].flatten().tolist())
     print("decoder.predict.object_score", float(T["decoder.predict.object_score"]))
-    print("decoder.single stability", stab, "(>= thresh: single-mask token kept)")
+    print("decoder.single stability", stab, "(single-mask token kept)" if stab >= md.dynamic_multimask_stability_thresh else "(fell back to best multimask)")
     for case in ("points", "box"):
         h = heads[case]
         print(f"heads.{case}: object score {float(h['object_score_logits']):.3f}, ious "
