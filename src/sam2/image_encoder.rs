@@ -1,1 +1,243 @@
-//! image_encoder (in progress)
+//! `ImageEncoder` and `FpnNeck` (`sam2/modeling/backbones/image_encoder.py`), at `image_encoder`.
+//!
+//! The trunk is pluggable ([`Trunk`]): Hiera for SAM 2.1, RepViT for EdgeTAM. The neck projects
+//! each trunk level to `d_model` channels with a lateral conv (`convs.0` takes the LOWEST
+//! resolution), adds a nearest-upsampled top-down path only on `fpn_top_down_levels`, and attaches
+//! a sine position encoding to every level; `scalp` then drops the lowest-resolution levels
+//! (architecture.md §3.2).
+
+use crate::config::{ModelConfig, NeckConfig, TrunkConfig};
+use crate::edgetam::repvit::RepVit;
+use crate::nn::conv::{conv2d, Conv2d};
+use crate::nn::interpolate;
+use crate::nn::position_encoding::PositionEmbeddingSine;
+use crate::sam2::hieradet::Hiera;
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{Conv2dConfig, VarBuilder};
+
+/// A backbone producing feature maps, highest resolution first, each `[B, C_k, H_k, W_k]`.
+pub trait Trunk: std::fmt::Debug + Send + Sync {
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>>;
+}
+
+impl Trunk for Hiera {
+    /// x: [B, 3, S, S] -> 4 NCHW stage outputs
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        self.forward_stages(x)
+    }
+}
+
+/// EdgeTAM's RepViT as a [`Trunk`] (a local wrapper, so this file alone decides the wiring).
+#[derive(Debug)]
+struct RepVitTrunk(RepVit);
+
+impl Trunk for RepVitTrunk {
+    /// x: [B, 3, S, S] -> 4 NCHW stage outputs
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        self.0.forward(x)
+    }
+}
+
+/// How the neck upsamples the top-down path (`fpn_interp_model`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopDownInterp {
+    Nearest,
+    Bilinear,
+    Bicubic,
+}
+
+/// `FpnNeck` with `fuse_type` sum or avg.
+#[derive(Debug)]
+pub struct FpnNeck {
+    /// `convs.{i}.conv`; `convs.0` reads the lowest-resolution trunk level.
+    convs: Vec<Conv2d>,
+    position_encoding: PositionEmbeddingSine,
+    top_down_levels: Vec<usize>,
+    interp: TopDownInterp,
+    fuse_avg: bool,
+}
+
+impl FpnNeck {
+    pub fn new(cfg: &NeckConfig, vb: VarBuilder) -> Result<Self> {
+        let conv_cfg = Conv2dConfig::default();
+        let convs = cfg
+            .backbone_channel_list
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                conv2d(
+                    c,
+                    cfg.d_model,
+                    cfg.kernel_size,
+                    conv_cfg,
+                    vb.pp("convs").pp(i).pp("conv"),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let interp = match cfg.fpn_interp_model.as_str() {
+            "nearest" => TopDownInterp::Nearest,
+            "bilinear" => TopDownInterp::Bilinear,
+            "bicubic" => TopDownInterp::Bicubic,
+            other => candle_core::bail!("fpn neck: unsupported fpn_interp_model '{other}'"),
+        };
+        let fuse_avg = match cfg.fuse_type.as_str() {
+            "sum" => false,
+            "avg" => true,
+            other => candle_core::bail!("fpn neck: unsupported fuse_type '{other}'"),
+        };
+        if cfg.pos_num_feats % 4 != 0 {
+            candle_core::bail!(
+                "fpn neck: pos_num_feats {} is not a multiple of 4",
+                cfg.pos_num_feats
+            )
+        }
+        Ok(Self {
+            convs,
+            position_encoding: PositionEmbeddingSine::new(cfg.pos_num_feats, cfg.pos_temperature),
+            top_down_levels: cfg.fpn_top_down_levels.clone(),
+            interp,
+            fuse_avg,
+        })
+    }
+
+    /// xs: trunk levels, highest resolution first -> (features, position encodings), same order,
+    /// each `[B, d_model, H_k, W_k]`.
+    pub fn forward(&self, xs: &[Tensor]) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+        let n = self.convs.len();
+        if xs.len() != n {
+            candle_core::bail!("fpn neck: {} trunk levels for {n} lateral convs", xs.len())
+        }
+        let mut out: Vec<Option<Tensor>> = vec![None; n];
+        let mut pos: Vec<Option<Tensor>> = vec![None; n];
+        let mut prev: Option<Tensor> = None;
+        for i in (0..n).rev() {
+            let lateral = self.convs[n - 1 - i].forward(&xs[i])?;
+            let fused = match (&prev, self.top_down_levels.contains(&i)) {
+                (Some(p), true) => {
+                    let (_, _, h, w) = p.dims4()?;
+                    let p32 = p.to_dtype(DType::F32)?;
+                    let up = match self.interp {
+                        TopDownInterp::Nearest => interpolate::nearest(&p32, (2 * h, 2 * w))?,
+                        TopDownInterp::Bilinear => interpolate::bilinear(&p32, (2 * h, 2 * w))?,
+                        TopDownInterp::Bicubic => interpolate::bicubic(&p32, (2 * h, 2 * w))?,
+                    };
+                    let s = lateral.to_dtype(DType::F32)?.add(&up)?;
+                    let s = if self.fuse_avg { (s / 2.0)? } else { s };
+                    s.to_dtype(lateral.dtype())?
+                }
+                _ => lateral,
+            };
+            let pe = self
+                .position_encoding
+                .forward(&fused)?
+                .to_dtype(fused.dtype())?;
+            pos[i] = Some(pe);
+            out[i] = Some(fused.clone());
+            prev = Some(fused);
+        }
+        let unwrap = |v: Vec<Option<Tensor>>| -> Result<Vec<Tensor>> {
+            v.into_iter()
+                .map(|t| {
+                    t.ok_or_else(|| candle_core::Error::Msg("fpn neck: level not computed".into()))
+                })
+                .collect()
+        };
+        Ok((unwrap(out)?, unwrap(pos)?))
+    }
+}
+
+/// What `ImageEncoder.forward` returns.
+#[derive(Debug, Clone)]
+pub struct ImageEncoderOutput {
+    /// The lowest-resolution kept level (`backbone_fpn.last()`), `[B, d_model, S/16, S/16]`.
+    pub vision_features: Tensor,
+    /// Sine PE of each kept level, highest resolution first.
+    pub vision_pos_enc: Vec<Tensor>,
+    /// Kept FPN levels, highest resolution first.
+    pub backbone_fpn: Vec<Tensor>,
+}
+
+/// Trunk + FPN neck + scalp.
+#[derive(Debug)]
+pub struct ImageEncoder {
+    trunk: Box<dyn Trunk>,
+    neck: FpnNeck,
+    scalp: usize,
+}
+
+impl ImageEncoder {
+    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        let ie = &cfg.image_encoder;
+        let trunk: Box<dyn Trunk> = match &ie.trunk {
+            TrunkConfig::Hiera(h) => {
+                let hiera = Hiera::new(h, vb.pp("trunk"))?.with_image_size(cfg.image_size)?;
+                let mut want = ie.neck.backbone_channel_list.clone();
+                want.reverse();
+                if hiera.channels() != want {
+                    candle_core::bail!(
+                        "image encoder: trunk channels {:?} do not match the neck's {:?} (highest resolution first)",
+                        hiera.channels(),
+                        want
+                    )
+                }
+                Box::new(hiera)
+            }
+            TrunkConfig::Repvit(r) => {
+                let mut want = ie.neck.backbone_channel_list.clone();
+                want.reverse();
+                if r.embed_dims != want {
+                    candle_core::bail!(
+                        "image encoder: RepViT widths {:?} do not match the neck's {:?} (highest resolution first)",
+                        r.embed_dims,
+                        want
+                    )
+                }
+                Box::new(RepVitTrunk(RepVit::new(r, vb.pp("trunk"))?))
+            }
+        };
+        let neck = FpnNeck::new(&ie.neck, vb.pp("neck"))?;
+        if ie.scalp >= ie.neck.backbone_channel_list.len() {
+            candle_core::bail!(
+                "image encoder: scalp {} would drop all {} levels",
+                ie.scalp,
+                ie.neck.backbone_channel_list.len()
+            )
+        }
+        Ok(Self {
+            trunk,
+            neck,
+            scalp: ie.scalp,
+        })
+    }
+
+    /// Build from an already constructed trunk (EdgeTAM's RepViT, or a test trunk).
+    pub fn from_parts(trunk: Box<dyn Trunk>, neck: FpnNeck, scalp: usize) -> Self {
+        Self { trunk, neck, scalp }
+    }
+
+    pub fn trunk(&self) -> &dyn Trunk {
+        self.trunk.as_ref()
+    }
+
+    pub fn neck(&self) -> &FpnNeck {
+        &self.neck
+    }
+
+    /// image: [B, 3, S, S] normalized -> features of the kept levels.
+    pub fn forward(&self, image: &Tensor) -> Result<ImageEncoderOutput> {
+        let xs = self.trunk.forward(image)?;
+        let (mut features, mut pos) = self.neck.forward(&xs)?;
+        let keep = features.len().saturating_sub(self.scalp);
+        features.truncate(keep);
+        pos.truncate(keep);
+        let vision_features = match features.last() {
+            Some(f) => f.clone(),
+            None => candle_core::bail!("image encoder: no feature level left after scalp"),
+        };
+        Ok(ImageEncoderOutput {
+            vision_features,
+            vision_pos_enc: pos,
+            backbone_fpn: features,
+        })
+    }
+}
