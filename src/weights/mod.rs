@@ -3,6 +3,8 @@
 //! validated conversion to safetensors ([`convert`]), loading for inference ([`load`]) and hub
 //! download ([`hub`]).
 
+pub mod hf_layout;
+pub mod reader;
 pub mod spec;
 
 pub use spec::{expected_tensors, param_count, TensorKind, TensorSpec};
