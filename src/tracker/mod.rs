@@ -1,0 +1,3 @@
+//! Video tracking: frame loading, mask post-processing, memory bank and sessions.
+pub mod postprocess;
+pub mod preprocess;
