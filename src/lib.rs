@@ -20,6 +20,7 @@ pub mod error;
 pub mod eval;
 pub mod nn;
 pub mod sam2;
+pub mod tracker;
 pub mod weights;
 
 pub use error::{Error, Result};
