@@ -159,3 +159,43 @@ fn perceiver_rejects_mismatched_input() {
     let x = Tensor::zeros((1, 16, 16, 16), candle_core::DType::F32, &dev).unwrap();
     assert!(p.forward(&x, &x).is_err(), "wrong channel count");
 }
+
+/// The shared image encoder wired with the RepViT trunk: the scalped neck level, then every kept
+/// FPN level and its position encoding.
+#[test]
+fn image_encoder_matches_reference() {
+    use vosbench::sam2::image_encoder::ImageEncoder;
+    let t = load_tensors(FIXTURE, "stages.safetensors");
+    let cfg = test_config(FIXTURE);
+    let vb = pt_var_builder(FIXTURE, "model.pt");
+    let enc = ImageEncoder::new(&cfg, vb.pp("image_encoder")).expect("build image encoder");
+    let image = get(&t, "image");
+    let xs = enc.trunk().forward(&image).expect("trunk");
+    let (fpn, pos) = enc.neck().forward(&xs).expect("neck");
+    assert_eq!(fpn.len(), 4);
+    assert_close("neck.fpn.3", &fpn[3], &get(&t, "neck.fpn.3"), TOL);
+    assert_close("neck.pos.3", &pos[3], &get(&t, "neck.pos.3"), TOL);
+    let out = enc.forward(&image).expect("image encoder");
+    assert_eq!(out.backbone_fpn.len(), 3);
+    for k in 0..3 {
+        let (f, p) = (&out.backbone_fpn[k], &out.vision_pos_enc[k]);
+        assert_close(
+            &format!("encoder.backbone_fpn.{k}"),
+            f,
+            &get(&t, &format!("encoder.backbone_fpn.{k}")),
+            TOL,
+        );
+        assert_close(
+            &format!("encoder.vision_pos_enc.{k}"),
+            p,
+            &get(&t, &format!("encoder.vision_pos_enc.{k}")),
+            TOL,
+        );
+    }
+    assert_close(
+        "vision_features",
+        &out.vision_features,
+        &get(&t, "encoder.backbone_fpn.2"),
+        TOL,
+    );
+}
