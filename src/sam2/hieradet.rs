@@ -110,7 +110,7 @@ impl MultiScaleAttention {
         q_stride: Option<(usize, usize)>,
         vb: VarBuilder,
     ) -> Result<Self> {
-        if num_heads == 0 || dim_out % num_heads != 0 {
+        if num_heads == 0 || !dim_out.is_multiple_of(num_heads) {
             candle_core::bail!(
                 "hiera attention: {dim_out} channels do not split into {num_heads} heads"
             )

@@ -85,7 +85,7 @@ impl FpnNeck {
             "avg" => true,
             other => candle_core::bail!("fpn neck: unsupported fuse_type '{other}'"),
         };
-        if cfg.pos_num_feats % 4 != 0 {
+        if !cfg.pos_num_feats.is_multiple_of(4) {
             candle_core::bail!(
                 "fpn neck: pos_num_feats {} is not a multiple of 4",
                 cfg.pos_num_feats
