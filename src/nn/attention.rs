@@ -34,7 +34,7 @@ pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, chunk: Option<usize>) -> Result<
     let scale = 1.0 / (d as f64).sqrt();
     let kt = k.t()?;
     match chunk {
-        Some(n) if n == 0 => candle_core::bail!("sdpa: query chunk size must be positive"),
+        Some(0) => candle_core::bail!("sdpa: query chunk size must be positive"),
         Some(n) if n < nq => {
             let mut outs = Vec::with_capacity(nq.div_ceil(n));
             let mut start = 0;
@@ -82,13 +82,13 @@ impl Attention {
         kv_in_dim: Option<usize>,
         vb: VarBuilder,
     ) -> Result<Self> {
-        if downsample_rate == 0 || embedding_dim % downsample_rate != 0 {
+        if downsample_rate == 0 || !embedding_dim.is_multiple_of(downsample_rate) {
             candle_core::bail!(
                 "attention: embedding_dim {embedding_dim} is not divisible by downsample_rate {downsample_rate}"
             );
         }
         let internal_dim = embedding_dim / downsample_rate;
-        if num_heads == 0 || internal_dim % num_heads != 0 {
+        if num_heads == 0 || !internal_dim.is_multiple_of(num_heads) {
             candle_core::bail!(
                 "attention: internal_dim {internal_dim} is not divisible by num_heads {num_heads}"
             );
@@ -152,7 +152,7 @@ impl Attention {
 /// x: [B, N, C] -> [B, heads, N, C/heads] (contiguous)
 pub fn separate_heads(x: &Tensor, num_heads: usize) -> Result<Tensor> {
     let (b, n, c) = x.dims3()?;
-    if c % num_heads != 0 {
+    if num_heads == 0 || !c.is_multiple_of(num_heads) {
         candle_core::bail!("separate_heads: {c} channels do not split into {num_heads} heads");
     }
     x.reshape((b, n, num_heads, c / num_heads))?

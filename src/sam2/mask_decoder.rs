@@ -89,7 +89,7 @@ impl MaskDecoder {
         let c = cfg.hidden_dim();
         let md = &cfg.mask_decoder;
         let tr = &cfg.tracker;
-        if c % 8 != 0 {
+        if !c.is_multiple_of(8) {
             candle_core::bail!("mask decoder: transformer_dim {c} must be a multiple of 8");
         }
         let num_mask_tokens = md.num_multimask_outputs + 1;

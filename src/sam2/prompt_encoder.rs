@@ -85,10 +85,10 @@ impl PromptEncoder {
         let embed_dim = cfg.hidden_dim();
         let embedding_size = cfg.embedding_size();
         let mask_in_chans = cfg.prompt_encoder.mask_in_chans;
-        if embed_dim % 2 != 0 {
+        if !embed_dim.is_multiple_of(2) {
             candle_core::bail!("prompt encoder: embed_dim {embed_dim} must be even");
         }
-        if mask_in_chans % 4 != 0 || mask_in_chans == 0 {
+        if !mask_in_chans.is_multiple_of(4) || mask_in_chans == 0 {
             candle_core::bail!(
                 "prompt encoder: mask_in_chans {mask_in_chans} must be a positive multiple of 4"
             );
