@@ -41,7 +41,7 @@ pub struct AxialRope {
 impl AxialRope {
     /// `dim` is the per-head width (must be a multiple of 4).
     pub fn new(dim: usize, theta: f64) -> Result<Self> {
-        if dim == 0 || dim % 4 != 0 {
+        if dim == 0 || !dim.is_multiple_of(4) {
             bail!("axial RoPE needs a head width that is a positive multiple of 4, got {dim}");
         }
         Ok(Self {

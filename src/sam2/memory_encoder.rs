@@ -196,7 +196,7 @@ impl MemoryEncoder {
                 cfg.out_dim
             );
         }
-        if cfg.pos_num_feats % 4 != 0 {
+        if !cfg.pos_num_feats.is_multiple_of(4) {
             bail!(
                 "memory encoder: pos_num_feats {} is not a multiple of 4",
                 cfg.pos_num_feats
