@@ -181,3 +181,63 @@ fn missing_weight_fails_with_its_key() {
         .to_string();
     assert!(err.contains(key), "error does not name {key}: {err}");
 }
+
+/// Opt-in check on a full-size fixture written by
+/// `make_sam2_fixtures.py --variant <v> --out <dir>` (not committed: ~1024x1024 tensors).
+/// Run with `VOSBENCH_FULL_FIXTURE=<dir> VOSBENCH_FULL_VARIANT=<v> cargo test --test
+/// parity_image_encoder -- --ignored`.
+#[test]
+#[ignore = "needs a full-size fixture: set VOSBENCH_FULL_FIXTURE and VOSBENCH_FULL_VARIANT"]
+fn full_size_variant_from_env() {
+    let dir = std::env::var("VOSBENCH_FULL_FIXTURE").expect("set VOSBENCH_FULL_FIXTURE");
+    let variant = std::env::var("VOSBENCH_FULL_VARIANT").expect("set VOSBENCH_FULL_VARIANT");
+    let dir = std::path::PathBuf::from(dir);
+    let cfg = vosbench::config::Registry::builtin()
+        .unwrap()
+        .resolve(&variant)
+        .unwrap();
+    let t = candle_core::safetensors::load(dir.join("stages.safetensors"), &Device::Cpu).unwrap();
+    let tensors =
+        candle_core::pickle::read_all_with_key(dir.join("model.pt"), Some("model")).unwrap();
+    let map: HashMap<String, Tensor> = tensors.into_iter().collect();
+    let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
+    let trunk = Hiera::new(cfg.hiera().unwrap(), vb.pp("image_encoder").pp("trunk"))
+        .unwrap()
+        .with_image_size(cfg.image_size)
+        .unwrap();
+    let image = get(&t, "image");
+    assert_close(
+        "trunk.patch_embed",
+        &trunk.patch_embed(&image).unwrap(),
+        &get(&t, "trunk.patch_embed"),
+        TOL,
+    );
+    let s4 = cfg.image_size / 4;
+    assert_close(
+        "trunk.pos_embed",
+        &trunk.pos_embed_for((s4, s4)).unwrap(),
+        &get(&t, "trunk.pos_embed"),
+        TOL,
+    );
+    let mut x = get(&t, "trunk.patch_embed")
+        .add(&get(&t, "trunk.pos_embed"))
+        .unwrap();
+    for (i, blk) in trunk.blocks().iter().enumerate() {
+        let want = get(&t, &format!("trunk.blocks.{i}"));
+        assert_close(
+            &format!("trunk.blocks.{i}"),
+            &blk.forward(&x).unwrap(),
+            &want,
+            TOL,
+        );
+        x = want;
+    }
+    let enc = ImageEncoder::new(&cfg, vb.pp("image_encoder")).unwrap();
+    let out = enc.forward(&image).unwrap();
+    for k in 0..out.backbone_fpn.len() {
+        let name = format!("encoder.backbone_fpn.{k}");
+        assert_close(&name, &out.backbone_fpn[k], &get(&t, &name), TOL);
+        let name = format!("encoder.vision_pos_enc.{k}");
+        assert_close(&name, &out.vision_pos_enc[k], &get(&t, &name), TOL);
+    }
+}
