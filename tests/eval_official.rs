@@ -97,6 +97,11 @@ fn davis_palette_layout_equals_official() {
     run_case("davis_multi");
 }
 
+#[test]
+fn synthetic_shifted_equals_official() {
+    run_case("synth_shift");
+}
+
 fn copy_tree(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for e in std::fs::read_dir(src).unwrap() {

@@ -3,3 +3,4 @@
 //! truth ([`prompts`]), and the synthetic SA-V generator ([`synth`]).
 
 pub mod masks;
+pub mod synth;
