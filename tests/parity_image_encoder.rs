@@ -92,6 +92,22 @@ fn stage_outputs_end_to_end() {
 }
 
 #[test]
+fn chunked_attention_matches_reference() {
+    let t = fixtures();
+    // 16x16 global block: 256 query rows, cut into uneven chunks of 100.
+    let trunk = hiera().with_attention_chunk(Some(100));
+    let outs = trunk.forward_stages(&get(&t, "image")).unwrap();
+    for (k, o) in outs.iter().enumerate() {
+        assert_close(
+            &format!("chunked trunk.out.{k}"),
+            o,
+            &get(&t, &format!("trunk.out.{k}")),
+            TOL,
+        );
+    }
+}
+
+#[test]
 fn neck_levels_and_position_encodings() {
     let t = fixtures();
     let cfg = test_config("sam2.1_test");

@@ -100,6 +100,8 @@ pub struct MultiScaleAttention {
     num_heads: usize,
     dim_out: usize,
     q_stride: Option<(usize, usize)>,
+    /// Query rows per SDPA call (bounds the score matrix of global blocks); None = all at once.
+    chunk: Option<usize>,
 }
 
 impl MultiScaleAttention {
@@ -123,6 +125,7 @@ impl MultiScaleAttention {
             num_heads,
             dim_out,
             q_stride,
+            chunk: None,
         })
     }
 }
@@ -148,7 +151,7 @@ impl Module for MultiScaleAttention {
         let q = q.transpose(1, 2)?.contiguous()?;
         let k = k.transpose(1, 2)?.contiguous()?;
         let v = v.transpose(1, 2)?.contiguous()?;
-        let o = sdpa(&q, &k, &v, None)?; // [B, heads, N', hd]
+        let o = sdpa(&q, &k, &v, self.chunk)?; // [B, heads, N', hd]
         let o = o.transpose(1, 2)?.reshape((b, ho, wo, self.dim_out))?;
         linear_last(&self.proj, &o)
     }
@@ -207,6 +210,11 @@ impl MultiScaleBlock {
 
     pub fn q_stride(&self) -> Option<(usize, usize)> {
         self.q_stride
+    }
+
+    /// Process at most `chunk` query rows per attention call (None: all at once).
+    pub fn set_attention_chunk(&mut self, chunk: Option<usize>) {
+        self.attn.chunk = chunk;
     }
 }
 
@@ -372,6 +380,15 @@ impl Hiera {
             specs,
             stage_ends,
         })
+    }
+
+    /// Bound the attention score matrix to `chunk` query rows at a time in every block (the
+    /// global blocks at 1024 px otherwise hold `heads * 4096 * 4096` scores). None: unchunked.
+    pub fn with_attention_chunk(mut self, chunk: Option<usize>) -> Self {
+        for b in &mut self.blocks {
+            b.set_attention_chunk(chunk);
+        }
+        self
     }
 
     /// Precompute the position embedding for square `image_size` inputs (patch grid S/4).
