@@ -218,7 +218,7 @@ impl PerceiverResampler {
                 cfg.dim_head * cfg.heads
             );
         }
-        if cfg.pos_num_feats != dim || cfg.pos_num_feats % 4 != 0 {
+        if cfg.pos_num_feats != dim || !cfg.pos_num_feats.is_multiple_of(4) {
             candle_core::bail!(
                 "perceiver: pos_num_feats {} must equal dim {dim} and be a multiple of 4",
                 cfg.pos_num_feats
