@@ -95,7 +95,8 @@ pub enum FetchOutcome {
     Downloaded(ConvertReport),
 }
 
-/// The address a user can download the original checkpoint from by hand.
+/// The public address a user can download the original checkpoint from by hand (the direct URL of
+/// the variant file, else the hub's own address of the file, whatever HF_ENDPOINT says).
 pub fn manual_url(cfg: &ModelConfig) -> Option<String> {
     if let Some(u) = &cfg.checkpoint.url {
         return Some(u.clone());
@@ -152,10 +153,11 @@ pub fn fetch(
     let downloaded = api.model(repo.clone()).get(&file).map_err(|e| {
         let url = manual_url(cfg).unwrap_or_default();
         Error::Input(format!(
-            "cannot download {file} from hub repository {repo} ({}); download it by hand from {url} and place it at {}, then run `vosbench fetch {}` again",
+            "cannot download {file} from hub repository {repo} ({}); download it by hand from {url} and place it at {}, then run `vosbench fetch {}{}` again",
             first_line(&e.to_string()),
             original_path(dir, cfg).display(),
-            cfg.name
+            cfg.name,
+            if dir == Path::new("weights") { String::new() } else { format!(" --weights-dir {}", dir.display()) }
         ))
     })?;
     let r = convert(&downloaded, &conv, cfg, dtype, registry)?;
