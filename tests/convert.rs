@@ -371,3 +371,24 @@ fn a_write_that_fails_verification_is_removed() {
     assert!(res.is_err());
     assert!(listing(dir.path()).is_empty(), "{:?}", listing(dir.path()));
 }
+
+#[test]
+fn real_transformers_file_converts_bit_identically() {
+    // Written by transformers' own conversion code and `save_pretrained`
+    // (tests/reference/make_hf_layout_fixture.py): renamed keys, joined point embeddings and the
+    // gaussian matrix stored twice.
+    let hf = common::fixture_dir("weights").join("sam2_test_hf/model.safetensors");
+    let (tensors, _) = read_safetensors(&hf).unwrap();
+    assert!(tensors
+        .iter()
+        .any(|(n, _)| n == "shared_image_embedding.positional_embedding"));
+    assert!(tensors
+        .iter()
+        .all(|(n, _)| !n.starts_with("image_encoder.")));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let c = cfg("sam2.1_test");
+    let r = convert(&hf, &out, &c, None, None).unwrap();
+    assert_eq!(r.layout.as_str(), "hf");
+    assert_bit_identical(&out, &manifest("sam2_test"));
+}
