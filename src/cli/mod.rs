@@ -3,11 +3,13 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod common;
 pub mod convert;
 pub mod eval;
 pub mod fetch;
 pub mod info;
 pub mod synth;
+pub mod track;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +34,8 @@ pub enum Command {
     Eval(eval::Args),
     /// Write a synthetic SA-V-layout split.
     Synth(synth::Args),
+    /// Segment an object through a folder of frames from a point or box prompt.
+    Track(track::Args),
 }
 
 /// Parse arguments, run, print any error as one line; returns the process exit code.
@@ -43,6 +47,7 @@ pub fn main() -> i32 {
         Command::Info(a) => info::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Track(a) => track::run(a),
     };
     match res {
         Ok(()) => 0,

@@ -8,4 +8,5 @@ pub mod mask_decoder;
 pub mod memory_attention;
 pub mod memory_encoder;
 pub mod prompt_encoder;
+pub mod sam2_base;
 pub mod transformer;

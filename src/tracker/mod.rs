@@ -1,3 +1,5 @@
 //! Video tracking: frame loading, mask post-processing, memory bank and sessions.
 pub mod postprocess;
 pub mod preprocess;
+pub mod memory_bank;
+pub mod session;

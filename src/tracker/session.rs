@@ -1,0 +1,482 @@
+//! A tracking session on one video: the Rust counterpart of the official `SAM2VideoPredictor`
+//! (per-object, `sam2/sam2_video_predictor.py`), for one or several objects, each tracked as
+//! its own object.
+//!
+//! Frames are decoded lazily, one at a time; the backbone features of only the most recently
+//! used frame are cached (as the official predictor does). What the session keeps per object is
+//! bounded by [`Retention`] (see [`crate::tracker::memory_bank`]).
+
+use crate::error::{Error, Result};
+use crate::nn::interpolate;
+use crate::sam2::sam2_base::{FrameFeatures, PointInputs, Sam2Base, NO_OBJ_SCORE};
+use crate::tracker::memory_bank::{FrameOutput, OutputStore, Retention};
+use crate::tracker::postprocess::fill_holes_in_mask_scores;
+use crate::tracker::preprocess::VideoFrames;
+use candle_core::{DType, Device, Tensor};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// A prompt in video pixel coordinates.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prompt {
+    /// (x, y, label): label 1 positive, 0 negative
+    pub points: Vec<(f32, f32, i32)>,
+    /// [x0, y0, x1, y1]
+    pub bbox: Option<[f32; 4]>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    pub retention: Retention,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            retention: Retention::Window,
+        }
+    }
+}
+
+/// What a tracked frame gives back.
+#[derive(Debug, Clone)]
+pub struct FrameResult {
+    pub frame_idx: usize,
+    pub obj_ids: Vec<u32>,
+    /// [N_obj, 1, H, W] logits at the video's resolution (threshold at > 0)
+    pub video_res_masks: Tensor,
+    /// [N_obj, 1, S/4, S/4] hole-filled low-res logits
+    pub low_res_masks: Tensor,
+    /// per object; None for an object with no output on this frame
+    pub object_score_logits: Vec<Option<f32>>,
+    /// [1, C] per object
+    pub obj_ptrs: Vec<Option<Tensor>>,
+}
+
+#[derive(Debug, Default)]
+struct ObjectState {
+    obj_id: u32,
+    point_inputs: HashMap<usize, PointInputs>,
+    out: OutputStore,
+    temp_cond: Vec<(usize, FrameOutput)>,
+    temp_non_cond: Vec<(usize, FrameOutput)>,
+    /// frame -> tracked in reverse
+    tracked: HashMap<usize, bool>,
+}
+
+pub struct Session<'m> {
+    model: &'m Sam2Base,
+    frames: VideoFrames,
+    device: Device,
+    opts: SessionOptions,
+    objects: Vec<ObjectState>,
+    cache: Option<(usize, FrameFeatures)>,
+}
+
+fn temp_get(v: &[(usize, FrameOutput)], f: usize) -> Option<&FrameOutput> {
+    v.iter().find(|(t, _)| *t == f).map(|(_, o)| o)
+}
+
+fn temp_put(v: &mut Vec<(usize, FrameOutput)>, f: usize, out: FrameOutput) {
+    if let Some(slot) = v.iter_mut().find(|(t, _)| *t == f) {
+        slot.1 = out;
+    } else {
+        v.push((f, out));
+    }
+}
+
+impl<'m> Session<'m> {
+    /// Open a session on a folder of JPEG frames (`init_state`).
+    pub fn open(
+        model: &'m Sam2Base,
+        frames_dir: &Path,
+        device: &Device,
+        opts: SessionOptions,
+    ) -> Result<Self> {
+        let frames = VideoFrames::open(frames_dir)?;
+        Ok(Self {
+            model,
+            frames,
+            device: device.clone(),
+            opts,
+            objects: Vec::new(),
+            cache: None,
+        })
+    }
+
+    pub fn num_frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// (height, width) of the video.
+    pub fn video_size(&self) -> (usize, usize) {
+        (self.frames.height() as usize, self.frames.width() as usize)
+    }
+
+    /// The frame files, in frame order.
+    pub fn frame_paths(&self) -> &[std::path::PathBuf] {
+        self.frames.paths()
+    }
+
+    pub fn obj_ids(&self) -> Vec<u32> {
+        self.objects.iter().map(|o| o.obj_id).collect()
+    }
+
+    fn obj_idx(&mut self, obj_id: u32) -> usize {
+        if let Some(i) = self.objects.iter().position(|o| o.obj_id == obj_id) {
+            return i;
+        }
+        self.objects.push(ObjectState {
+            obj_id,
+            ..Default::default()
+        });
+        self.objects.len() - 1
+    }
+
+    fn features(&mut self, frame_idx: usize) -> Result<FrameFeatures> {
+        if let Some((f, feats)) = &self.cache {
+            if *f == frame_idx {
+                return Ok(feats.clone());
+            }
+        }
+        let img = self
+            .frames
+            .load_tensor(frame_idx, self.model.image_size(), &self.device)?;
+        let feats = self.model.forward_image(&img)?;
+        self.cache = Some((frame_idx, feats.clone()));
+        Ok(feats)
+    }
+
+    /// `add_new_points_or_box`: prompt object `obj_id` on `frame_idx`. Returns the masks of all
+    /// objects on that frame.
+    pub fn add_prompt(
+        &mut self,
+        frame_idx: usize,
+        obj_id: u32,
+        prompt: &Prompt,
+    ) -> Result<FrameResult> {
+        let n = self.num_frames();
+        if frame_idx >= n {
+            return Err(Error::Input(format!(
+                "prompt frame {frame_idx} is outside the video ({n} frames)"
+            )));
+        }
+        if prompt.points.is_empty() && prompt.bbox.is_none() {
+            return Err(Error::Input(
+                "a prompt needs at least one point or a box".into(),
+            ));
+        }
+        let (h, w) = self.video_size();
+        let inside = |x: f32, y: f32| x >= 0.0 && y >= 0.0 && x <= w as f32 && y <= h as f32;
+        for &(x, y, l) in &prompt.points {
+            if !inside(x, y) {
+                return Err(Error::Input(format!(
+                    "point ({x}, {y}) is outside the {w}x{h} frame"
+                )));
+            }
+            if l != 0 && l != 1 {
+                return Err(Error::Input(format!(
+                    "point label {l} must be 0 (negative) or 1 (positive)"
+                )));
+            }
+        }
+        if let Some([x0, y0, x1, y1]) = prompt.bbox {
+            if !inside(x0, y0) || !inside(x1, y1) || x1 < x0 || y1 < y0 {
+                return Err(Error::Input(format!(
+                    "box [{x0}, {y0}, {x1}, {y1}] is not a box inside the {w}x{h} frame"
+                )));
+            }
+        }
+        let s = self.model.image_size() as f32;
+        let mut coords = Vec::new();
+        let mut labels = Vec::new();
+        if let Some([x0, y0, x1, y1]) = prompt.bbox {
+            coords.extend([x0, y0, x1, y1]);
+            labels.extend([2f32, 3.0]);
+        }
+        for &(x, y, l) in &prompt.points {
+            coords.extend([x, y]);
+            labels.push(l as f32);
+        }
+        // points / [W, H] * image_size, in f32 like the reference
+        let np = labels.len();
+        let scaled: Vec<f32> = coords
+            .chunks(2)
+            .flat_map(|p| [p[0] / w as f32 * s, p[1] / h as f32 * s])
+            .collect();
+        let point_inputs = PointInputs {
+            coords: Tensor::from_vec(scaled, (1, np, 2), &self.device)?,
+            labels: Tensor::from_vec(labels, (1, np), &self.device)?,
+        };
+        let oi = self.obj_idx(obj_id);
+        let obj = &mut self.objects[oi];
+        obj.point_inputs.insert(frame_idx, point_inputs.clone());
+        let is_init_cond = !obj.tracked.contains_key(&frame_idx);
+        let reverse = obj.tracked.get(&frame_idx).copied().unwrap_or(false);
+        let is_cond = is_init_cond;
+        let prev = {
+            let temp = if is_cond {
+                &obj.temp_cond
+            } else {
+                &obj.temp_non_cond
+            };
+            temp_get(temp, frame_idx)
+                .or_else(|| obj.out.cond_get(frame_idx))
+                .or_else(|| obj.out.non_cond.get(&frame_idx))
+                .and_then(|o| o.pred_masks.clone())
+        };
+        let prev = match prev {
+            Some(p) => Some(p.clamp(-32f32, 32f32)?),
+            None => None,
+        };
+        let (out, _) = self.run_single_frame(
+            oi,
+            frame_idx,
+            is_init_cond,
+            Some(&point_inputs),
+            reverse,
+            false,
+            prev.as_ref(),
+        )?;
+        let obj = &mut self.objects[oi];
+        if is_cond {
+            temp_put(&mut obj.temp_cond, frame_idx, out);
+        } else {
+            temp_put(&mut obj.temp_non_cond, frame_idx, out);
+        }
+        self.frame_result(frame_idx, is_cond)
+    }
+
+    /// `_run_single_frame_inference` for one object.
+    #[allow(clippy::too_many_arguments)]
+    fn run_single_frame(
+        &mut self,
+        oi: usize,
+        frame_idx: usize,
+        is_init_cond: bool,
+        point_inputs: Option<&PointInputs>,
+        reverse: bool,
+        run_mem_encoder: bool,
+        prev_logits: Option<&Tensor>,
+    ) -> Result<(FrameOutput, Tensor)> {
+        let feats = self.features(frame_idx)?;
+        let model = self.model;
+        let tcfg = &model.cfg.tracker;
+        let num_frames = self.num_frames();
+        let obj = &self.objects[oi];
+        let pix_feat = {
+            let (mems, ptrs) = obj.out.select(tcfg, frame_idx, num_frames, reverse);
+            model.memory_conditioned_features(&feats, is_init_cond, &mems, &ptrs, num_frames)?
+        };
+        let num_pts = match point_inputs {
+            Some(p) => p.num_points()?,
+            None => 0,
+        };
+        let multimask = model.use_multimask(is_init_cond, num_pts);
+        let high_res = model.high_res_pair(&feats);
+        let sam =
+            model.forward_sam_heads(&pix_feat, point_inputs, prev_logits, high_res, multimask)?;
+        let memory = if run_mem_encoder && tcfg.num_maskmem > 0 {
+            Some(model.encode_new_memory(
+                &feats.vision_feat,
+                &sam.high_res_masks,
+                &sam.object_score_logits,
+                point_inputs.is_some(),
+            )?)
+        } else {
+            None
+        };
+        let pred_masks = if tcfg.fill_hole_area > 0 {
+            fill_holes_in_mask_scores(&sam.low_res_masks, tcfg.fill_hole_area)?
+        } else {
+            sam.low_res_masks.clone()
+        };
+        let out = FrameOutput {
+            memory,
+            pred_masks: Some(pred_masks.clone()),
+            obj_ptr: sam.obj_ptr,
+            object_score_logits: sam.object_score_logits,
+        };
+        Ok((out, pred_masks))
+    }
+
+    /// `propagate_in_video_preflight`: encode the memories of prompted frames and move them
+    /// into the output store.
+    fn preflight(&mut self) -> Result<()> {
+        if self.objects.is_empty() {
+            return Err(Error::Input(
+                "no prompt was added; add a point or box prompt first".into(),
+            ));
+        }
+        let s = self.model.image_size();
+        for oi in 0..self.objects.len() {
+            for is_cond in [false, true] {
+                let temp = if is_cond {
+                    std::mem::take(&mut self.objects[oi].temp_cond)
+                } else {
+                    std::mem::take(&mut self.objects[oi].temp_non_cond)
+                };
+                for (f, mut out) in temp {
+                    if out.memory.is_none() {
+                        let pm = out
+                            .pred_masks
+                            .as_ref()
+                            .ok_or_else(|| Error::Other("prompted frame lost its mask".into()))?;
+                        let high = interpolate::bilinear(pm, (s, s))?;
+                        let feats = self.features(f)?;
+                        out.memory = Some(self.model.encode_new_memory(
+                            &feats.vision_feat,
+                            &high,
+                            &out.object_score_logits,
+                            true,
+                        )?);
+                    }
+                    let obj = &mut self.objects[oi];
+                    if is_cond {
+                        obj.out.cond_insert(f, out);
+                    } else {
+                        obj.out.non_cond.insert(f, out);
+                    }
+                }
+            }
+            let obj = &mut self.objects[oi];
+            if obj.out.cond.is_empty() {
+                return Err(Error::Input(format!(
+                    "object {} has no prompt; add a point or box prompt first",
+                    obj.obj_id
+                )));
+            }
+            let conds: Vec<usize> = obj.out.cond.iter().map(|(t, _)| *t).collect();
+            for f in conds {
+                obj.out.non_cond.remove(&f);
+            }
+        }
+        Ok(())
+    }
+
+    /// `propagate_in_video`: track every object from `start` (default: the earliest prompted
+    /// frame) for up to `max_frames` frames, forward or in reverse; `on_frame` receives each
+    /// frame's result as soon as it is computed.
+    pub fn propagate(
+        &mut self,
+        start: Option<usize>,
+        max_frames: Option<usize>,
+        reverse: bool,
+        mut on_frame: impl FnMut(FrameResult) -> Result<()>,
+    ) -> Result<()> {
+        self.preflight()?;
+        let n = self.num_frames();
+        let start = match start {
+            Some(s) => s,
+            None => self
+                .objects
+                .iter()
+                .flat_map(|o| o.out.cond.iter().map(|(t, _)| *t))
+                .min()
+                .ok_or_else(|| Error::Input("no prompt was added".into()))?,
+        };
+        let max_frames = max_frames.unwrap_or(n);
+        let order: Vec<usize> = if reverse {
+            let end = start.saturating_sub(max_frames);
+            if start > 0 {
+                (end..=start).rev().collect()
+            } else {
+                Vec::new()
+            }
+        } else {
+            let end = (start + max_frames).min(n - 1);
+            (start..=end).collect()
+        };
+        for f in order {
+            for oi in 0..self.objects.len() {
+                if self.objects[oi].out.cond_get(f).is_none() {
+                    let (out, _) =
+                        self.run_single_frame(oi, f, false, None, reverse, true, None)?;
+                    self.objects[oi].out.non_cond.insert(f, out);
+                }
+                self.objects[oi].tracked.insert(f, reverse);
+            }
+            let res = self.frame_result(f, true)?;
+            if self.opts.retention == Retention::Window {
+                let tcfg = self.model.cfg.tracker.clone();
+                for obj in &mut self.objects {
+                    obj.out.evict(&tcfg, f);
+                }
+            }
+            on_frame(res)?;
+        }
+        Ok(())
+    }
+
+    /// Consolidate every object's output on a frame and resize it to the video resolution.
+    fn frame_result(&self, frame_idx: usize, prefer_cond: bool) -> Result<FrameResult> {
+        let lo = self.model.image_size() / 4;
+        let mut low = Vec::new();
+        let mut scores = Vec::new();
+        let mut ptrs = Vec::new();
+        for obj in &self.objects {
+            let temp = if prefer_cond {
+                &obj.temp_cond
+            } else {
+                &obj.temp_non_cond
+            };
+            let out = temp_get(temp, frame_idx)
+                .or_else(|| obj.out.cond_get(frame_idx))
+                .or_else(|| obj.out.non_cond.get(&frame_idx));
+            match out.and_then(|o| o.pred_masks.as_ref().map(|m| (o, m))) {
+                Some((o, m)) => {
+                    low.push(m.clone());
+                    scores.push(Some(
+                        o.object_score_logits
+                            .flatten_all()?
+                            .to_dtype(DType::F32)?
+                            .to_vec1::<f32>()?[0],
+                    ));
+                    ptrs.push(Some(o.obj_ptr.clone()));
+                }
+                None => {
+                    low.push(Tensor::full(
+                        NO_OBJ_SCORE as f32,
+                        (1, 1, lo, lo),
+                        &self.device,
+                    )?);
+                    scores.push(None);
+                    ptrs.push(None);
+                }
+            }
+        }
+        let low_res_masks = Tensor::cat(&low, 0)?;
+        let (h, w) = self.video_size();
+        let video_res_masks = interpolate::bilinear(&low_res_masks, (h, w))?;
+        Ok(FrameResult {
+            frame_idx,
+            obj_ids: self.obj_ids(),
+            video_res_masks,
+            low_res_masks,
+            object_score_logits: scores,
+            obj_ptrs: ptrs,
+        })
+    }
+
+    /// Number of stored outputs per object (conditioning, non-conditioning, with memory), for
+    /// memory accounting and tests of the retention bound.
+    pub fn bank_sizes(&self) -> BTreeMap<u32, (usize, usize, usize)> {
+        self.objects
+            .iter()
+            .map(|o| {
+                let with_mem = o
+                    .out
+                    .non_cond
+                    .values()
+                    .filter(|x| x.memory.is_some())
+                    .count()
+                    + o.out
+                        .cond
+                        .iter()
+                        .filter(|(_, x)| x.memory.is_some())
+                        .count();
+                (o.obj_id, (o.out.cond.len(), o.out.non_cond.len(), with_mem))
+            })
+            .collect()
+    }
+}
