@@ -373,22 +373,39 @@ fn a_write_that_fails_verification_is_removed() {
 }
 
 #[test]
-fn real_transformers_file_converts_bit_identically() {
+fn real_transformers_files_convert_bit_identically() {
     // Written by transformers' own conversion code and `save_pretrained`
-    // (tests/reference/make_hf_layout_fixture.py): renamed keys, joined point embeddings and the
-    // gaussian matrix stored twice.
-    let hf = common::fixture_dir("weights").join("sam2_test_hf/model.safetensors");
-    let (tensors, _) = read_safetensors(&hf).unwrap();
-    assert!(tensors
-        .iter()
-        .any(|(n, _)| n == "shared_image_embedding.positional_embedding"));
-    assert!(tensors
-        .iter()
-        .all(|(n, _)| !n.starts_with("image_encoder.")));
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.safetensors");
-    let c = cfg("sam2.1_test");
-    let r = convert(&hf, &out, &c, None, None).unwrap();
-    assert_eq!(r.layout.as_str(), "hf");
-    assert_bit_identical(&out, &manifest("sam2_test"));
+    // (tests/reference/make_hf_layout_fixture.py): renamed keys, joined point embeddings, the
+    // gaussian matrix stored twice and, for EdgeTAM, the perceiver's to_kv split in two.
+    for (variant, fixture, split_key) in [
+        (
+            "sam2.1_test",
+            "sam2_test",
+            "prompt_encoder.point_embed.weight",
+        ),
+        (
+            "edgetam_test",
+            "edgetam_test",
+            "spatial_perceiver.layers.0.cross_attention.k_proj.weight",
+        ),
+    ] {
+        let hf = common::fixture_dir("weights").join(format!("{fixture}_hf/model.safetensors"));
+        let (tensors, _) = read_safetensors(&hf).unwrap();
+        assert!(tensors
+            .iter()
+            .any(|(n, _)| n == "shared_image_embedding.positional_embedding"));
+        assert!(
+            tensors.iter().any(|(n, _)| n == split_key),
+            "{fixture}: {split_key}"
+        );
+        assert!(tensors
+            .iter()
+            .all(|(n, _)| !n.starts_with("image_encoder.")));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.safetensors");
+        let c = cfg(variant);
+        let r = convert(&hf, &out, &c, None, None).unwrap();
+        assert_eq!(r.layout.as_str(), "hf");
+        assert_bit_identical(&out, &manifest(fixture));
+    }
 }

@@ -1,17 +1,21 @@
 """Write a checkpoint in the HuggingFace-transformers layout, made by transformers' own code, so the
 Rust converter's HF path is tested on a real HF file rather than on its own inverse.
 
-Steps: load the official-code test checkpoint (tests/fixtures/sam2_test/model.pt), rename it with
-`replace_keys` from transformers' `convert_sam2_video_to_hf.py` (passed with --convert-script: the
-file from the transformers repository, or a copy of its KEYS_TO_MODIFY_MAPPING/replace_keys),
-load it into a `Sam2VideoModel` built for the same small variant with `strict=True`, and write it
-with `save_pretrained` (which drops tied duplicates and writes model.safetensors the way the hub
-files are written).
+Steps: load an official-code test checkpoint (tests/fixtures/{sam2,edgetam}_test/model.pt), rename
+it with `replace_keys` from transformers' `convert_sam2_video_to_hf.py` or
+`convert_edgetam_video_to_hf.py` (passed with --convert-script: the file from the transformers
+repository, or a copy of its KEYS_TO_MODIFY_MAPPING/replace_keys), load it into a
+`Sam2VideoModel` / `EdgeTamVideoModel` built for the same small variant with `strict=True`, and
+write it with `save_pretrained` (model.safetensors, the way the hub files are written).
 
     PYTHONPATH=/root/venvs/sam2pkg /root/venvs/ref/bin/python tests/reference/make_hf_layout_fixture.py \
         --convert-script /path/to/convert_sam2_video_to_hf.py \
         --checkpoint tests/fixtures/sam2_test/model.pt --variant tests/models/sam2.1_test.json \
         --out tests/fixtures/weights/sam2_test_hf
+    PYTHONPATH=/root/venvs/edgetampkg /root/venvs/ref/bin/python tests/reference/make_hf_layout_fixture.py \
+        --convert-script /path/to/convert_edgetam_video_to_hf.py \
+        --checkpoint tests/fixtures/edgetam_test/model.pt --variant tests/models/edgetam_test.json \
+        --out tests/fixtures/weights/edgetam_test_hf
 """
 
 import argparse
@@ -22,12 +26,18 @@ import os
 import torch
 import transformers
 from transformers import (
+    EdgeTamVideoConfig,
+    EdgeTamVideoMaskDecoderConfig,
+    EdgeTamVideoModel,
+    EdgeTamVideoPromptEncoderConfig,
+    EdgeTamVisionConfig,
     Sam2HieraDetConfig,
     Sam2VideoConfig,
     Sam2VideoMaskDecoderConfig,
     Sam2VideoModel,
     Sam2VideoPromptEncoderConfig,
     Sam2VisionConfig,
+    TimmWrapperConfig,
 )
 
 
@@ -96,6 +106,64 @@ def hf_config(v):
     )
 
 
+def hf_edgetam_config(v):
+    t = v["image_encoder"]["trunk"]
+    assert t["type"] == "repvit"
+    s = v["image_size"]
+    backbone = TimmWrapperConfig(
+        architecture=t["timm_name"].split(".")[0],
+        model_args={
+            "in_chans": 3,
+            "features_only": True,
+            "out_indices": (0, 1, 2, 3),
+            "embed_dim": tuple(t["embed_dims"]),
+            "depth": tuple(t["depths"]),
+        },
+    )
+    neck = v["image_encoder"]["neck"]
+    vision = EdgeTamVisionConfig(
+        backbone_config=backbone,
+        backbone_channel_list=neck["backbone_channel_list"],
+        backbone_feature_sizes=[[s // 4, s // 4], [s // 8, s // 8], [s // 16, s // 16]],
+        fpn_hidden_size=neck["d_model"],
+    )
+    d = neck["d_model"]
+    md, ma, me, pr = v["mask_decoder"], v["memory_attention"], v["memory_encoder"], v["spatial_perceiver"]
+    return EdgeTamVideoConfig(
+        vision_config=vision,
+        prompt_encoder_config=EdgeTamVideoPromptEncoderConfig(
+            hidden_size=d, image_size=s, patch_size=v["backbone_stride"],
+            mask_input_channels=v["prompt_encoder"]["mask_in_chans"],
+        ),
+        mask_decoder_config=EdgeTamVideoMaskDecoderConfig(
+            hidden_size=d, mlp_dim=md["transformer_mlp_dim"], num_hidden_layers=md["transformer_depth"],
+            num_attention_heads=md["transformer_num_heads"], iou_head_depth=md["iou_head_depth"],
+            iou_head_hidden_dim=md["iou_head_hidden_dim"],
+        ),
+        image_size=s,
+        num_maskmem=v["tracker"]["num_maskmem"],
+        memory_attention_hidden_size=ma["d_model"],
+        memory_attention_num_layers=ma["num_layers"],
+        memory_attention_mlp_hidden_size=ma["dim_feedforward"],
+        memory_attention_rope_feat_sizes=ma["cross_attention"]["q_sizes"],
+        memory_attention_rope_k_sizes=ma["cross_attention"]["k_sizes"],
+        perceiver_resampler_num_latents=pr["num_latents"],
+        perceiver_resampler_num_latents_2d=pr["num_latents_2d"],
+        perceiver_resampler_hidden_size=pr["dim"],
+        perceiver_resampler_mlp_intermediate_size=pr["dim"] * pr["ff_mult"],
+        perceiver_resampler_num_attention_heads=pr["heads"],
+        perceiver_resampler_attention_head_dim=pr["dim_head"],
+        perceiver_resampler_num_layers=pr["depth"],
+        memory_encoder_hidden_size=me["in_dim"],
+        memory_encoder_output_channels=me["out_dim"],
+        mask_downsampler_embed_dim=me["mask_downsampler"]["embed_dim"],
+        memory_fuser_embed_dim=me["fuser"]["dim"],
+        memory_fuser_intermediate_dim=4 * me["fuser"]["dim"],
+        enable_occlusion_spatial_embedding=v["tracker"]["no_obj_embed_spatial"],
+        enable_temporal_pos_encoding_for_object_pointers=v["tracker"]["proj_tpos_enc_in_obj_ptrs"],
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--convert-script", required=True)
@@ -107,10 +175,11 @@ def main():
     conv = load_module(a.convert_script)
     with open(a.variant) as f:
         v = json.load(f)
-    config = hf_config(v)
+    edgetam = v["image_encoder"]["trunk"]["type"] == "repvit"
+    config = hf_edgetam_config(v) if edgetam else hf_config(v)
     sd = torch.load(a.checkpoint, map_location="cpu", weights_only=True)["model"]
-    sd = conv.replace_keys(sd, config)
-    model = Sam2VideoModel(config).eval()
+    sd = conv.replace_keys(sd) if edgetam else conv.replace_keys(sd, config)
+    model = (EdgeTamVideoModel if edgetam else Sam2VideoModel)(config).eval()
     # transformers hard-codes the cross-attention key/value width to 64 (the memory width of every
     # released variant); the small test variant stores 32-wide memories, so give those projections
     # the variant's width. Nothing else about the model is changed.
