@@ -55,6 +55,10 @@ impl AxialRope {
         self.dim
     }
 
+    pub fn theta(&self) -> f64 {
+        self.theta
+    }
+
     /// The f32 frequencies `1 / theta^(4k/dim)`, k = 0..dim/4, rounded as PyTorch rounds them
     /// (`arange(0, dim, 4).float() / dim` in f32, `theta ** that` in f32, then `1.0 / that`).
     fn freqs(&self) -> Vec<f32> {

@@ -14,6 +14,7 @@ use crate::nn::norm::layer_norm;
 use crate::nn::rope::{self, AxialRope};
 use candle_core::{bail, Module, Result, Tensor};
 use candle_nn::{LayerNorm, Linear, VarBuilder};
+use std::sync::Arc;
 
 /// Default number of query rows per attention block: bounds the score matrix to
 /// `1024 x Nk` per head (about 115 MB in f32 for 28k memory tokens) without changing the result.
@@ -39,18 +40,51 @@ enum RopeLayout {
     },
 }
 
+/// Rotary-table owners shared between the attentions of one module, keyed by (head width, theta).
+#[derive(Debug, Default)]
+pub struct RopeCache {
+    ropes: Vec<Arc<AxialRope>>,
+}
+
+impl RopeCache {
+    /// The shared [`AxialRope`] of this head width and theta, created on first use.
+    pub fn get(&mut self, dim: usize, theta: f64) -> Result<Arc<AxialRope>> {
+        if let Some(r) = self
+            .ropes
+            .iter()
+            .find(|r| r.dim() == dim && r.theta() == theta)
+        {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(AxialRope::new(dim, theta)?);
+        self.ropes.push(r.clone());
+        Ok(r)
+    }
+}
+
 /// `RoPEAttention` / `RoPEAttentionv2`: the SAM `Attention` with the rotary encoding applied
 /// to the projected heads before [`crate::nn::attention::sdpa`].
 #[derive(Debug)]
 pub struct RoPEAttention {
     attn: Attention,
-    rope: AxialRope,
+    rope: Arc<AxialRope>,
     layout: RopeLayout,
 }
 
 impl RoPEAttention {
     /// Weights under `q_proj`, `k_proj`, `v_proj`, `out_proj` of `vb`.
     pub fn new(embedding_dim: usize, cfg: &RopeAttentionConfig, vb: VarBuilder) -> Result<Self> {
+        Self::new_shared(embedding_dim, cfg, &mut RopeCache::default(), vb)
+    }
+
+    /// As [`Self::new`], taking the rotary tables from `cache` so that every attention of a module
+    /// with the same head width and theta holds one copy of each table per device.
+    pub fn new_shared(
+        embedding_dim: usize,
+        cfg: &RopeAttentionConfig,
+        cache: &mut RopeCache,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let attn = Attention::new(
             embedding_dim,
             cfg.num_heads,
@@ -59,7 +93,7 @@ impl RoPEAttention {
             vb,
         )?
         .with_chunk(Some(DEFAULT_QUERY_CHUNK));
-        let rope = AxialRope::new(attn.internal_dim / attn.num_heads, cfg.rope_theta)?;
+        let rope = cache.get(attn.internal_dim / attn.num_heads, cfg.rope_theta)?;
         let layout = match cfg.kind {
             RopeKind::Rope => {
                 let Some(feat_sizes) = cfg.feat_sizes else {
@@ -168,12 +202,27 @@ pub struct MemoryAttentionLayer {
 
 impl MemoryAttentionLayer {
     pub fn new(cfg: &MemoryAttentionConfig, vb: VarBuilder) -> Result<Self> {
+        Self::new_shared(cfg, &mut RopeCache::default(), vb)
+    }
+
+    /// As [`Self::new`], with the rotary tables taken from `cache`.
+    pub fn new_shared(
+        cfg: &MemoryAttentionConfig,
+        cache: &mut RopeCache,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let d = cfg.d_model;
         Ok(Self {
-            self_attn: RoPEAttention::new(d, &cfg.self_attention, vb.pp("self_attn"))?,
-            cross_attn_image: RoPEAttention::new(
+            self_attn: RoPEAttention::new_shared(
+                d,
+                &cfg.self_attention,
+                cache,
+                vb.pp("self_attn"),
+            )?,
+            cross_attn_image: RoPEAttention::new_shared(
                 d,
                 &cfg.cross_attention,
+                cache,
                 vb.pp("cross_attn_image"),
             )?,
             linear1: candle_nn::linear(d, cfg.dim_feedforward, vb.pp("linear1"))?,
@@ -247,8 +296,10 @@ pub struct MemoryAttention {
 impl MemoryAttention {
     /// Weights under `memory_attention` (pass `vb.pp("memory_attention")`).
     pub fn new(cfg: &MemoryAttentionConfig, vb: VarBuilder) -> Result<Self> {
+        // One set of rotary tables for all layers (about 4 MB per 64x64 table at head width 256).
+        let mut cache = RopeCache::default();
         let layers = (0..cfg.num_layers)
-            .map(|i| MemoryAttentionLayer::new(cfg, vb.pp("layers").pp(i)))
+            .map(|i| MemoryAttentionLayer::new_shared(cfg, &mut cache, vb.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             layers,
