@@ -11,10 +11,22 @@ use std::path::Path;
 
 /// The built-in variants, compiled into the binary so it runs from any directory.
 const BUILTIN: &[(&str, &str)] = &[
-    ("sam2.1_hiera_tiny", include_str!("../models/sam2.1_hiera_tiny.json")),
-    ("sam2.1_hiera_small", include_str!("../models/sam2.1_hiera_small.json")),
-    ("sam2.1_hiera_base_plus", include_str!("../models/sam2.1_hiera_base_plus.json")),
-    ("sam2.1_hiera_large", include_str!("../models/sam2.1_hiera_large.json")),
+    (
+        "sam2.1_hiera_tiny",
+        include_str!("../models/sam2.1_hiera_tiny.json"),
+    ),
+    (
+        "sam2.1_hiera_small",
+        include_str!("../models/sam2.1_hiera_small.json"),
+    ),
+    (
+        "sam2.1_hiera_base_plus",
+        include_str!("../models/sam2.1_hiera_base_plus.json"),
+    ),
+    (
+        "sam2.1_hiera_large",
+        include_str!("../models/sam2.1_hiera_large.json"),
+    ),
     ("edgetam", include_str!("../models/edgetam.json")),
 ];
 
@@ -283,8 +295,9 @@ impl ModelConfig {
 
     /// Load a variant from a JSON file on disk.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Input(format!("cannot read model config {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Input(format!("cannot read model config {}: {e}", path.display()))
+        })?;
         Self::from_json_str(&text, &path.display().to_string())
     }
 
@@ -351,7 +364,10 @@ impl Registry {
             .cloned()
             .ok_or_else(|| {
                 let known: Vec<_> = self.models.iter().map(|m| m.name.as_str()).collect();
-                Error::Input(format!("unknown model '{name}' (known: {})", known.join(", ")))
+                Error::Input(format!(
+                    "unknown model '{name}' (known: {})",
+                    known.join(", ")
+                ))
             })
     }
 }
@@ -364,7 +380,10 @@ mod tests {
     fn builtin_variants_parse_and_resolve_aliases() {
         let reg = Registry::builtin().unwrap();
         assert_eq!(reg.models().len(), 5);
-        assert_eq!(reg.resolve("sam2_base").unwrap().name, "sam2.1_hiera_base_plus");
+        assert_eq!(
+            reg.resolve("sam2_base").unwrap().name,
+            "sam2.1_hiera_base_plus"
+        );
         assert_eq!(reg.resolve("sam2_tiny").unwrap().name, "sam2.1_hiera_tiny");
         assert_eq!(reg.resolve("edgetam").unwrap().family, Family::Edgetam);
         let err = reg.resolve("sam3").unwrap_err().to_string();

@@ -23,10 +23,17 @@ impl Mlp {
         let mut layers = Vec::with_capacity(num_layers);
         for i in 0..num_layers {
             let n_in = if i == 0 { input_dim } else { hidden_dim };
-            let n_out = if i + 1 == num_layers { output_dim } else { hidden_dim };
+            let n_out = if i + 1 == num_layers {
+                output_dim
+            } else {
+                hidden_dim
+            };
             layers.push(candle_nn::linear(n_in, n_out, vb.pp("layers").pp(i))?);
         }
-        Ok(Self { layers, sigmoid_output })
+        Ok(Self {
+            layers,
+            sigmoid_output,
+        })
     }
 }
 

@@ -14,7 +14,11 @@ pub struct LayerNorm2d {
 
 impl LayerNorm2d {
     pub fn new(channels: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
-        Ok(Self { weight: vb.get(channels, "weight")?, bias: vb.get(channels, "bias")?, eps })
+        Ok(Self {
+            weight: vb.get(channels, "weight")?,
+            bias: vb.get(channels, "bias")?,
+            eps,
+        })
     }
 }
 
@@ -36,5 +40,12 @@ impl Module for LayerNorm2d {
 
 /// `nn.LayerNorm(dim, eps)` over the last axis.
 pub fn layer_norm(dim: usize, eps: f64, vb: VarBuilder) -> Result<candle_nn::LayerNorm> {
-    candle_nn::layer_norm(dim, candle_nn::LayerNormConfig { eps, ..Default::default() }, vb)
+    candle_nn::layer_norm(
+        dim,
+        candle_nn::LayerNormConfig {
+            eps,
+            ..Default::default()
+        },
+        vb,
+    )
 }

@@ -37,8 +37,15 @@ fn device_key(d: &Device) -> DeviceKey {
 impl PositionEmbeddingSine {
     /// `num_pos_feats` is the number of output channels (256 for the neck, 64 for memories).
     pub fn new(num_pos_feats: usize, temperature: f64) -> Self {
-        assert!(num_pos_feats % 4 == 0, "sine PE needs a multiple of 4 channels");
-        Self { half: num_pos_feats / 2, temperature, cache: Mutex::new(HashMap::new()) }
+        assert!(
+            num_pos_feats % 4 == 0,
+            "sine PE needs a multiple of 4 channels"
+        );
+        Self {
+            half: num_pos_feats / 2,
+            temperature,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Host table `[2F, H, W]`, channel order `[pos_y (F), pos_x (F)]`, interleaved sin/cos.
@@ -71,7 +78,9 @@ impl PositionEmbeddingSine {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, _c, h, w) = x.dims4()?;
         let pe = self.encoding(h, w, x.device())?;
-        pe.unsqueeze(0)?.broadcast_as((b, 2 * self.half, h, w))?.contiguous()
+        pe.unsqueeze(0)?
+            .broadcast_as((b, 2 * self.half, h, w))?
+            .contiguous()
     }
 
     /// The `[2F, H, W]` encoding on `device`, cached per size.
@@ -124,8 +133,12 @@ impl PositionEmbeddingRandom {
 
     /// Points in input-image pixels: `[B, N, 2]` (x, y) -> `[B, N, C]`.
     pub fn forward_with_coords(&self, coords: &Tensor, image_hw: (usize, usize)) -> Result<Tensor> {
-        let x = coords.narrow(D::Minus1, 0, 1)?.affine(1.0 / image_hw.1 as f64, 0.0)?;
-        let y = coords.narrow(D::Minus1, 1, 1)?.affine(1.0 / image_hw.0 as f64, 0.0)?;
+        let x = coords
+            .narrow(D::Minus1, 0, 1)?
+            .affine(1.0 / image_hw.1 as f64, 0.0)?;
+        let y = coords
+            .narrow(D::Minus1, 1, 1)?
+            .affine(1.0 / image_hw.0 as f64, 0.0)?;
         self.pe_encoding(&Tensor::cat(&[x, y], D::Minus1)?)
     }
 }

@@ -439,24 +439,15 @@ impl Sam2Base {
         let num_spatial_mem = mem_tokens.len();
         let mut num_obj_ptr_tokens = 0;
         if t.use_obj_ptrs_in_encoder && !pointers.is_empty() {
-            let max_ptrs = num_frames.min(t.max_obj_ptrs_in_encoder);
             let ptrs: Vec<Tensor> = pointers.iter().map(|p| p.obj_ptr.clone()).collect();
             let obj_ptrs = Tensor::stack(&ptrs, 0)?; // [P, B, C]
             let np = pointers.len();
-            let obj_pos = if t.add_tpos_enc_to_obj_ptrs {
-                let t_diff_max = max_ptrs.saturating_sub(1).max(1) as f32;
-                let pos: Vec<f32> = pointers.iter().map(|p| p.pos as f32 / t_diff_max).collect();
-                let pos = Tensor::from_vec(pos, np, feats.vision_feat.device())?;
-                let tpos_dim = if t.proj_tpos_enc_in_obj_ptrs { c } else { cm };
-                let pe = get_1d_sine_pe(&pos, tpos_dim, 10000.0)?;
-                let pe = match &self.obj_ptr_tpos_proj {
-                    Some(l) => l.forward(&pe)?,
-                    None => pe,
-                };
-                pe.unsqueeze(1)?.broadcast_as((np, b, cm))?.contiguous()?
-            } else {
-                Tensor::zeros((np, b, cm), DType::F32, feats.vision_feat.device())?
-            };
+            let positions: Vec<i64> = pointers.iter().map(|p| p.pos).collect();
+            let obj_pos = self
+                .pointer_pos_enc(&positions, num_frames, feats.vision_feat.device())?
+                .unsqueeze(1)?
+                .broadcast_as((np, b, cm))?
+                .contiguous()?;
             let (obj_ptrs, obj_pos) = if cm < c {
                 let split = c / cm;
                 let o = obj_ptrs
@@ -494,6 +485,46 @@ impl Sam2Base {
         out.permute((1, 2, 0))?.reshape((b, c, h, w))
     }
 
+    /// Temporal encoding of object pointers at signed distances `positions` from the current
+    /// frame: `obj_ptr_tpos_proj(get_1d_sine_pe(pos / (min(num_frames, max_ptrs) - 1)))` for
+    /// SAM 2.1, zeros where the variant has no pointer temporal encoding (EdgeTAM). -> [P, Cm]
+    pub fn pointer_pos_enc(
+        &self,
+        positions: &[i64],
+        num_frames: usize,
+        device: &candle_core::Device,
+    ) -> Result<Tensor> {
+        let t = &self.cfg.tracker;
+        let (c, cm) = (self.hidden_dim(), self.cfg.mem_dim());
+        let np = positions.len();
+        if !t.add_tpos_enc_to_obj_ptrs {
+            return Tensor::zeros((np, cm), DType::F32, device);
+        }
+        let max_ptrs = num_frames.min(t.max_obj_ptrs_in_encoder);
+        let t_diff_max = max_ptrs.saturating_sub(1).max(1) as f32;
+        let pos: Vec<f32> = positions.iter().map(|&p| p as f32 / t_diff_max).collect();
+        let pos = Tensor::from_vec(pos, np, device)?;
+        let tpos_dim = if t.proj_tpos_enc_in_obj_ptrs { c } else { cm };
+        let pe = get_1d_sine_pe(&pos, tpos_dim, 10000.0)?;
+        match &self.obj_ptr_tpos_proj {
+            Some(l) => l.forward(&pe),
+            None => Ok(pe),
+        }
+    }
+
+    /// Round a freshly encoded memory for storage, as the official predictor does (bf16 when the
+    /// variant says so; upcast again when it is attended to).
+    pub fn store_memory(&self, m: Memory) -> Result<Memory> {
+        if self.cfg.tracker.memory_features_bf16 {
+            Ok(Memory {
+                features: m.features.to_dtype(DType::BF16)?,
+                pos: m.pos,
+            })
+        } else {
+            Ok(m)
+        }
+    }
+
     /// `_encode_new_memory`: pix_feat [B, C, e, e] (raw backbone feature), pred_masks_high_res
     /// [B, 1, S, S] logits, object_score_logits [B, 1].
     pub fn encode_new_memory(
@@ -528,11 +559,6 @@ impl Sam2Base {
                 features.flatten_from(2)?.transpose(1, 2)?.contiguous()?,
                 pos.flatten_from(2)?.transpose(1, 2)?.contiguous()?,
             ),
-        };
-        let features = if t.memory_features_bf16 {
-            features.to_dtype(DType::BF16)?
-        } else {
-            features
         };
         Ok(Memory { features, pos })
     }

@@ -277,12 +277,12 @@ impl<'m> Session<'m> {
         let sam =
             model.forward_sam_heads(&pix_feat, point_inputs, prev_logits, high_res, multimask)?;
         let memory = if run_mem_encoder && tcfg.num_maskmem > 0 {
-            Some(model.encode_new_memory(
+            Some(model.store_memory(model.encode_new_memory(
                 &feats.vision_feat,
                 &sam.high_res_masks,
                 &sam.object_score_logits,
                 point_inputs.is_some(),
-            )?)
+            )?)?)
         } else {
             None
         };
@@ -324,12 +324,13 @@ impl<'m> Session<'m> {
                             .ok_or_else(|| Error::Other("prompted frame lost its mask".into()))?;
                         let high = interpolate::bilinear(pm, (s, s))?;
                         let feats = self.features(f)?;
-                        out.memory = Some(self.model.encode_new_memory(
+                        let mem = self.model.encode_new_memory(
                             &feats.vision_feat,
                             &high,
                             &out.object_score_logits,
                             true,
-                        )?);
+                        )?;
+                        out.memory = Some(self.model.store_memory(mem)?);
                     }
                     let obj = &mut self.objects[oi];
                     if is_cond {
