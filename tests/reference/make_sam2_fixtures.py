@@ -28,8 +28,9 @@ state-dict order):
     ``sam_mask_decoder.pred_obj_score_head.layers.2.bias`` is set to ``OBJ_SCORE_BIAS`` (+2.0)
     so that the object-score logit is positive on prompt frames and on most tracking frames;
     otherwise about half of the frames would be "no object" (masks = -1024 everywhere) and the
-    mask paths would go untested. The negative case is covered explicitly by
-    ``encode_new_memory.neg.*`` and ``heads`` of the video fixture where it occurs.
+    mask paths would go untested. With seed 0 the score is about +1.7 here and +1.44..+1.76 on
+    every video-fixture frame; the negative (no-object) case is covered only by
+    ``encode_new_memory.neg.*``.
 
 Numerics: pure fp32 on CPU, no autocast, TF32 off (``torch.backends.cuda.matmul.allow_tf32`` and
 ``torch.backends.cudnn.allow_tf32`` set to False), 2 threads.
