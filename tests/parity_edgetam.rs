@@ -8,24 +8,38 @@ mod common;
 use candle_core::Tensor;
 use common::{assert_close, get, load_tensors, pt_var_builder, test_config};
 use std::collections::HashMap;
-use vosbench::config::TrunkConfig;
+use vosbench::config::{ModelConfig, TrunkConfig};
 use vosbench::edgetam::perceiver::PerceiverResampler;
 use vosbench::edgetam::repvit::RepVit;
 
-const FIXTURE: &str = "edgetam_test";
 const TOL: f64 = 1e-4;
 
-fn repvit_cfg() -> vosbench::config::RepVitConfig {
-    match test_config(FIXTURE).image_encoder.trunk {
-        TrunkConfig::Repvit(c) => c,
-        other => panic!("edgetam_test has a non-RepViT trunk: {other:?}"),
+/// The fixture under test and its variant: the committed `edgetam_test`, or, for a one-off check
+/// at another size, `EDGETAM_FIXTURE=<folder under tests/fixtures>` plus
+/// `EDGETAM_VARIANT=<variant JSON path>` (build it with make_edgetam_fixtures.py --variant --out).
+fn fixture() -> (&'static str, ModelConfig) {
+    match std::env::var("EDGETAM_FIXTURE") {
+        Ok(name) => {
+            let path = std::env::var("EDGETAM_VARIANT").expect("EDGETAM_VARIANT: variant JSON");
+            let cfg = ModelConfig::from_file(std::path::Path::new(&path)).expect("variant JSON");
+            (Box::leak(name.into_boxed_str()), cfg)
+        }
+        Err(_) => ("edgetam_test", test_config("edgetam_test")),
+    }
+}
+
+fn repvit_cfg(cfg: &ModelConfig) -> vosbench::config::RepVitConfig {
+    match &cfg.image_encoder.trunk {
+        TrunkConfig::Repvit(c) => c.clone(),
+        other => panic!("{} has a non-RepViT trunk: {other:?}", cfg.name),
     }
 }
 
 /// Run the trunk on the fixture image and compare every intermediate the fixture holds and the
 /// four stage outputs.
 fn check_trunk(trunk: &RepVit, label: &str) {
-    let t = load_tensors(FIXTURE, "stages.safetensors");
+    let (fx, cfg) = fixture();
+    let t = load_tensors(fx, "stages.safetensors");
     let mut taps: HashMap<String, Tensor> = HashMap::new();
     let outs = trunk
         .forward_with_taps(&get(&t, "image"), &mut |name, x| {
@@ -43,10 +57,11 @@ fn check_trunk(trunk: &RepVit, label: &str) {
             compared += 1;
         }
     }
-    // stem, 3 downsamples and all non-final blocks of the (2,2,3,2) test trunk
+    // the stem, the downsamples of stages 1.., and every block but the last of each stage
+    let depths = repvit_cfg(&cfg).depths;
+    let want = 1 + (depths.len() - 1) + depths.iter().map(|d| d - 1).sum::<usize>();
     assert_eq!(
-        compared,
-        1 + 3 + 5,
+        compared, want,
         "{label}: fixture intermediates not all compared"
     );
     for (k, y) in outs.iter().enumerate() {
@@ -61,31 +76,35 @@ fn check_trunk(trunk: &RepVit, label: &str) {
 
 #[test]
 fn repvit_unfolded_matches_reference() {
-    let vb = pt_var_builder(FIXTURE, "model.pt");
-    let trunk = RepVit::new_unfolded(&repvit_cfg(), vb.pp("image_encoder.trunk")).expect("build");
+    let (fx, cfg) = fixture();
+    let vb = pt_var_builder(fx, "model.pt");
+    let trunk =
+        RepVit::new_unfolded(&repvit_cfg(&cfg), vb.pp("image_encoder.trunk")).expect("build");
     check_trunk(&trunk, "unfolded");
 }
 
 #[test]
 fn repvit_folded_matches_reference() {
-    let vb = pt_var_builder(FIXTURE, "model.pt");
-    let trunk = RepVit::new(&repvit_cfg(), vb.pp("image_encoder.trunk")).expect("build");
+    let (fx, cfg) = fixture();
+    let vb = pt_var_builder(fx, "model.pt");
+    let trunk = RepVit::new(&repvit_cfg(&cfg), vb.pp("image_encoder.trunk")).expect("build");
     check_trunk(&trunk, "folded");
 }
 
 fn perceiver() -> PerceiverResampler {
-    let cfg = test_config(FIXTURE);
+    let (fx, cfg) = fixture();
     let pcfg = cfg
         .spatial_perceiver
         .as_ref()
-        .expect("edgetam_test has a perceiver");
-    let vb = pt_var_builder(FIXTURE, "model.pt");
+        .expect("the variant has a perceiver");
+    let vb = pt_var_builder(fx, "model.pt");
     PerceiverResampler::new(pcfg, vb.pp("spatial_perceiver")).expect("build perceiver")
 }
 
 #[test]
 fn perceiver_matches_reference() {
-    let t = load_tensors(FIXTURE, "stages.safetensors");
+    let (fx, cfg) = fixture();
+    let t = load_tensors(fx, "stages.safetensors");
     let p = perceiver();
     let mut taps: HashMap<String, Tensor> = HashMap::new();
     let (lat, pos) = p
@@ -97,7 +116,7 @@ fn perceiver_matches_reference() {
             },
         )
         .expect("perceiver forward");
-    let depth = test_config(FIXTURE).spatial_perceiver.unwrap().depth;
+    let depth = cfg.spatial_perceiver.as_ref().unwrap().depth;
     for path in ["1d", "2d"] {
         for i in 0..depth {
             let name = format!("perceiver.{path}.layers.{i}");
@@ -123,7 +142,7 @@ fn perceiver_matches_reference() {
 /// it gives that object alone.
 #[test]
 fn perceiver_batches_objects_independently() {
-    let t = load_tensors(FIXTURE, "stages.safetensors");
+    let t = load_tensors(fixture().0, "stages.safetensors");
     let p = perceiver();
     let x = get(&t, "perceiver.in.features");
     let pos = get(&t, "perceiver.in.pos");
@@ -149,14 +168,16 @@ fn perceiver_batches_objects_independently() {
 
 #[test]
 fn perceiver_rejects_mismatched_input() {
+    let (_, cfg) = fixture();
+    let (c, e) = (cfg.mem_dim(), cfg.embedding_size());
     let p = perceiver();
     let dev = candle_core::Device::Cpu;
-    let x = Tensor::zeros((1, 32, 15, 15), candle_core::DType::F32, &dev).unwrap();
+    let x = Tensor::zeros((1, c, e - 1, e - 1), candle_core::DType::F32, &dev).unwrap();
     assert!(
         p.forward(&x, &x).is_err(),
-        "15x15 does not split into a 4x4 window grid"
+        "a side of e-1 does not split into the window grid"
     );
-    let x = Tensor::zeros((1, 16, 16, 16), candle_core::DType::F32, &dev).unwrap();
+    let x = Tensor::zeros((1, c / 2, e, e), candle_core::DType::F32, &dev).unwrap();
     assert!(p.forward(&x, &x).is_err(), "wrong channel count");
 }
 
@@ -165,9 +186,9 @@ fn perceiver_rejects_mismatched_input() {
 #[test]
 fn image_encoder_matches_reference() {
     use vosbench::sam2::image_encoder::ImageEncoder;
-    let t = load_tensors(FIXTURE, "stages.safetensors");
-    let cfg = test_config(FIXTURE);
-    let vb = pt_var_builder(FIXTURE, "model.pt");
+    let (fx, cfg) = fixture();
+    let t = load_tensors(fx, "stages.safetensors");
+    let vb = pt_var_builder(fx, "model.pt");
     let enc = ImageEncoder::new(&cfg, vb.pp("image_encoder")).expect("build image encoder");
     let image = get(&t, "image");
     let xs = enc.trunk().forward(&image).expect("trunk");
