@@ -7,9 +7,10 @@
 //! float32), then `(x - mean) / std` in float32. `resize` defaults to Pillow's BICUBIC, which is
 //! Pillow's own separable convolution resampler in 8-bit fixed point (`libImaging/Resample.c`),
 //! not a textbook bicubic: it antialiases when shrinking, keeps a uint8 image between the
-//! horizontal and the vertical pass, and rounds at both. [`pil_resize_bicubic_rgb`] reproduces it
-//! exactly, so the only remaining source of difference from the official tensors is JPEG
-//! decoding (libjpeg-turbo in Pillow, zune-jpeg in the `image` crate). [`rgb_to_input_tensor`]
+//! two 1D passes, and rounds at both. Which pass runs first depends on the Pillow version
+//! ([`PassOrder`]; Pillow 13 runs the vertical pass first when the height shrinks much more than
+//! the width, e.g. for portrait videos). [`pil_resize_bicubic_rgb`] reproduces Pillow 13 exactly,
+//! so the only remaining source of difference from the official tensors is JPEG decoding (libjpeg-turbo in Pillow, zune-jpeg in the `image` crate). [`rgb_to_input_tensor`]
 //! takes already-decoded RGB so tests can feed Pillow's decode and isolate that difference.
 //!
 //! Frames are listed like the official code (extensions `.jpg .jpeg .JPG .JPEG` exactly, sorted
@@ -111,7 +112,76 @@ fn clip8(acc: i32) -> u8 {
 /// Rounding bias every accumulator starts from (one half in fixed point).
 const HALF: i32 = 1 << (PRECISION_BITS - 1);
 
-/// `Image.fromarray(src, "RGB").resize((out_w, out_h), Image.BICUBIC)` exactly.
+/// Which of the two 1D passes Pillow runs first. The passes round to uint8 in between, so the
+/// order changes results by up to a few levels on some pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PassOrder {
+    /// Pillow >= 13.0: vertical first when the height shrinks by more than twice as many pixels
+    /// as the width (`h - out_h > 0 && h - out_h > 2 * (w - out_w)`), else horizontal first.
+    /// This is the reference environment's Pillow (13.0.0) and the default.
+    #[default]
+    Pillow13,
+    /// Pillow <= 12.x: always horizontal first.
+    HorizontalFirst,
+}
+
+impl PassOrder {
+    fn horizontal_first(self, w: usize, h: usize, out_w: usize, out_h: usize) -> bool {
+        match self {
+            PassOrder::HorizontalFirst => true,
+            PassOrder::Pillow13 => {
+                let dy = h as i64 - out_h as i64;
+                let dx = w as i64 - out_w as i64;
+                !(dy > 0 && dy > 2 * dx)
+            }
+        }
+    }
+}
+
+/// Horizontal pass over rows `rows` of `src` (`[_, w, 3]`): `[rows.len(), out_w, 3]`.
+fn horizontal_pass(src: &[u8], w: usize, rows: std::ops::Range<usize>, taps: &Taps) -> Vec<u8> {
+    let ow = taps.first.len();
+    let mut out = vec![0u8; rows.len() * ow * 3];
+    for (r, dst_row) in rows.zip(out.chunks_exact_mut(ow * 3)) {
+        let src_row = &src[r * w * 3..(r + 1) * w * 3];
+        for (xx, dst) in dst_row.chunks_exact_mut(3).enumerate() {
+            let (x0, k) = taps.taps(xx);
+            let mut acc = [HALF; 3];
+            for (p, &kv) in src_row[x0 * 3..].chunks_exact(3).zip(k) {
+                for (a, &v) in acc.iter_mut().zip(p) {
+                    *a = a.wrapping_add((v as i32).wrapping_mul(kv));
+                }
+            }
+            for (d, a) in dst.iter_mut().zip(acc) {
+                *d = clip8(a);
+            }
+        }
+    }
+    out
+}
+
+/// Vertical pass over `src` (`[_, w, 3]`, whose row 0 is source row `row_offset`):
+/// `[out_h, w, 3]`.
+fn vertical_pass(src: &[u8], w: usize, row_offset: usize, taps: &Taps) -> Vec<u8> {
+    let row_len = w * 3;
+    let oh = taps.first.len();
+    let mut out = vec![0u8; oh * row_len];
+    for (yy, dst_row) in out.chunks_exact_mut(row_len).enumerate() {
+        let (y0, k) = taps.taps(yy);
+        let y0 = y0 - row_offset;
+        for (i, d) in dst_row.iter_mut().enumerate() {
+            let mut acc = HALF;
+            for (j, &kv) in k.iter().enumerate() {
+                acc = acc.wrapping_add((src[(y0 + j) * row_len + i] as i32).wrapping_mul(kv));
+            }
+            *d = clip8(acc);
+        }
+    }
+    out
+}
+
+/// `Image.fromarray(src, "RGB").resize((out_w, out_h), Image.BICUBIC)` exactly, as Pillow >= 13
+/// computes it (see [`PassOrder`]; [`pil_resize_bicubic_rgb_with`] picks another order).
 ///
 /// `src`: interleaved RGB `[h, w, 3]` u8 -> `[out_h, out_w, 3]` u8. The aspect ratio is not
 /// preserved. Like Pillow, an axis whose size does not change is not resampled (its filter would
@@ -122,6 +192,18 @@ pub fn pil_resize_bicubic_rgb(
     h: u32,
     out_w: u32,
     out_h: u32,
+) -> Result<Vec<u8>> {
+    pil_resize_bicubic_rgb_with(src, w, h, out_w, out_h, PassOrder::default())
+}
+
+/// [`pil_resize_bicubic_rgb`] with an explicit pass order (to match an older Pillow).
+pub fn pil_resize_bicubic_rgb_with(
+    src: &[u8],
+    w: u32,
+    h: u32,
+    out_w: u32,
+    out_h: u32,
+    order: PassOrder,
 ) -> Result<Vec<u8>> {
     let (w, h, ow, oh) = (w as usize, h as usize, out_w as usize, out_h as usize);
     if w == 0 || h == 0 || ow == 0 || oh == 0 {
@@ -136,56 +218,31 @@ pub fn pil_resize_bicubic_rgb(
             w * h * 3
         )));
     }
+    let (need_h, need_v) = (ow != w, oh != h);
+    if !need_h && !need_v {
+        return Ok(src.to_vec());
+    }
     let vert = Taps::new(h, oh);
-    // Rows of the source the vertical pass will read; the horizontal pass only makes those.
-    let y_first = vert.first[0];
-    let y_last = vert.first[oh - 1] + vert.count[oh - 1];
-
-    let (mid, mid_w, mid_y0): (std::borrow::Cow<[u8]>, usize, usize) = if ow != w {
-        let horiz = Taps::new(w, ow);
-        let rows = y_last - y_first;
-        let mut tmp = vec![0u8; rows * ow * 3];
-        for r in 0..rows {
-            let src_row = &src[(r + y_first) * w * 3..(r + y_first + 1) * w * 3];
-            let dst_row = &mut tmp[r * ow * 3..(r + 1) * ow * 3];
-            for xx in 0..ow {
-                let (x0, k) = horiz.taps(xx);
-                let mut acc = [HALF; 3];
-                for (i, &kv) in k.iter().enumerate() {
-                    let p = &src_row[(x0 + i) * 3..(x0 + i) * 3 + 3];
-                    for c in 0..3 {
-                        acc[c] = acc[c].wrapping_add((p[c] as i32).wrapping_mul(kv));
-                    }
-                }
-                for c in 0..3 {
-                    dst_row[xx * 3 + c] = clip8(acc[c]);
-                }
-            }
+    if order.horizontal_first(w, h, ow, oh) {
+        if !need_h {
+            return Ok(vertical_pass(src, w, 0, &vert));
         }
-        (std::borrow::Cow::Owned(tmp), ow, y_first)
+        // Only the source rows the vertical pass will read (all of them when it is skipped).
+        let y_first = vert.first[0];
+        let y_last = vert.first[oh - 1] + vert.count[oh - 1];
+        let mid = horizontal_pass(src, w, y_first..y_last, &Taps::new(w, ow));
+        if !need_v {
+            return Ok(mid);
+        }
+        Ok(vertical_pass(&mid, ow, y_first, &vert))
     } else {
-        (std::borrow::Cow::Borrowed(src), w, 0)
-    };
-
-    if oh == h {
-        // No vertical pass: the horizontally resampled image covers every row already.
-        return Ok(mid.into_owned());
-    }
-    let row_len = mid_w * 3;
-    let mut out = vec![0u8; oh * row_len];
-    for yy in 0..oh {
-        let (y0, k) = vert.taps(yy);
-        let y0 = y0 - mid_y0;
-        let dst_row = &mut out[yy * row_len..(yy + 1) * row_len];
-        for (i, d) in dst_row.iter_mut().enumerate() {
-            let mut acc = HALF;
-            for (j, &kv) in k.iter().enumerate() {
-                acc = acc.wrapping_add((mid[(y0 + j) * row_len + i] as i32).wrapping_mul(kv));
-            }
-            *d = clip8(acc);
+        // Vertical first happens only when the height shrinks, so the vertical pass is needed.
+        let mid = vertical_pass(src, w, 0, &vert);
+        if !need_h {
+            return Ok(mid);
         }
+        Ok(horizontal_pass(&mid, w, 0..oh, &Taps::new(w, ow)))
     }
-    Ok(out)
 }
 
 /// The official normalization of resized uint8 RGB: `x / 255.0` in f64, stored as f32, then
