@@ -1,0 +1,160 @@
+"""Reference data for src/data/jpeg.rs: small JPEGs and what Pillow decodes them to.
+
+Pillow decodes JPEG with libjpeg-turbo, default settings (JDCT_ISLOW integer IDCT, fancy
+upsampling, libjpeg's YCbCr->RGB tables); the Rust decoder must reproduce that byte for byte.
+The cases exercise every sampling layout the decoder implements, odd sizes (partial MCUs, the
+right and bottom edge rules of fancy upsampling), tiny images (chroma 2 samples wide or less, where
+libjpeg switches to box upsampling), restart markers, optimized Huffman tables, grayscale, an
+Adobe APP14 "transform 0" (RGB, no colour conversion) file, and saturated colours (clamping).
+
+Writes tests/fixtures/jpeg/:
+  <case>.jpg              one file per case (see CASES below)
+  progressive.jpg         a progressive JPEG (outside the decoder's scope: try_decode -> None)
+  expected.safetensors    uint8[H,W,3] per case: np.array(Image.open(p).convert("RGB")), keyed
+                          by the case name; also video_test.<stem> for
+                          tests/fixtures/video_test/frames/<stem>.jpg, stems 00000..00003 (read in place, not copied).
+                          Metadata: Pillow and libjpeg-turbo versions.
+
+Run: /root/venvs/ref/bin/python tests/reference/make_jpeg_fixtures.py
+"""
+import io
+import os
+import struct
+
+import cv2
+import numpy as np
+import PIL
+from PIL import Image, features
+from safetensors.numpy import save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "tests", "fixtures", "jpeg")
+VIDEO = os.path.join(ROOT, "tests", "fixtures", "video_test", "frames")
+VIDEO_STEMS = ["00000", "00001", "00002", "00003"]
+
+
+def synth(seed, w, h):
+    """A deterministic test picture: smooth gradients, hard edges, noise and saturated colours."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.zeros((h, w, 3), np.float64)
+    img[..., 0] = 255 * x / max(w - 1, 1)
+    img[..., 1] = 255 * y / max(h - 1, 1)
+    img[..., 2] = 127 + 120 * np.sin(x / 3.0 + y / 5.0)
+    # hard-edged saturated checker in one quadrant
+    q = (x < w // 2) & (y >= h // 2)
+    checker = ((x // 3 + y // 4) % 3)[q]
+    pal = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.float64)
+    img[q] = pal[checker]
+    # noise in another
+    q2 = (x >= w // 2) & (y >= h // 2)
+    img[q2] = rng.integers(0, 256, size=(int(q2.sum()), 3))
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def pil_jpeg(arr, mode="RGB", **kw):
+    buf = io.BytesIO()
+    im = Image.fromarray(arr)
+    if mode == "L":
+        im = im.convert("L")
+    im.save(buf, "JPEG", **kw)
+    return buf.getvalue()
+
+
+def cv2_jpeg(arr, params):
+    ok, enc = cv2.imencode(".jpg", np.ascontiguousarray(arr[..., ::-1]), params)
+    assert ok
+    return enc.tobytes()
+
+
+def adobe_rgb(jpeg_bytes):
+    """Replace the JFIF APP0 segment with an Adobe APP14 segment saying transform 0 (the samples
+    are then RGB, and libjpeg does no colour conversion). The entropy data is unchanged, so the
+    "RGB" planes are simply the encoder's Y, Cb, Cr planes."""
+    assert jpeg_bytes[:4] == b"\xff\xd8\xff\xe0"
+    n = struct.unpack(">H", jpeg_bytes[4:6])[0]
+    rest = jpeg_bytes[4 + n:]
+    app14 = b"Adobe" + struct.pack(">HHHB", 100, 0, 0, 0)
+    seg = b"\xff\xee" + struct.pack(">H", len(app14) + 2) + app14
+    return b"\xff\xd8" + seg + rest
+
+
+S = cv2.IMWRITE_JPEG_SAMPLING_FACTOR
+
+
+def cases():
+    big = synth(1, 83, 45)
+    odd = synth(2, 17, 29)
+    sq = synth(3, 64, 48)
+    wide = synth(4, 131, 70)
+    yield "q75_444_64x48", pil_jpeg(sq, quality=75, subsampling=0)
+    yield "q90_422_83x45", pil_jpeg(big, quality=90, subsampling=1)
+    yield "q95_420_17x29", pil_jpeg(odd, quality=95, subsampling=2)
+    yield "q75_420_83x45", pil_jpeg(big, quality=75, subsampling=2)
+    yield "q90_420_131x70_optimized", pil_jpeg(wide, quality=90, subsampling=2, optimize=True)
+    yield "q50_420_131x70", pil_jpeg(wide, quality=50, subsampling=2)
+    yield "q100_444_17x29", pil_jpeg(odd, quality=100, subsampling=0)
+    yield "gray_q90_37x23", pil_jpeg(synth(5, 37, 23), mode="L", quality=90)
+    yield "gray_q75_8x8", pil_jpeg(synth(6, 8, 8), mode="L", quality=75)
+    # chroma 2 samples wide or less: libjpeg uses box (not fancy) h2v1/h2v2 upsampling
+    yield "q90_420_4x7", pil_jpeg(synth(7, 4, 7), quality=90, subsampling=2)
+    yield "q90_422_3x5", pil_jpeg(synth(8, 3, 5), quality=90, subsampling=1)
+    yield "q90_420_1x1", pil_jpeg(synth(9, 1, 1), quality=90, subsampling=2)
+    yield "q90_420_5x3", pil_jpeg(synth(10, 5, 3), quality=90, subsampling=2)
+    # restart markers (every 2 MCUs, and every MCU row)
+    yield "rst2_q90_420_83x45", cv2_jpeg(
+        big, [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_RST_INTERVAL, 2]
+    )
+    yield "rst6_q80_444_64x48", cv2_jpeg(
+        sq,
+        [cv2.IMWRITE_JPEG_QUALITY, 80, cv2.IMWRITE_JPEG_RST_INTERVAL, 6,
+         S, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444],
+    )
+    # 4:4:0 (h1v2 fancy) and 4:1:1 (h4v1: generic box upsampling)
+    yield "q90_440_83x45", cv2_jpeg(
+        big, [cv2.IMWRITE_JPEG_QUALITY, 90, S, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440]
+    )
+    yield "q90_440_17x29", cv2_jpeg(
+        odd, [cv2.IMWRITE_JPEG_QUALITY, 90, S, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440]
+    )
+    yield "q90_411_83x45", cv2_jpeg(
+        big, [cv2.IMWRITE_JPEG_QUALITY, 90, S, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411]
+    )
+    yield "cv2_q95_422_131x70", cv2_jpeg(
+        wide, [cv2.IMWRITE_JPEG_QUALITY, 95, S, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422]
+    )
+    yield "adobe_rgb_q90_420_83x45", adobe_rgb(pil_jpeg(big, quality=90, subsampling=2))
+    # saturated primaries at high quality: IDCT overshoot and the colour converter's clamping
+    sat = np.zeros((40, 56, 3), np.uint8)
+    yy, xx = np.mgrid[0:40, 0:56]
+    sat[..., 0] = 255 * ((xx // 2 + yy // 3) % 2)
+    sat[..., 2] = 255 * ((xx // 5) % 2)
+    sat[..., 1] = 255 * ((yy // 7) % 2)
+    yield "saturated_q98_420_56x40", pil_jpeg(sat, quality=98, subsampling=2)
+    yield "saturated_q30_444_56x40", pil_jpeg(sat, quality=30, subsampling=0)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    tensors = {}
+    for name, data in cases():
+        p = os.path.join(OUT, name + ".jpg")
+        with open(p, "wb") as f:
+            f.write(data)
+        tensors[name] = np.ascontiguousarray(np.array(Image.open(p).convert("RGB")))
+    for stem in VIDEO_STEMS:
+        p = os.path.join(VIDEO, stem + ".jpg")
+        tensors["video_test." + stem] = np.ascontiguousarray(np.array(Image.open(p).convert("RGB")))
+    with open(os.path.join(OUT, "progressive.jpg"), "wb") as f:
+        f.write(pil_jpeg(synth(11, 40, 24), quality=90, progressive=True))
+    meta = {
+        "pillow": PIL.__version__,
+        "libjpeg_turbo": str(features.version("libjpeg_turbo")),
+    }
+    save_file(tensors, os.path.join(OUT, "expected.safetensors"), metadata=meta)
+    total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
+    print(f"wrote {len(tensors)} expected decodes to {OUT} ({total} bytes), {meta}")
+
+
+if __name__ == "__main__":
+    main()
