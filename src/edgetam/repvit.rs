@@ -75,9 +75,13 @@ enum ConvNorm {
 
 /// The raw parts of a `ConvNorm` before it is folded.
 struct ConvNormParts {
+    /// Convolution weight, read in f32 whatever the model dtype.
     weight: Tensor,
+    /// BatchNorm parameters, read in f32.
     bn: BatchNorm,
     cfg: Conv2dConfig,
+    /// The model dtype the built convolution is stored in.
+    dtype: DType,
 }
 
 impl ConvNormParts {
@@ -92,6 +96,9 @@ impl ConvNormParts {
         eps: f64,
         vb: VarBuilder,
     ) -> Result<Self> {
+        // Read in f32 so that a bf16/f16 model folds the checkpoint's exact values and rounds once.
+        let dtype = vb.dtype();
+        let vb = vb.to_dtype(DType::F32);
         let weight = vb.pp("c").get((out_c, in_c / groups, k, k), "weight")?;
         let bn = BatchNorm::new(out_c, eps, vb.pp("bn"))?;
         let cfg = Conv2dConfig {
@@ -101,7 +108,12 @@ impl ConvNormParts {
             groups,
             cudnn_fwd_algo: None,
         };
-        Ok(Self { weight, bn, cfg })
+        Ok(Self {
+            weight,
+            bn,
+            cfg,
+            dtype,
+        })
     }
 
     /// Folded weight and bias in f64: `w * scale[o]` and `shift`.
@@ -116,13 +128,13 @@ impl ConvNormParts {
     }
 
     fn build(self, fold: bool) -> Result<ConvNorm> {
+        let dt = self.dtype;
         if fold {
-            let dt = self.weight.dtype();
             let (w, b) = self.fold_f64()?;
             let conv = Conv2d::from_parts(w.to_dtype(dt)?, Some(b.to_dtype(dt)?), self.cfg)?;
             Ok(ConvNorm::Folded(conv))
         } else {
-            let conv = Conv2d::from_parts(self.weight, None, self.cfg)?;
+            let conv = Conv2d::from_parts(self.weight.to_dtype(dt)?, None, self.cfg)?;
             Ok(ConvNorm::Unfolded { conv, bn: self.bn })
         }
     }
@@ -220,7 +232,7 @@ impl TokenMixer {
                 bn,
             });
         }
-        let dt = conv.weight.dtype();
+        let dt = conv.dtype;
         let dev = conv.weight.device().clone();
         // k x k branch
         let (w, b) = conv.fold_f64()?;
@@ -229,7 +241,7 @@ impl TokenMixer {
             let c1 = ConvNormParts::load(dim, dim, 1, 1, 0, dim, eps, vb.pp("conv1"))?;
             c1.fold_f64()?
         } else {
-            let vb1 = vb.pp("conv1");
+            let vb1 = vb.pp("conv1").to_dtype(DType::F32);
             let w1 = vb1.get((dim, 1, 1, 1), "weight")?.to_dtype(DType::F64)?;
             let b1 = vb1.get(dim, "bias")?.to_dtype(DType::F64)?;
             (w1, b1)
@@ -244,7 +256,8 @@ impl TokenMixer {
         let (w, b) = if legacy {
             (w, b)
         } else {
-            let (s, t) = BatchNorm::new(dim, eps, vb.pp("bn"))?.scale_shift()?;
+            let (s, t) =
+                BatchNorm::new(dim, eps, vb.pp("bn").to_dtype(DType::F32))?.scale_shift()?;
             let w = w.broadcast_mul(&s.reshape((dim, 1, 1, 1))?)?;
             let b = b.mul(&s)?.add(&t)?;
             (w, b)
@@ -674,6 +687,44 @@ mod tests {
         assert_eq!(got, vec![16, 24, 48, 96]);
         assert_eq!(se_channels(16, 0.25), 8);
         assert_eq!(se_channels(128, 0.25), 32);
+    }
+
+    /// A half-precision model folds from the checkpoint's f32 values and rounds once: its folded
+    /// weights are exactly the f32 fold rounded to bf16.
+    #[test]
+    fn bf16_model_folds_from_f32_values() -> Result<()> {
+        let dev = Device::Cpu;
+        let c = test_cfg();
+        let w = random_weights(&c, &dev)?;
+        let f32_vb = VarBuilder::from_tensors(w.clone(), DType::F32, &dev);
+        let bf16_vb = VarBuilder::from_tensors(w, DType::BF16, &dev);
+        let a = RepVit::new(&c, f32_vb.pp("trunk"))?;
+        let b = RepVit::new(&c, bf16_vb.pp("trunk"))?;
+        let parts = |m: &RepVit| -> Vec<Tensor> {
+            let mut v = Vec::new();
+            if let ConvNorm::Folded(conv) = &m.stem_conv2 {
+                v.push(conv.weight().clone());
+                v.extend(conv.bias().cloned());
+            }
+            if let TokenMixer::Fused(conv) = &m.stages[1].blocks[0].token_mixer {
+                v.push(conv.weight().clone());
+                v.extend(conv.bias().cloned());
+            }
+            v
+        };
+        let (pa, pb) = (parts(&a), parts(&b));
+        assert_eq!(pa.len(), 4);
+        assert_eq!(pb.len(), 4);
+        for (x, y) in pa.iter().zip(&pb) {
+            assert_eq!(y.dtype(), DType::BF16);
+            let want = x.to_dtype(DType::BF16)?.to_dtype(DType::F32)?;
+            let diff = (want - y.to_dtype(DType::F32)?)?
+                .abs()?
+                .max_all()?
+                .to_scalar::<f32>()?;
+            assert_eq!(diff, 0.0);
+        }
+        Ok(())
     }
 
     #[test]
