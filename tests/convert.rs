@@ -409,3 +409,54 @@ fn real_transformers_files_convert_bit_identically() {
         assert_bit_identical(&out, &manifest(fixture));
     }
 }
+
+#[test]
+fn a_mismatch_names_the_variant_the_file_does_match() {
+    let mut reg = vosbench::config::Registry::builtin().unwrap();
+    reg.add(cfg("sam2.1_test"));
+    reg.add(cfg("edgetam_test"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.safetensors");
+    let e = cfg("edgetam_test");
+    let err = convert(&checkpoint("sam2_test"), &out, &e, None, Some(&reg))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("does not match variant edgetam_test"), "{err}");
+    assert!(err.ends_with("(this looks like sam2.1_test)"), "{err}");
+    // Also through the transformers layout, whose names depend on the variant tried.
+    let hf = common::fixture_dir("weights").join("edgetam_test_hf/model.safetensors");
+    let err = convert(&hf, &out, &cfg("sam2.1_test"), None, Some(&reg))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.ends_with("(this looks like edgetam_test)"), "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn an_image_only_transformers_file_is_named_as_such() {
+    let hf = common::fixture_dir("weights").join("sam2_test_hf/model.safetensors");
+    let (mut tensors, meta) = read_safetensors(&hf).unwrap();
+    tensors
+        .retain(|(n, _)| !n.starts_with("memory_attention.") && !n.starts_with("memory_encoder."));
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("image_only.safetensors");
+    let views: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    safetensors::serialize_to_file(views, Some(meta), &img).unwrap();
+    let err = convert(
+        &img,
+        &dir.path().join("o.safetensors"),
+        &cfg("sam2.1_test"),
+        None,
+        None,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("missing keys: memory_attention.layers.0"),
+        "{err}"
+    );
+    assert!(err.contains("image-only transformers checkpoint"), "{err}");
+}

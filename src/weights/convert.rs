@@ -59,11 +59,26 @@ pub struct ConvertReport {
     pub layout: KeyLayout,
     pub tensors: usize,
     pub params: u64,
-    /// Float storage type written ("mixed" never happens: the input's dtype must be uniform or a
-    /// target dtype given).
+    /// Float storage type written (the input's own when it is uniform, else `--dtype` is required).
     pub dtype: DType,
     pub output: PathBuf,
     pub bytes: u64,
+}
+
+/// Bring tensors read from a file to the original key layout of `cfg` (renaming only; tensors
+/// are shared, not copied).
+pub fn to_original_layout(
+    path: &Path,
+    raw: &[(String, Tensor)],
+    layout: KeyLayout,
+    cfg: &ModelConfig,
+) -> Result<Vec<(String, Tensor)>> {
+    match layout {
+        KeyLayout::Original => Ok(raw.to_vec()),
+        KeyLayout::Hf => {
+            hf_to_original(path, raw.to_vec(), &expected_tensors(cfg)?, is_edgetam(cfg))
+        }
+    }
 }
 
 /// Read a checkpoint and bring it to the original key layout of `cfg`, without validating.
@@ -73,24 +88,28 @@ pub fn load_state(
 ) -> Result<(Vec<(String, Tensor)>, FileFormat, KeyLayout)> {
     let ck = read_checkpoint(input)?;
     let layout = detect_layout(ck.tensors.iter().map(|(n, _)| n.as_str()));
-    let specs = expected_tensors(cfg)?;
-    let tensors = match layout {
-        KeyLayout::Original => ck.tensors,
-        KeyLayout::Hf => hf_to_original(input, ck.tensors, &specs, is_edgetam(cfg))?,
-    };
+    let tensors = to_original_layout(input, &ck.tensors, layout, cfg)?;
     Ok((tensors, ck.format, layout))
 }
 
-/// If the tensors match another registered variant exactly, its name.
-pub fn guess_variant(found: &[FoundTensor], registry: &Registry, except: &str) -> Option<String> {
+/// If the file's tensors match another registered variant exactly, its name.
+pub fn guess_variant(
+    path: &Path,
+    raw: &[(String, Tensor)],
+    layout: KeyLayout,
+    registry: &Registry,
+    except: &str,
+) -> Option<String> {
     registry
         .models()
         .iter()
         .filter(|m| m.name != except)
         .find(|m| {
-            expected_tensors(m)
-                .map(|s| validate(&s, found).is_ok())
-                .unwrap_or(false)
+            let ok = || -> Result<bool> {
+                let mapped = to_original_layout(path, raw, layout, m)?;
+                Ok(validate(&expected_tensors(m)?, &found_of(&mapped)).is_ok())
+            };
+            ok().unwrap_or(false)
         })
         .map(|m| m.name.clone())
 }
@@ -101,15 +120,47 @@ pub fn check_against(
     cfg: &ModelConfig,
     specs: &[TensorSpec],
     found: &[FoundTensor],
-    registry: Option<&Registry>,
 ) -> Result<()> {
     let v = validate(specs, found);
     if v.is_ok() {
         return Ok(());
     }
+    Err(Error::checkpoint(
+        path,
+        format!("does not match variant {}: {}", cfg.name, v.summary()),
+    ))
+}
+
+/// [`check_against`] for a file being converted, with hints: the variant the file does match, or
+/// that a transformers file is an image-only model without the video modules.
+fn check_input(
+    path: &Path,
+    cfg: &ModelConfig,
+    specs: &[TensorSpec],
+    raw: &[(String, Tensor)],
+    layout: KeyLayout,
+    mapped: &[(String, Tensor)],
+    registry: Option<&Registry>,
+) -> Result<()> {
+    let found = found_of(mapped);
+    let v = validate(specs, &found);
+    if v.is_ok() {
+        return Ok(());
+    }
     let mut msg = format!("does not match variant {}: {}", cfg.name, v.summary());
-    if let Some(guess) = registry.and_then(|r| guess_variant(found, r, &cfg.name)) {
+    if let Some(guess) = registry.and_then(|r| guess_variant(path, raw, layout, r, &cfg.name)) {
         msg.push_str(&format!(" (this looks like {guess})"));
+    } else if layout == KeyLayout::Hf
+        && v.missing
+            .iter()
+            .any(|s| s.name.starts_with("memory_attention."))
+        && !found
+            .iter()
+            .any(|f| f.name.starts_with("memory_attention."))
+    {
+        msg.push_str(
+            " (an image-only transformers checkpoint: video tracking needs the memory modules of the video model; use the original .pt)",
+        );
     }
     Err(Error::checkpoint(path, msg))
 }
@@ -126,8 +177,12 @@ pub fn convert(
     registry: Option<&Registry>,
 ) -> Result<ConvertReport> {
     let specs = expected_tensors(cfg)?;
-    let (tensors, input_format, layout) = load_state(input, cfg)?;
-    check_against(input, cfg, &specs, &found_of(&tensors), registry)?;
+    let ck = read_checkpoint(input)?;
+    let input_format = ck.format;
+    let layout = detect_layout(ck.tensors.iter().map(|(n, _)| n.as_str()));
+    let tensors = to_original_layout(input, &ck.tensors, layout, cfg)?;
+    check_input(input, cfg, &specs, &ck.tensors, layout, &tensors, registry)?;
+    drop(ck);
 
     // Spec order, so the file reads like the module tree.
     let mut by_name: HashMap<String, Tensor> = tensors.into_iter().collect();
@@ -152,8 +207,7 @@ pub fn convert(
     let target = match dtype {
         Some(d) => d,
         None => match float_types.as_slice() {
-            [one] if matches!(one, DType::F32 | DType::F16 | DType::BF16) => *one,
-            [DType::F64] => DType::F32,
+            [one] => *one,
             _ => {
                 return Err(Error::checkpoint(
                     input,
@@ -189,7 +243,7 @@ pub fn convert(
     write_atomic(output, &cast, meta, |tmp| {
         // Re-read the header of what was written: the file must itself pass validation.
         let (found, m) = safetensors_header(tmp)?;
-        check_against(tmp, cfg, &specs, &found, None)?;
+        check_against(tmp, cfg, &specs, &found)?;
         if m.get(META_VARIANT) != Some(&cfg.name) {
             return Err(Error::checkpoint(tmp, "metadata was not written"));
         }

@@ -50,7 +50,7 @@ pub fn inspect_converted(path: &Path, cfg: &ModelConfig) -> Result<ConvertedInfo
         ));
     }
     let specs = expected_tensors(cfg)?;
-    check_against(path, cfg, &specs, &found, None)?;
+    check_against(path, cfg, &specs, &found)?;
     Ok(ConvertedInfo {
         variant,
         source: meta.get(META_SOURCE).cloned().unwrap_or_default(),
