@@ -3,4 +3,10 @@
 //! truth ([`prompts`]), and the synthetic SA-V generator ([`synth`]).
 
 pub mod masks;
+pub mod prompts;
+pub mod sav;
 pub mod synth;
+
+pub use masks::{LabelMap, Mask, PackedMask};
+pub use prompts::{ClickMode, GtPrompt};
+pub use sav::{DataIssue, Split, SplitOptions, Video};
