@@ -184,7 +184,9 @@ pub fn run(args: Args) -> Result<()> {
         .map_err(|e| Error::Other(e.to_string()))?,
     );
     bar.set_message("tracking");
-    let frame_paths = session.frame_paths().to_vec();
+    let frame_paths: Vec<Option<PathBuf>> = (0..n)
+        .map(|i| session.frame_path(i).map(Path::to_path_buf))
+        .collect();
     let mut written = vec![false; n];
     let mut handle = |res: FrameResult| -> Result<()> {
         let f = res.frame_idx;
@@ -193,12 +195,8 @@ pub fn run(args: Args) -> Result<()> {
         }
         written[f] = true;
         let fg = write_mask(&mask_dir.join(format!("{f:05}.png")), &res, 0)?;
-        if args.overlay {
-            write_overlay(
-                &overlay_dir.join(format!("{f:05}.png")),
-                &frame_paths[f],
-                &fg,
-            )?;
+        if let (true, Some(p)) = (args.overlay, &frame_paths[f]) {
+            write_overlay(&overlay_dir.join(format!("{f:05}.png")), p, &fg)?;
         }
         bar.inc(1);
         Ok(())

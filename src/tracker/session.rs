@@ -9,6 +9,7 @@
 use crate::error::{Error, Result};
 use crate::nn::interpolate;
 use crate::sam2::sam2_base::{FrameFeatures, PointInputs, Sam2Base, NO_OBJ_SCORE};
+use crate::tracker::frames::FrameSource;
 use crate::tracker::memory_bank::{FrameOutput, OutputStore, Retention};
 use crate::tracker::postprocess::fill_holes_in_mask_scores;
 use crate::tracker::preprocess::VideoFrames;
@@ -66,7 +67,7 @@ struct ObjectState {
 
 pub struct Session<'m> {
     model: &'m Sam2Base,
-    frames: VideoFrames,
+    frames: Box<dyn FrameSource + 'm>,
     device: Device,
     opts: SessionOptions,
     objects: Vec<ObjectState>,
@@ -94,14 +95,24 @@ impl<'m> Session<'m> {
         opts: SessionOptions,
     ) -> Result<Self> {
         let frames = VideoFrames::open(frames_dir)?;
-        Ok(Self {
+        Ok(Self::with_frames(model, Box::new(frames), device, opts))
+    }
+
+    /// Open a session on any frame source.
+    pub fn with_frames(
+        model: &'m Sam2Base,
+        frames: Box<dyn FrameSource + 'm>,
+        device: &Device,
+        opts: SessionOptions,
+    ) -> Self {
+        Self {
             model,
             frames,
             device: device.clone(),
             opts,
             objects: Vec::new(),
             cache: None,
-        })
+        }
     }
 
     pub fn num_frames(&self) -> usize {
@@ -110,12 +121,12 @@ impl<'m> Session<'m> {
 
     /// (height, width) of the video.
     pub fn video_size(&self) -> (usize, usize) {
-        (self.frames.height() as usize, self.frames.width() as usize)
+        self.frames.size()
     }
 
-    /// The frame files, in frame order.
-    pub fn frame_paths(&self) -> &[std::path::PathBuf] {
-        self.frames.paths()
+    /// The file frame `idx` was read from, if it came from a file.
+    pub fn frame_path(&self, idx: usize) -> Option<&Path> {
+        self.frames.path(idx)
     }
 
     pub fn obj_ids(&self) -> Vec<u32> {
