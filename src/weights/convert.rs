@@ -300,6 +300,14 @@ pub fn write_atomic(
     let views: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     safetensors::serialize_to_file(views, Some(metadata), &tmp)
         .map_err(|e| Error::checkpoint(path, format!("cannot write: {e}")))?;
+    #[cfg(unix)]
+    {
+        // The serializer writes through a private (0600) temporary file; a weights file is
+        // ordinary data, readable like the checkpoint it came from.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(&tmp, e))?;
+    }
     verify(&tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
     guard.0 = None;
