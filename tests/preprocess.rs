@@ -111,12 +111,14 @@ fn pillow_bicubic_resize_is_bit_exact() {
             u8s(&common::get(&t, &format!("resize.{case}.src_fnv"))),
             "{case}: the synthetic source differs from the reference script's"
         );
+        let t0 = std::time::Instant::now();
         let out = pil_resize_bicubic_rgb(&src, sw, sh, ow, oh).unwrap();
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
         assert_eq!(out.len(), (ow * oh * 3) as usize);
         if let Some(want) = t.get(&format!("resize.{case}.out")) {
             let want = u8s(want);
             let (max, n) = max_abs_diff(&out, &want);
-            eprintln!("resize {case}: max abs diff {max}, {n} differing values");
+            eprintln!("resize {case}: max abs diff {max}, {n} differing values ({ms:.1} ms)");
             assert_eq!(
                 (max, n),
                 (0, 0),
@@ -133,7 +135,7 @@ fn pillow_bicubic_resize_is_bit_exact() {
             }
             let want = u8s(&common::get(&t, &format!("resize.{case}.bands")));
             let (max, n) = max_abs_diff(&bands, &want);
-            eprintln!("resize {case}: bands max abs diff {max}, {n} differing values");
+            eprintln!("resize {case}: bands max abs diff {max}, {n} differing ({ms:.1} ms)");
             assert_eq!(
                 (max, n),
                 (0, 0),

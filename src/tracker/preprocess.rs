@@ -146,15 +146,16 @@ fn horizontal_pass(src: &[u8], w: usize, rows: std::ops::Range<usize>, taps: &Ta
         let src_row = &src[r * w * 3..(r + 1) * w * 3];
         for (xx, dst) in dst_row.chunks_exact_mut(3).enumerate() {
             let (x0, k) = taps.taps(xx);
-            let mut acc = [HALF; 3];
-            for (p, &kv) in src_row[x0 * 3..].chunks_exact(3).zip(k) {
-                for (a, &v) in acc.iter_mut().zip(p) {
-                    *a = a.wrapping_add((v as i32).wrapping_mul(kv));
-                }
+            let px = &src_row[x0 * 3..(x0 + k.len()) * 3];
+            let (mut r, mut g, mut b) = (HALF, HALF, HALF);
+            for (p, &kv) in px.chunks_exact(3).zip(k) {
+                r = r.wrapping_add((p[0] as i32).wrapping_mul(kv));
+                g = g.wrapping_add((p[1] as i32).wrapping_mul(kv));
+                b = b.wrapping_add((p[2] as i32).wrapping_mul(kv));
             }
-            for (d, a) in dst.iter_mut().zip(acc) {
-                *d = clip8(a);
-            }
+            dst[0] = clip8(r);
+            dst[1] = clip8(g);
+            dst[2] = clip8(b);
         }
     }
     out
@@ -166,15 +167,20 @@ fn vertical_pass(src: &[u8], w: usize, row_offset: usize, taps: &Taps) -> Vec<u8
     let row_len = w * 3;
     let oh = taps.first.len();
     let mut out = vec![0u8; oh * row_len];
+    // Whole rows at a time (integer sums, so the order of the terms does not matter).
+    let mut acc = vec![0i32; row_len];
     for (yy, dst_row) in out.chunks_exact_mut(row_len).enumerate() {
         let (y0, k) = taps.taps(yy);
         let y0 = y0 - row_offset;
-        for (i, d) in dst_row.iter_mut().enumerate() {
-            let mut acc = HALF;
-            for (j, &kv) in k.iter().enumerate() {
-                acc = acc.wrapping_add((src[(y0 + j) * row_len + i] as i32).wrapping_mul(kv));
+        acc.iter_mut().for_each(|a| *a = HALF);
+        for (j, &kv) in k.iter().enumerate() {
+            let src_row = &src[(y0 + j) * row_len..(y0 + j + 1) * row_len];
+            for (a, &v) in acc.iter_mut().zip(src_row) {
+                *a = a.wrapping_add((v as i32).wrapping_mul(kv));
             }
-            *d = clip8(acc);
+        }
+        for (d, &a) in dst_row.iter_mut().zip(&acc) {
+            *d = clip8(a);
         }
     }
     out
