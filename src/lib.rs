@@ -19,6 +19,7 @@ pub mod edgetam;
 pub mod error;
 pub mod eval;
 pub mod nn;
+pub mod parity;
 pub mod sam2;
 pub mod tracker;
 pub mod weights;
