@@ -1,0 +1,89 @@
+//! The pure-Rust JPEG decoder (src/data/jpeg.rs) against Pillow's decode of the same files
+//! (tests/fixtures/jpeg, written by tests/reference/make_jpeg_fixtures.py with Pillow 13 /
+//! libjpeg-turbo 3): every case must be byte-identical (max abs difference 0), including the
+//! official predictor's test frames in tests/fixtures/video_test/frames.
+
+mod common;
+
+use candle_core::DType;
+use vosbench::data::jpeg;
+
+/// `(case name, path of the JPEG)` for every expected decode in the fixture.
+fn cases() -> Vec<(String, std::path::PathBuf)> {
+    let t = common::load_tensors("jpeg", "expected.safetensors");
+    let mut names: Vec<String> = t.keys().cloned().collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let p = match n.strip_prefix("video_test.") {
+                Some(stem) => common::fixture_dir("video_test")
+                    .join("frames")
+                    .join(format!("{stem}.jpg")),
+                None => common::fixture_dir("jpeg").join(format!("{n}.jpg")),
+            };
+            (n, p)
+        })
+        .collect()
+}
+
+#[test]
+fn bit_identical_to_pillow_on_every_fixture() {
+    let expected = common::load_tensors("jpeg", "expected.safetensors");
+    let cases = cases();
+    assert!(
+        cases.len() >= 20,
+        "fixture lists only {} cases",
+        cases.len()
+    );
+    let mut failures = Vec::new();
+    for (name, path) in &cases {
+        let want = &expected[name];
+        assert_eq!(want.dtype(), DType::U8);
+        let dims = want.dims().to_vec();
+        let want = want.flatten_all().unwrap().to_vec1::<u8>().unwrap();
+        let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let (got, w, h) = match jpeg::decode(&data) {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        assert_eq!(
+            [h as usize, w as usize, 3],
+            dims[..],
+            "{name}: size differs from Pillow's"
+        );
+        let mut max = 0u8;
+        let mut count = 0usize;
+        for (a, b) in got.iter().zip(&want) {
+            let d = a.abs_diff(*b);
+            if d > 0 {
+                count += 1;
+                max = max.max(d);
+            }
+        }
+        if max > 0 {
+            failures.push(format!(
+                "{name}: max abs difference {max} on {count} of {} values",
+                want.len()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn try_decode_falls_back_only_for_unsupported_files() {
+    let prog = std::fs::read(common::fixture_dir("jpeg").join("progressive.jpg")).unwrap();
+    assert!(jpeg::try_decode_rgb(&prog).unwrap().is_none());
+    let err = jpeg::decode_rgb(&prog).unwrap_err();
+    assert!(err.to_string().contains("progressive"), "{err}");
+    let ok = std::fs::read(common::fixture_dir("jpeg").join("q75_420_83x45.jpg")).unwrap();
+    let (_, w, h) = jpeg::try_decode_rgb(&ok).unwrap().unwrap();
+    assert_eq!((w, h), (83, 45));
+    let err = jpeg::try_decode_rgb(&ok[..ok.len() / 2]).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("truncated"), "{err}");
+}
