@@ -19,9 +19,11 @@ pub const HOLE_FILL_SCORE: f32 = 0.1;
 /// mask: `[B, 1, h, w]` logits (any float dtype; filled in f32 and cast back) -> same shape,
 /// dtype and device.
 ///
-/// Upstream asserts `max_area > 0`; so does this (an error). The upstream kernel also rejects odd
-/// `h` or `w`, and the Python wrapper then silently skips the step; masks of the video predictor
-/// are always even-sized (S/4 with S a multiple of 32), and this function handles any size.
+/// Upstream asserts `max_area > 0`; so does this (an error). The SAM 2.1 kernel also rejects odd
+/// `h` or `w` (the Python wrapper then silently skips the step), while the EdgeTAM package falls
+/// back to OpenCV's 8-connected labelling for those and for CPU tensors; this function handles
+/// any size like the latter. Masks of the video predictor are even-sized anyway (S/4, S a
+/// multiple of 32).
 pub fn fill_holes_in_mask_scores(mask: &Tensor, max_area: usize) -> Result<Tensor> {
     if max_area == 0 {
         candle_core::bail!("fill_holes_in_mask_scores: max_area must be positive");

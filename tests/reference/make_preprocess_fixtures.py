@@ -33,7 +33,9 @@ source proves both sides generated the same pixels.
 fill_holes_in_mask_scores calls a CUDA-only kernel (sam2/csrc/connected_components.cu: 2x2-block
 union-find labelling, exact 8-connectivity, per-pixel component areas). This CPU-only script swaps
 in scipy.ndimage.label with a 3x3 structuring element, which yields the same areas (labels differ
-but the official rule only uses `labels > 0` and the area), and then runs the official function.
+but the official rule only uses `labels > 0` and the area), cross-checked against OpenCV's
+8-connected labelling (the CPU fallback of the EdgeTAM package), and then runs the official
+function.
 
 Run: PYTHONPATH=/root/venvs/sam2pkg SAM2_BUILD_CUDA=0 /root/venvs/ref/bin/python \
          tests/reference/make_preprocess_fixtures.py
@@ -41,6 +43,7 @@ Run: PYTHONPATH=/root/venvs/sam2pkg SAM2_BUILD_CUDA=0 /root/venvs/ref/bin/python
 import os
 import shutil
 
+import cv2
 import numpy as np
 import PIL
 import scipy.ndimage as ndi
@@ -208,6 +211,14 @@ def scipy_connected_components(mask):
         area[0] = 0
         labels[b, 0] = lab
         counts[b, 0] = area[lab]
+        # Cross-check with OpenCV's 8-connected labelling, the CPU fallback the EdgeTAM package
+        # uses for the same function: the per-pixel areas must agree.
+        _, cv_lab, stats, _ = cv2.connectedComponentsWithStats(
+            m[b, 0].astype(np.uint8), connectivity=8
+        )
+        cv_area = stats[:, cv2.CC_STAT_AREA].astype(np.int32)
+        cv_area[0] = 0
+        assert np.array_equal(cv_area[cv_lab], counts[b, 0]), "scipy and cv2 areas differ"
     return torch.from_numpy(labels), torch.from_numpy(counts)
 
 
