@@ -12,8 +12,10 @@
 //! - [`cuda`]: device probe, convolution tuning, memory pool control.
 //! - [`config`]: the model variant registry (`models/*.json`).
 
+pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod cuda;
 pub mod data;
 pub mod edgetam;
 pub mod error;

@@ -3,11 +3,14 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod common;
 pub mod convert;
 pub mod eval;
 pub mod fetch;
 pub mod info;
+pub mod plot;
+pub mod probe;
 pub mod synth;
 pub mod track;
 
@@ -24,6 +27,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Benchmark models on a split: setup, then inference in a fresh process.
+    Bench(bench::Args),
+    /// Report the device and tune convolutions within a workspace budget.
+    Probe(probe::Args),
+    /// Draw FPS against J&F and memory per model from a benchmark CSV.
+    Plot(plot::Args),
     /// Download original checkpoints from the hub, convert and verify them.
     Fetch(fetch::Args),
     /// Convert an original (or HF-transformers) checkpoint to safetensors, validated.
@@ -42,6 +51,9 @@ pub enum Command {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     let res: crate::Result<()> = match cli.command {
+        Command::Bench(a) => bench::run(a),
+        Command::Probe(a) => probe::run(a),
+        Command::Plot(a) => plot::run(a),
         Command::Fetch(a) => fetch::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Info(a) => info::run(a),

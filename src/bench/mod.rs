@@ -1,0 +1,1 @@
+//! The two-phase benchmark (being written).

@@ -1,0 +1,8 @@
+//! `vosbench probe` (being written).
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> crate::Result<()> {
+    Err(crate::Error::Other("vosbench probe is not built yet".into()))
+}

@@ -1,0 +1,1 @@
+//! CUDA device probe and memory control (being written).
