@@ -7,7 +7,9 @@
 use crate::config::{ModelConfig, Registry};
 use crate::error::{Error, Result};
 use crate::weights::hf_layout::{detect_layout, hf_to_original, is_edgetam, KeyLayout};
-use crate::weights::reader::{found_of, read_checkpoint, safetensors_header, FileFormat};
+use crate::weights::reader::{
+    found_of, read_checkpoint, safetensors_header, FileFormat, NamedTensors,
+};
 use crate::weights::spec::{expected_tensors, param_count, validate, FoundTensor, TensorSpec};
 use candle_core::{DType, Tensor};
 use std::collections::HashMap;
@@ -85,7 +87,7 @@ pub fn to_original_layout(
 pub fn load_state(
     input: &Path,
     cfg: &ModelConfig,
-) -> Result<(Vec<(String, Tensor)>, FileFormat, KeyLayout)> {
+) -> Result<(NamedTensors, FileFormat, KeyLayout)> {
     let ck = read_checkpoint(input)?;
     let layout = detect_layout(ck.tensors.iter().map(|(n, _)| n.as_str()));
     let tensors = to_original_layout(input, &ck.tensors, layout, cfg)?;

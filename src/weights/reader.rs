@@ -16,6 +16,9 @@ pub enum FileFormat {
     Safetensors,
 }
 
+/// Named tensors, in name order.
+pub type NamedTensors = Vec<(String, Tensor)>;
+
 /// A checkpoint read into memory.
 #[derive(Debug)]
 pub struct Checkpoint {
@@ -149,7 +152,7 @@ pub fn read_torch(path: &Path) -> Result<Vec<(String, Tensor)>> {
 }
 
 /// Read every tensor of a safetensors file, with its header metadata.
-pub fn read_safetensors(path: &Path) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>)> {
+pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, HashMap<String, String>)> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let (_, meta) = safetensors::SafeTensors::read_metadata(&data)
         .map_err(|e| bad(path, format!("corrupt safetensors header: {e}")))?;

@@ -165,7 +165,7 @@ fn hiera(s: &mut Specs, cfg: &ModelConfig, h: &HieraConfig, p: &str) -> Result<V
             heads = scale(heads, h.head_mul);
             stage_dims.push(dim_out);
         }
-        if heads == 0 || dim_out % heads != 0 {
+        if heads == 0 || !dim_out.is_multiple_of(heads) {
             return Err(cfg_err(
                 cfg,
                 format!("hiera block {i}: dim {dim_out} not divisible by {heads} heads"),
