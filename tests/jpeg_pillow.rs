@@ -87,3 +87,53 @@ fn try_decode_falls_back_only_for_unsupported_files() {
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("truncated"), "{err}");
 }
+
+/// Opt-in: every `*.jpg`/`*.jpeg` in `$VOSBENCH_JPEG_DIR` against the `<file>.rgb` Pillow decode
+/// written next to it by `make_jpeg_fixtures.py --opt-in DIR` (larger and foreign-encoder files
+/// that are not committed); prints the decode time of each. Does nothing when the variable is
+/// unset.
+#[test]
+fn opt_in_directory_bit_identical_to_pillow() {
+    let Some(dir) = std::env::var_os("VOSBENCH_JPEG_DIR") else {
+        eprintln!("VOSBENCH_JPEG_DIR not set; skipping the opt-in JPEG comparison");
+        return;
+    };
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"))
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no JPEG files in {dir:?}");
+    let mut failures = Vec::new();
+    for p in &files {
+        let data = std::fs::read(p).unwrap();
+        let mut rgb_path = p.clone().into_os_string();
+        rgb_path.push(".rgb");
+        let want = std::fs::read(&rgb_path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run the --opt-in script)", p.display()));
+        let t0 = std::time::Instant::now();
+        let res = jpeg::decode(&data);
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        match res {
+            Ok((got, w, h)) => {
+                let diff = if got.len() != want.len() {
+                    Some(format!("size {}x{} does not match Pillow's", w, h))
+                } else {
+                    let n = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+                    let max = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max();
+                    (n > 0).then(|| format!("{n} values differ, max {max:?}"))
+                };
+                eprintln!("{}: {w}x{h} decoded in {ms:.1} ms", p.display());
+                if let Some(d) = diff {
+                    failures.push(format!("{}: {d}", p.display()));
+                }
+            }
+            Err(e) => failures.push(format!("{}: {e}", p.display())),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

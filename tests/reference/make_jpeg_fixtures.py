@@ -16,7 +16,14 @@ Writes tests/fixtures/jpeg/:
                           Metadata: Pillow and libjpeg-turbo versions.
 
 Run: /root/venvs/ref/bin/python tests/reference/make_jpeg_fixtures.py
+
+Opt-in check on larger or foreign JPEGs (not committed): `make_jpeg_fixtures.py --opt-in DIR`
+writes, next to every DIR/*.jpg, DIR/*.jpg.rgb (Pillow's RGB decode, raw HWC bytes); then
+`VOSBENCH_JPEG_DIR=DIR cargo test --test jpeg_pillow -- --nocapture` compares them and prints
+decode times. With `--make-1080p`, DIR first gets 1080p.jpg, a 1920x1080 4:2:0 quality-90
+photo (skimage's rocket.jpg upscaled) for a speed reference.
 """
+import sys
 import io
 import os
 import struct
@@ -156,5 +163,24 @@ def main():
     print(f"wrote {len(tensors)} expected decodes to {OUT} ({total} bytes), {meta}")
 
 
+def opt_in(d, make_1080p):
+    if make_1080p:
+        import skimage
+
+        src = os.path.join(os.path.dirname(skimage.__file__), "data", "rocket.jpg")
+        im = Image.open(src).convert("RGB").resize((1920, 1080), Image.BICUBIC)
+        im.save(os.path.join(d, "1080p.jpg"), quality=90, subsampling=2)
+    for fn in sorted(os.listdir(d)):
+        if fn.lower().endswith((".jpg", ".jpeg")):
+            im = Image.open(os.path.join(d, fn))
+            arr = np.ascontiguousarray(np.array(im.convert("RGB")))
+            with open(os.path.join(d, fn + ".rgb"), "wb") as f:
+                f.write(arr.tobytes())
+            print(fn, im.size, im.mode, im.info.get("progressive", 0), getattr(im, "layer", None))
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) >= 3 and sys.argv[1] == "--opt-in":
+        opt_in(sys.argv[2], "--make-1080p" in sys.argv[3:])
+    else:
+        main()
