@@ -108,7 +108,9 @@ fn write_mask(path: &Path, res: &FrameResult, obj: usize) -> Result<Vec<bool>> {
     let px: Vec<u8> = fg.iter().map(|&v| if v > 0 { 255 } else { 0 }).collect();
     let img = image::GrayImage::from_raw(w as u32, h as u32, px)
         .ok_or_else(|| Error::Other("mask buffer has the wrong size".into()))?;
-    write_png_atomic(path, |tmp| img.save_with_format(tmp, image::ImageFormat::Png))?;
+    write_png_atomic(path, |tmp| {
+        img.save_with_format(tmp, image::ImageFormat::Png)
+    })?;
     Ok(fg.into_iter().map(|v| v > 0).collect())
 }
 

@@ -1,6 +1,6 @@
 //! Video tracking: frame loading, mask post-processing, memory bank and sessions.
-pub mod postprocess;
-pub mod preprocess;
 pub mod frames;
 pub mod memory_bank;
+pub mod postprocess;
+pub mod preprocess;
 pub mod session;
