@@ -23,6 +23,12 @@ What it does:
   `model.pt` (`{"model": state_dict}`, the layout of the released checkpoint) and
   `stages.safetensors` (the tensors listed in tests/reference/FIXTURES.md, EdgeTAM part).
 
+Besides the module stages it records the SAM2Base glue EdgeTAM changes: `_encode_new_memory`
+(memory encoder, then the perceiver) for a binarized and a sigmoid mask, and
+`_prepare_memory_conditioned_features` for frame 3 of a 24-frame video with memories of frames
+0 (cond), 1 and 2 stored in bf16; the memory-attention tensors are the inputs that call hands to
+memory attention (RoPEAttentionv2, `num_spatial_mem` = 3, zero object-pointer PE).
+
 Single object only: the official perceiver's 2D path breaks for batch > 1 (EdgeTAM issue #15).
 """
 
@@ -45,6 +51,7 @@ torch.backends.cuda.matmul.allow_tf32 = False
 import sam2  # noqa: E402  (EdgeTAM's package, from PYTHONPATH)
 import sam2.modeling.backbones.timm as timm_backbone  # noqa: E402
 
+NUM_FRAMES_FOR_PTRS = 24
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -118,6 +125,15 @@ def build_model(variant: dict):
     p.position_encoding.num_pos_feats = sp["pos_num_feats"]
 
     m.num_maskmem = variant["tracker"]["num_maskmem"]
+    # what build_sam2_video_predictor injects (architecture.md §1.5); fill_hole_area belongs to
+    # the predictor class, not to SAM2Base, and plays no part in these stages
+    m.binarize_mask_from_pts_for_mem_enc = variant["tracker"]["binarize_mask_from_pts_for_mem_enc"]
+    md_cfg = variant["mask_decoder"]
+    m.sam_mask_decoder_extra_args = {
+        "dynamic_multimask_via_stability": True,
+        "dynamic_multimask_stability_delta": md_cfg["dynamic_multimask_stability_delta"],
+        "dynamic_multimask_stability_thresh": md_cfg["dynamic_multimask_stability_thresh"],
+    }
     OmegaConf.resolve(cfg)
     model = instantiate(cfg.model, _recursive_=True)
     timm_backbone.create_model = orig_create_model
@@ -289,52 +305,111 @@ def main():
         put("perceiver.out.features", lat)
         put("perceiver.out.pos", lpos)
 
-        # ---------------- memory attention ----------------
-        # One bank of 3 memory frames (perceiver latents) and 3 object pointers, as the tracker
-        # feeds it: frames first, pointer tokens (C/M per pointer) last, pointer PE zero (EdgeTAM).
-        n_frames, n_ptr = 3, 3
-        split = C // M
-        per_frame = lat.shape[1]
-        mem = randn(n_frames * per_frame, 1, M)
-        frame_pos = lpos[0].unsqueeze(1)  # [per_frame, 1, M]
-        tpos = sd["maskmem_tpos_enc"]  # [num_maskmem, 1, 1, M]
-        mem_pos = torch.cat(
-            [frame_pos + tpos[model.num_maskmem - 1 - t] for t in range(n_frames)], dim=0
+        # ---------------- SAM2Base glue: _encode_new_memory (memory encoder + perceiver) --------
+        _, vision_feats, vision_pos, feat_sizes = model._prepare_backbone_features(
+            model.forward_image(image)
         )
-        ptr = randn(n_ptr * split, 1, M)
-        memory = torch.cat([mem, ptr], dim=0)
-        memory_pos = torch.cat([mem_pos.reshape(-1, 1, M), torch.zeros(n_ptr * split, 1, M)], 0)
-        curr = randn(e * e, 1, C)
-        curr_pos = pos[-2].flatten(2).permute(2, 0, 1)  # the stride-16 sine PE, [e*e, 1, C]
-        put("memattn.curr", curr)
-        put("memattn.curr_pos", curr_pos)
-        put("memattn.memory", memory)
-        put("memattn.memory_pos", memory_pos)
-        put("memattn.num_obj_ptr_tokens", torch.tensor([float(n_ptr * split)]))
-        put("memattn.num_spatial_mem", torch.tensor([float(n_frames)]))
+        put("encode_new_memory.input_vision_feat", vision_feats[-1])
+        enc_cases = {
+            # logits, object score, is_mask_from_pts (binarized) or not (sigmoid)
+            "pos": (logits, 3.0, True),
+            "neg": (randn(1, 1, S, S, scale=4.0), -3.0, False),
+            "third": (randn(1, 1, S, S, scale=4.0), 1.5, False),
+        }
+        mems = {}
+        for case, (hm, score, from_pts) in enc_cases.items():
+            score_t = torch.tensor([[score]], dtype=torch.float32)
+            f_, p_ = model._encode_new_memory(
+                current_vision_feats=vision_feats,
+                feat_sizes=feat_sizes,
+                pred_masks_high_res=hm,
+                object_score_logits=score_t,
+                is_mask_from_pts=from_pts,
+            )
+            mems[case] = (f_, p_)
+            if case == "third":
+                continue
+            put(f"encode_new_memory.{case}.pred_masks_high_res", hm)
+            put(f"encode_new_memory.{case}.object_score_logits", score_t)
+            put(f"encode_new_memory.{case}.is_mask_from_pts", torch.tensor([float(from_pts)]))
+            put(f"encode_new_memory.{case}.features", f_)
+            put(f"encode_new_memory.{case}.pos", p_[0])
+
+        # ---------------- _prepare_memory_conditioned_features, frame 3 of 24 ----------------
+        # cond frame 0, non-cond frames 1 and 2; their memories stored in bf16 as the predictor does
+        frame_mem = {0: mems["pos"][0], 1: mems["neg"][0], 2: mems["third"][0]}
+        frame_ptr = {0: randn(1, C, scale=0.5), 1: randn(1, C, scale=0.5), 2: model.no_obj_ptr.clone()}
+        output_dict = {"cond_frame_outputs": {}, "non_cond_frame_outputs": {}}
+        for fidx in (0, 1, 2):
+            stored = frame_mem[fidx].to(torch.bfloat16)
+            put(f"prepare_memory.maskmem_features.{fidx}", stored.float())
+            put(f"prepare_memory.obj_ptr.{fidx}", frame_ptr[fidx])
+            key = "cond_frame_outputs" if fidx == 0 else "non_cond_frame_outputs"
+            output_dict[key][fidx] = {
+                "maskmem_features": stored,
+                "maskmem_pos_enc": mems["pos"][1],
+                "obj_ptr": frame_ptr[fidx],
+            }
+        for case in ("neg", "third"):
+            assert torch.equal(mems[case][1][0], mems["pos"][1][0])  # the memory PE is shared
+        put("prepare_memory.maskmem_pos_enc", mems["pos"][1][0])
+        put("prepare_memory.frame_idx", torch.tensor([3.0]))
+        put("prepare_memory.num_frames", torch.tensor([float(NUM_FRAMES_FOR_PTRS)]))
+
+        # ---------------- memory attention, with the inputs prepare_memory hands it -----------
         mat = model.memory_attention
+        captured = {}
         seen = []
         hooks = [
+            mat.register_forward_pre_hook(
+                lambda mod, a, kw: captured.update(kw), with_kwargs=True
+            )
+        ]
+        hooks += [
             layer.register_forward_hook(lambda mod, inp, o, i=i: seen.append((i, o)))
             for i, layer in enumerate(mat.layers)
         ]
-        mout = mat(
-            curr=curr,
-            curr_pos=curr_pos,
-            memory=memory,
-            memory_pos=memory_pos,
-            num_obj_ptr_tokens=n_ptr * split,
-            num_spatial_mem=n_frames,
+        pix_mem = model._prepare_memory_conditioned_features(
+            frame_idx=3,
+            is_init_cond_frame=False,
+            current_vision_feats=vision_feats[-1:],
+            current_vision_pos_embeds=vision_pos[-1:],
+            feat_sizes=feat_sizes[-1:],
+            output_dict=output_dict,
+            num_frames=NUM_FRAMES_FOR_PTRS,
+            track_in_reverse=False,
         )
         for h in hooks:
             h.remove()
+        put("prepare_memory.out", pix_mem)
+        n_ptr = int(captured["num_obj_ptr_tokens"])
+        n_frames = int(captured["num_spatial_mem"])
+        per_frame = lat.shape[1]
+        assert n_frames == 3 and n_ptr == 3 * (C // M), (n_frames, n_ptr)
+        assert captured["memory"].shape[0] == n_frames * per_frame + n_ptr
+        put("memattn.curr", captured["curr"][0])
+        put("memattn.curr_pos", captured["curr_pos"][0])
+        put("memattn.memory", captured["memory"])
+        put("memattn.memory_pos", captured["memory_pos"])
+        put("memattn.num_obj_ptr_tokens", torch.tensor([float(n_ptr)]))
+        put("memattn.num_spatial_mem", torch.tensor([float(n_frames)]))
+        assert len(seen) == len(mat.layers)
         for i, o in seen:
             put(f"memattn.layers.{i}", o)
+        mout = mat(
+            curr=captured["curr"][0],
+            curr_pos=captured["curr_pos"][0],
+            memory=captured["memory"],
+            memory_pos=captured["memory_pos"],
+            num_obj_ptr_tokens=n_ptr,
+            num_spatial_mem=n_frames,
+        )
         put("memattn.out", mout)
+        assert torch.equal(mout.permute(1, 2, 0).reshape(1, C, e, e), pix_mem)
 
     for k, v in out.items():
         assert torch.isfinite(v).all(), k
-        assert v.abs().max() > 0, f"{k} is all zeros"
+        assert v.abs().max() > 0 or k.endswith("is_mask_from_pts"), f"{k} is all zeros"
     os.makedirs(args.out, exist_ok=True)
     torch.save({"model": sd}, os.path.join(args.out, "model.pt"))
     save_file(out, os.path.join(args.out, "stages.safetensors"), metadata={"seed": str(args.seed)})
