@@ -38,7 +38,7 @@ impl PositionEmbeddingSine {
     /// `num_pos_feats` is the number of output channels (256 for the neck, 64 for memories).
     pub fn new(num_pos_feats: usize, temperature: f64) -> Self {
         assert!(
-            num_pos_feats % 4 == 0,
+            num_pos_feats.is_multiple_of(4),
             "sine PE needs a multiple of 4 channels"
         );
         Self {
