@@ -258,7 +258,7 @@ pub fn write_palette_png(path: &Path, labels: &LabelMap) -> Result<()> {
     for id in 0..256u32 {
         let (mut r, mut g, mut b, mut c) = (0u32, 0u32, 0u32, id);
         for j in 0..8 {
-            r |= ((c >> 0) & 1) << (7 - j);
+            r |= (c & 1) << (7 - j);
             g |= ((c >> 1) & 1) << (7 - j);
             b |= ((c >> 2) & 1) << (7 - j);
             c >>= 3;
@@ -309,7 +309,7 @@ impl PackedMask {
         let mut data = Vec::with_capacity(self.width * self.height);
         let mut value = false;
         for &r in &self.runs {
-            data.extend(std::iter::repeat(value).take(r as usize));
+            data.extend(std::iter::repeat_n(value, r as usize));
             value = !value;
         }
         Mask {
@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn bbox_and_shift() {
         let mut m = Mask::empty(6, 4);
-        m.data[1 * 6 + 2] = true;
+        m.data[6 + 2] = true;
         m.data[2 * 6 + 4] = true;
         assert_eq!(m.bbox(), Some([2, 1, 4, 2]));
         assert_eq!(Mask::empty(3, 3).bbox(), None);

@@ -319,7 +319,7 @@ pub fn write_split(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
         for t in 0..opts.frames {
             let (rgb, owner) = render(&bg, &objects, w, h, t);
             write_jpeg(&jpg_dir.join(format!("{t:05}.jpg")), &rgb, w, h)?;
-            if t % ANNOTATION_STRIDE == 0 {
+            if t.is_multiple_of(ANNOTATION_STRIDE) {
                 for (k, list) in masks.iter_mut().enumerate() {
                     let data = owner.iter().map(|&o| o as usize == k + 1).collect();
                     list.push((

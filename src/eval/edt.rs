@@ -94,7 +94,7 @@ mod tests {
             let feature: Vec<bool> = (0..w * h)
                 .map(|_| {
                     s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
-                    (s >> 33) % density == 0
+                    (s >> 33).is_multiple_of(density)
                 })
                 .collect();
             let d = squared_edt(&feature, w, h);

@@ -172,7 +172,7 @@ impl Boundary {
                     if last_row {
                         b &= !last_bit;
                     }
-                    if w % 64 != 0 {
+                    if !w.is_multiple_of(64) {
                         b &= (1u64 << (w % 64)) - 1;
                     }
                 }
