@@ -19,8 +19,10 @@
 //! Known differences from libjpeg-turbo, all on data that a conforming encoder does not produce:
 //! libjpeg substitutes zeros for entropy-coded data that ends early (a truncated file) and
 //! resynchronises on a wrong restart marker, with only a warning; this decoder reports those as
-//! errors. IDCT results beyond the 10-bit range that libjpeg's C code wraps are saturated here (as
-//! libjpeg-turbo's x86/ARM SIMD IDCT, which Pillow's wheels use, does).
+//! errors. The IDCT's integer widths are those of libjpeg-turbo's x86-64 AVX2 routine (which
+//! Pillow runs there); on out-of-range coefficients that libjpeg's portable C code would wrap, it
+//! saturates, so results match Pillow on x86-64 but may differ from a build without SIMD (or
+//! with ARM NEON) for such pathological blocks.
 
 use crate::{Error, Result};
 use std::fmt;
@@ -331,121 +333,126 @@ fn next_marker(data: &[u8], mut pos: usize) -> Option<(u8, usize)> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Integer IDCT (libjpeg's jpeg_idct_islow)
+// Integer IDCT (libjpeg's jpeg_idct_islow, as libjpeg-turbo's x86-64 AVX2 code computes it)
 // ---------------------------------------------------------------------------------------------
+//
+// The arithmetic is libjpeg's accurate integer IDCT (13-bit constants, 2 extra bits kept between
+// the passes). The integer widths follow libjpeg-turbo's AVX2 routine, which is what Pillow runs
+// on x86-64: 16-bit dequantized inputs and intermediates (wrapping adds, 16x16->32-bit products),
+// 32-bit sums, results saturated to 16 bits after each pass and to a sample at the end, and a
+// whole-block shortcut when coefficient rows 1..7 are all zero. For any block whose values stay
+// in range (every block of a normally encoded image) this is exactly libjpeg's C code; it differs
+// only on pathological coefficients, where the C code wraps and the SIMD code saturates.
 
 const CONST_BITS: u32 = 13;
 const PASS1_BITS: u32 = 2;
 // The rotation constants scaled by 2^13 and rounded, as libjpeg's FIX_* values.
-const F_0_298: i64 = 2446;
-const F_0_390: i64 = 3196;
-const F_0_541: i64 = 4433;
-const F_0_765: i64 = 6270;
-const F_0_899: i64 = 7373;
-const F_1_175: i64 = 9633;
-const F_1_501: i64 = 12299;
-const F_1_847: i64 = 15137;
-const F_1_961: i64 = 16069;
-const F_2_053: i64 = 16819;
-const F_2_562: i64 = 20995;
-const F_3_072: i64 = 25172;
+const F_0_298: i32 = 2446;
+const F_0_390: i32 = 3196;
+const F_0_541: i32 = 4433;
+const F_0_765: i32 = 6270;
+const F_0_899: i32 = 7373;
+const F_1_175: i32 = 9633;
+const F_1_501: i32 = 12299;
+const F_1_847: i32 = 15137;
+const F_1_961: i32 = 16069;
+const F_2_053: i32 = 16819;
+const F_2_562: i32 = 20995;
+const F_3_072: i32 = 25172;
 
-/// The 1D 8-point inverse DCT of the LL&M scheme in libjpeg's fixed point, before descaling.
-/// `d`: the 8 frequency samples (index = frequency) -> the 8 spatial samples scaled by 2^13.
+/// Sum of two 16x16-bit products in 32 bits (the SIMD multiply-add), wrapping.
 #[inline(always)]
-fn idct_1d(d: [i64; 8]) -> [i64; 8] {
+fn madd(a: i16, ca: i32, b: i16, cb: i32) -> i32 {
+    (a as i32 * ca).wrapping_add(b as i32 * cb)
+}
+
+/// One 8-point inverse DCT of the LL&M scheme in libjpeg's fixed point, descaled by `shift` and
+/// saturated to 16 bits. `x`: the 8 frequency samples (index = frequency) -> 8 spatial samples.
+#[inline(always)]
+fn idct_1d(x: [i16; 8], shift: u32) -> [i16; 8] {
     // Even part.
-    let z1 = (d[2] + d[6]) * F_0_541;
-    let tmp2 = z1 - d[6] * F_1_847;
-    let tmp3 = z1 + d[2] * F_0_765;
-    let tmp0 = (d[0] + d[4]) << CONST_BITS;
-    let tmp1 = (d[0] - d[4]) << CONST_BITS;
-    let tmp10 = tmp0 + tmp3;
-    let tmp13 = tmp0 - tmp3;
-    let tmp11 = tmp1 + tmp2;
-    let tmp12 = tmp1 - tmp2;
+    let tmp3 = madd(x[2], F_0_541 + F_0_765, x[6], F_0_541);
+    let tmp2 = madd(x[2], F_0_541, x[6], F_0_541 - F_1_847);
+    let tmp0 = (x[0].wrapping_add(x[4]) as i32) << CONST_BITS;
+    let tmp1 = (x[0].wrapping_sub(x[4]) as i32) << CONST_BITS;
+    let tmp10 = tmp0.wrapping_add(tmp3);
+    let tmp13 = tmp0.wrapping_sub(tmp3);
+    let tmp11 = tmp1.wrapping_add(tmp2);
+    let tmp12 = tmp1.wrapping_sub(tmp2);
     // Odd part.
-    let (t0, t1, t2, t3) = (d[7], d[5], d[3], d[1]);
-    let z1 = t0 + t3;
-    let z2 = t1 + t2;
-    let z3 = t0 + t2;
-    let z4 = t1 + t3;
-    let z5 = (z3 + z4) * F_1_175;
-    let z1 = -z1 * F_0_899;
-    let z2 = -z2 * F_2_562;
-    let z3 = -z3 * F_1_961 + z5;
-    let z4 = -z4 * F_0_390 + z5;
-    let t0 = t0 * F_0_298 + z1 + z3;
-    let t1 = t1 * F_2_053 + z2 + z4;
-    let t2 = t2 * F_3_072 + z2 + z3;
-    let t3 = t3 * F_1_501 + z1 + z4;
+    let z3 = x[7].wrapping_add(x[3]);
+    let z4 = x[5].wrapping_add(x[1]);
+    let z3s = madd(z3, F_1_175 - F_1_961, z4, F_1_175);
+    let z4s = madd(z4, F_1_175 - F_0_390, z3, F_1_175);
+    let t0 = madd(x[7], F_0_298 - F_0_899, x[1], -F_0_899).wrapping_add(z3s);
+    let t1 = madd(x[5], F_2_053 - F_2_562, x[3], -F_2_562).wrapping_add(z4s);
+    let t3 = madd(x[7], -F_0_899, x[1], F_1_501 - F_0_899).wrapping_add(z4s);
+    let t2 = madd(x[5], -F_2_562, x[3], F_3_072 - F_2_562).wrapping_add(z3s);
+    let out = |v: i32| {
+        let d = v.wrapping_add(1 << (shift - 1)) >> shift;
+        d.clamp(i16::MIN as i32, i16::MAX as i32) as i16
+    };
     [
-        tmp10 + t3,
-        tmp11 + t2,
-        tmp12 + t1,
-        tmp13 + t0,
-        tmp13 - t0,
-        tmp12 - t1,
-        tmp11 - t2,
-        tmp10 - t3,
+        out(tmp10.wrapping_add(t3)),
+        out(tmp11.wrapping_add(t2)),
+        out(tmp12.wrapping_add(t1)),
+        out(tmp13.wrapping_add(t0)),
+        out(tmp13.wrapping_sub(t0)),
+        out(tmp12.wrapping_sub(t1)),
+        out(tmp11.wrapping_sub(t2)),
+        out(tmp10.wrapping_sub(t3)),
     ]
 }
 
-/// Rounding right shift (libjpeg's DESCALE).
+/// Level shift and clamp of a second-pass output to a sample.
 #[inline(always)]
-fn descale(x: i64, n: u32) -> i64 {
-    (x + (1 << (n - 1))) >> n
-}
-
-/// Level shift and clamp of an IDCT output to a sample.
-#[inline(always)]
-fn to_sample(v: i64) -> u8 {
-    (v + 128).clamp(0, 255) as u8
+fn to_sample(v: i16) -> u8 {
+    (v.clamp(-128, 127) + 128) as u8
 }
 
 /// Dequantize and inverse-transform one block into `out` (8 rows of `stride`).
 /// `coef`: quantized coefficients in natural order; `q`: the quantization table, natural order.
 fn idct_block(coef: &[i32; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
-    let mut ws = [0i64; 64];
-    // Pass 1: columns, kept with PASS1_BITS extra bits.
-    for c in 0..8 {
-        let dq = |r: usize| coef[r * 8 + c] as i64 * q[r * 8 + c] as i64;
-        if (1..8).all(|r| coef[r * 8 + c] == 0) {
-            let dc = dq(0) << PASS1_BITS;
+    // Dequantization keeps the low 16 bits of the product, like the SIMD multiply.
+    let dq = |i: usize| (coef[i] as i16).wrapping_mul(q[i] as i16);
+    let mut ws = [0i16; 64];
+    if coef[8..].iter().all(|&c| c == 0) {
+        // Only the first coefficient row: every column is flat.
+        for c in 0..8 {
+            let v = dq(c).wrapping_shl(PASS1_BITS);
             for r in 0..8 {
-                ws[r * 8 + c] = dc;
+                ws[r * 8 + c] = v;
             }
-            continue;
         }
-        let o = idct_1d([dq(0), dq(1), dq(2), dq(3), dq(4), dq(5), dq(6), dq(7)]);
-        for r in 0..8 {
-            ws[r * 8 + c] = descale(o[r], CONST_BITS - PASS1_BITS);
+    } else {
+        // Pass 1: columns, kept with PASS1_BITS extra bits.
+        for c in 0..8 {
+            let o = idct_1d(
+                std::array::from_fn(|r| dq(r * 8 + c)),
+                CONST_BITS - PASS1_BITS,
+            );
+            for (r, v) in o.into_iter().enumerate() {
+                ws[r * 8 + c] = v;
+            }
         }
     }
     // Pass 2: rows, descaled by the remaining bits and the 8x8 normalization (3 bits).
     for r in 0..8 {
-        let row = &ws[r * 8..r * 8 + 8];
-        let dst = &mut out[r * stride..r * stride + 8];
-        if row[1..].iter().all(|&v| v == 0) {
-            let s = to_sample(descale(row[0], PASS1_BITS + 3));
-            dst.fill(s);
-            continue;
-        }
-        let o = idct_1d([
-            row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-        ]);
-        for (d, v) in dst.iter_mut().zip(o) {
-            *d = to_sample(descale(v, CONST_BITS + PASS1_BITS + 3));
+        let o = idct_1d(
+            std::array::from_fn(|c| ws[r * 8 + c]),
+            CONST_BITS + PASS1_BITS + 3,
+        );
+        for (d, v) in out[r * stride..r * stride + 8].iter_mut().zip(o) {
+            *d = to_sample(v);
         }
     }
 }
 
 /// A block whose AC coefficients are all zero: one flat value (the same as [`idct_block`]).
 fn dc_block(dc: i32, q0: u16, out: &mut [u8], stride: usize) {
-    let s = to_sample(descale(
-        (dc as i64 * q0 as i64) << PASS1_BITS,
-        PASS1_BITS + 3,
-    ));
+    let x0 = (dc as i16).wrapping_mul(q0 as i16).wrapping_shl(PASS1_BITS);
+    let o = idct_1d([x0, 0, 0, 0, 0, 0, 0, 0], CONST_BITS + PASS1_BITS + 3);
+    let s = to_sample(o[0]);
     for r in 0..8 {
         out[r * stride..r * stride + 8].fill(s);
     }
@@ -1274,7 +1281,9 @@ mod tests {
     #[test]
     fn dc_only_block_equals_full_idct() {
         let q: [u16; 64] = std::array::from_fn(|i| 1 + (i as u16 * 7) % 50);
-        for dc in [-2048, -1000, -17, -1, 0, 1, 5, 63, 64, 1000, 2047] {
+        for dc in [
+            -2048, -1024, -1000, -17, -1, 0, 1, 5, 63, 64, 1000, 1023, 2047,
+        ] {
             let mut coef = [0i32; 64];
             coef[0] = dc;
             let (mut a, mut b) = ([0u8; 64], [0u8; 64]);

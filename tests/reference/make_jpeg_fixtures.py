@@ -5,7 +5,8 @@ upsampling, libjpeg's YCbCr->RGB tables); the Rust decoder must reproduce that b
 The cases exercise every sampling layout the decoder implements, odd sizes (partial MCUs, the
 right and bottom edge rules of fancy upsampling), tiny images (chroma 2 samples wide or less, where
 libjpeg switches to box upsampling), restart markers, optimized Huffman tables, grayscale, an
-Adobe APP14 "transform 0" (RGB, no colour conversion) file, and saturated colours (clamping).
+Adobe APP14 "transform 0" (RGB, no colour conversion) file, saturated colours (clamping), and
+hand-encoded blocks with out-of-range coefficients (how the IDCT overflows: see extreme_blocks).
 
 Writes tests/fixtures/jpeg/:
   <case>.jpg              one file per case (see CASES below)
@@ -86,6 +87,122 @@ def adobe_rgb(jpeg_bytes):
     return b"\xff\xd8" + seg + rest
 
 
+# ---- A minimal baseline encoder for hand-made coefficient blocks -------------------------------
+ZIGZAG = [0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34,
+          27, 20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44,
+          51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63]
+
+
+def std_luma_tables():
+    """(dc_counts, dc_values, ac_counts, ac_values) of libjpeg's standard luminance tables, read
+    back from a JPEG that OpenCV's libjpeg wrote with them."""
+    d = cv2_jpeg(np.zeros((8, 8, 3), np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    i, tables = 2, {}
+    while d[i + 1] != 0xDA:
+        n = struct.unpack(">H", d[i + 2:i + 4])[0]
+        seg = d[i + 4:i + 2 + n]
+        if d[i + 1] == 0xC4:
+            j = 0
+            while j < len(seg):
+                counts = list(seg[j + 1:j + 17])
+                tables[seg[j]] = (counts, list(seg[j + 17:j + 17 + sum(counts)]))
+                j += 17 + sum(counts)
+        i += 2 + n
+    return tables[0x00] + tables[0x10]
+
+
+def encode_blocks(blocks, qtable):
+    """A one-component 8-bit baseline JPEG, 8 x 8*len(blocks), whose blocks have exactly the given
+    quantized coefficients (natural order), with quantization table `qtable` (natural order)."""
+    dc_counts, dc_values, ac_counts, ac_values = std_luma_tables()
+
+    def codes(counts, values):
+        out, code, k = {}, 0, 0
+        for length in range(1, 17):
+            for _ in range(counts[length - 1]):
+                out[values[k]] = (code, length)
+                k += 1
+                code += 1
+            code <<= 1
+        return out
+
+    dc, ac = codes(dc_counts, dc_values), codes(ac_counts, ac_values)
+    bits = []
+
+    def put(value, n):
+        bits.extend((value >> i) & 1 for i in range(n - 1, -1, -1))
+
+    def put_value(v):
+        s = abs(v).bit_length()
+        if s:
+            put(v if v >= 0 else v + (1 << s) - 1, s)
+        return s
+
+    pred = 0
+    for block in blocks:
+        z = [block[ZIGZAG[i]] for i in range(64)]
+        diff, pred = z[0] - pred, z[0]
+        put(*dc[abs(diff).bit_length()])
+        put_value(diff)
+        last = max([i for i in range(1, 64) if z[i]], default=0)
+        run = 0
+        for i in range(1, last + 1):
+            if z[i] == 0:
+                run += 1
+                continue
+            while run > 15:
+                put(*ac[0xF0])
+                run -= 16
+            put(*ac[(run << 4) | abs(z[i]).bit_length()])
+            put_value(z[i])
+            run = 0
+        if last < 63:
+            put(*ac[0x00])
+    bits += [1] * (-len(bits) % 8)
+    data = bytearray()
+    for i in range(0, len(bits), 8):
+        byte = int("".join(map(str, bits[i:i + 8])), 2)
+        data.append(byte)
+        if byte == 0xFF:
+            data.append(0)
+
+    def seg(marker, payload):
+        return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+    out = b"\xff\xd8" + seg(0xDB, b"\x00" + bytes(qtable[ZIGZAG[i]] for i in range(64)))
+    out += seg(0xC0, struct.pack(">BHHB", 8, 8, 8 * len(blocks), 1) + bytes([1, 0x11, 0]))
+    out += seg(0xC4, bytes([0x00] + dc_counts + dc_values + [0x10] + ac_counts + ac_values))
+    out += seg(0xDA, bytes([1, 1, 0x00, 0, 63, 0])) + bytes(data) + b"\xff\xd9"
+    return out
+
+
+def extreme_blocks():
+    """Blocks whose IDCT leaves the sample range by far (|value| >= 512, 16-bit overflow of the
+    dequantized coefficient): libjpeg's C code would wrap, its SIMD code saturates; Pillow on
+    x86-64 shows which one it runs."""
+    blocks = []
+    # (a 0 between large values keeps every DC difference within the standard table's range)
+    for dc in [300, -300, 100, -100, 60, -60, 200, -200, 1023, 0, -1024, 0, 2047, 0, -2047, 0]:
+        c = [0] * 64
+        c[0] = dc
+        blocks.append(c)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        c = [0] * 64
+        c[0] = int(rng.integers(-300, 300))
+        for i in rng.choice(63, 6, replace=False):
+            c[int(i) + 1] = int(rng.integers(-1000, 1000))
+        blocks.append(c)
+    for _ in range(4):
+        # rows 1..7 zero but several first-row coefficients (the SIMD whole-block shortcut)
+        c = [0] * 64
+        c[0] = int(rng.integers(-1000, 1000))
+        for i in range(1, 8):
+            c[i] = int(rng.integers(-1023, 1024))
+        blocks.append(c)
+    return blocks
+
+
 S = cv2.IMWRITE_JPEG_SAMPLING_FACTOR
 
 
@@ -139,6 +256,8 @@ def cases():
     sat[..., 1] = 255 * ((yy // 7) % 2)
     yield "saturated_q98_420_56x40", pil_jpeg(sat, quality=98, subsampling=2)
     yield "saturated_q30_444_56x40", pil_jpeg(sat, quality=30, subsampling=0)
+    yield "extreme_coefs_gray_256x8", encode_blocks(extreme_blocks(), [16] * 64)
+    yield "extreme_coefs_q1_gray_256x8", encode_blocks(extreme_blocks(), [1] * 64)
 
 
 def main():
