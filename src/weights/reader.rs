@@ -90,6 +90,12 @@ pub fn detect_format(path: &Path) -> Result<FileFormat> {
             "empty file, not a PyTorch or safetensors checkpoint",
         ));
     }
+    if n >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
+        return Err(bad(
+            path,
+            "a legacy (non-zip) PyTorch pickle; re-save it with a current torch.save, which writes a zip",
+        ));
+    }
     Err(bad(
         path,
         "not a PyTorch (.pt zip) or safetensors checkpoint",
@@ -264,4 +270,46 @@ fn st_dtype(d: safetensors::Dtype) -> Option<candle_core::DType> {
         safetensors::Dtype::U32 => DType::U32,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detect(bytes: &[u8]) -> Result<FileFormat> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, bytes).unwrap();
+        detect_format(&p)
+    }
+
+    #[test]
+    fn formats_are_told_apart_by_content() {
+        assert_eq!(detect(b"PK\x03\x04rest").unwrap(), FileFormat::Torch);
+        let mut st = 2u64.to_le_bytes().to_vec();
+        st.extend_from_slice(b"{}");
+        assert_eq!(detect(&st).unwrap(), FileFormat::Safetensors);
+        let cut = 100u64
+            .to_le_bytes()
+            .iter()
+            .copied()
+            .chain(*b"{}")
+            .collect::<Vec<u8>>();
+        assert!(detect(&cut)
+            .unwrap_err()
+            .to_string()
+            .contains("truncated safetensors file"));
+        assert!(detect(b"").unwrap_err().to_string().contains("empty file"));
+        assert!(detect(b"\x80\x02legacy")
+            .unwrap_err()
+            .to_string()
+            .contains("legacy (non-zip) PyTorch pickle"));
+        assert!(detect(b"hello world")
+            .unwrap_err()
+            .to_string()
+            .contains("not a PyTorch (.pt zip) or safetensors"));
+        let missing = detect_format(Path::new("/nonexistent/x.pt")).unwrap_err();
+        assert_eq!(missing.exit_code(), 2);
+        assert!(missing.to_string().ends_with("no such file"));
+    }
 }
