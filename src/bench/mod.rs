@@ -1,1 +1,18 @@
-//! The two-phase benchmark (being written).
+//! The two-phase benchmark behind `vosbench bench` (docs/benchmark.md).
+//!
+//! Phase A ([`setup`]) probes the device, scans the split and derives the prompts
+//! (`metadata.json`), writes the frame cache ([`cache`]), warms every model up on a real frame to
+//! measure its memory, and writes the budget plan (`inference_config.json`). Phase B
+//! ([`infer`]) runs in a fresh process: it tracks every (video, object, model) from the cached
+//! frames, scores it with the official J&F rules as frames complete, and keeps
+//! `vosbench_summary.csv` ([`results`]) rewritten atomically so a killed run resumes.
+
+pub mod cache;
+pub mod infer;
+pub mod measure;
+pub mod mem;
+pub mod plan;
+pub mod results;
+pub mod setup;
+
+pub use plan::{BenchOptions, ModelTag, PromptKind};

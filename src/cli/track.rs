@@ -1,7 +1,7 @@
 //! `vosbench track`: segment one object through a folder of JPEG frames from a point or box
 //! prompt, and write one PNG mask per frame in the SA-V layout.
 
-use crate::cli::common::{converted_path, parse_device};
+use crate::cli::common::{converted_path, parse_device, write_overlay, write_png_atomic};
 use crate::config::Registry;
 use crate::error::{Error, Result};
 use crate::sam2::sam2_base::Sam2Base;
@@ -112,28 +112,6 @@ fn write_mask(path: &Path, res: &FrameResult, obj: usize) -> Result<Vec<bool>> {
         img.save_with_format(tmp, image::ImageFormat::Png)
     })?;
     Ok(fg.into_iter().map(|v| v > 0).collect())
-}
-
-fn write_png_atomic(path: &Path, save: impl FnOnce(&Path) -> image::ImageResult<()>) -> Result<()> {
-    let tmp = path.with_extension("png.tmp");
-    save(&tmp).map_err(|e| Error::Other(format!("cannot write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
-}
-
-fn write_overlay(path: &Path, frame: &Path, fg: &[bool]) -> Result<()> {
-    let mut img = image::open(frame)
-        .map_err(|e| Error::Input(format!("cannot read frame {}: {e}", frame.display())))?
-        .to_rgb8();
-    for (px, &on) in img.pixels_mut().zip(fg) {
-        if on {
-            px[0] = ((px[0] as u16 + 30) / 2) as u8;
-            px[1] = ((px[1] as u16 + 255) / 2) as u8;
-            px[2] = ((px[2] as u16 + 60) / 2) as u8;
-        }
-    }
-    write_png_atomic(path, |tmp| {
-        img.save_with_format(tmp, image::ImageFormat::Png)
-    })
 }
 
 pub fn run(args: Args) -> Result<()> {

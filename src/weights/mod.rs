@@ -8,6 +8,7 @@ pub mod hf_layout;
 pub mod hub;
 pub mod load;
 pub mod reader;
+pub mod random;
 pub mod spec;
 
 pub use convert::{convert, ConvertReport, FORMAT_VERSION};

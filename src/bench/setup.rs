@@ -1,0 +1,506 @@
+//! Phase A: probe, scan, prompts, frame cache, warm-up measurements and the budget plan. It
+//! writes `metadata.json` and `inference_config.json` into `--preprocessed-dir`, then its
+//! process exits (the CLI re-executes itself for phase B).
+
+use crate::bench::cache::{self, CachedFrames};
+use crate::bench::mem::{self, HostSampler};
+use crate::bench::plan::{
+    write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan, ModelTag, ObjectMeta,
+    PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
+};
+use crate::config::ModelConfig;
+use crate::data::prompts::{object_prompt, ClickMode};
+use crate::data::sav::{MaskKind, Split, SplitOptions};
+use crate::error::{Error, Result};
+use crate::sam2::sam2_base::Sam2Base;
+use crate::tracker::session::{Prompt, Session, SessionOptions};
+use candle_core::{DType, Device};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The model dtype of `--precision`.
+pub fn precision_dtype(p: &str) -> Result<DType> {
+    match p {
+        "f32" | "fp32" | "float32" => Ok(DType::F32),
+        "f16" | "fp16" | "float16" => Ok(DType::F16),
+        "bf16" | "bfloat16" => Ok(DType::BF16),
+        _ => Err(Error::Input(format!(
+            "bad --precision '{p}': expected f32, f16 or bf16"
+        ))),
+    }
+}
+
+/// Build a model from its weights source.
+pub fn build_model(
+    cfg: &ModelConfig,
+    weights: &WeightsSource,
+    dtype: DType,
+    device: &Device,
+) -> Result<Sam2Base> {
+    let vb = match weights {
+        WeightsSource::Checkpoint { path } => {
+            crate::weights::load_var_builder(path, cfg, dtype, device)?
+        }
+        WeightsSource::Random { seed, .. } => {
+            crate::weights::random::random_var_builder(*seed, dtype, device)
+        }
+    };
+    Ok(Sam2Base::new(cfg, vb)?)
+}
+
+/// The tracker prompt of an object for a prompt kind.
+pub fn object_prompt_for(o: &ObjectMeta, kind: PromptKind) -> Prompt {
+    match kind {
+        PromptKind::Points => Prompt {
+            points: vec![(o.point.0 as f32, o.point.1 as f32, 1)],
+            bbox: None,
+        },
+        PromptKind::Bbox => Prompt {
+            points: Vec::new(),
+            bbox: Some(o.bbox.map(|v| v as f32)),
+        },
+    }
+}
+
+/// A progress bar (hidden with --quiet).
+pub fn bar(quiet: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
+    let b = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(len)
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>12} [{bar:32}] {pos}/{len} {per_sec} eta {eta}",
+    ) {
+        b.set_style(style);
+    }
+    b.set_message(msg.to_string());
+    b
+}
+
+/// Free bytes on the file system holding `dir` (POSIX `df -Pk`), None when unknown.
+pub fn free_disk_bytes(dir: &Path) -> Option<u64> {
+    let out = std::process::Command::new("df")
+        .arg("-Pk")
+        .arg(dir)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(1)?;
+    let kb: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Scan the split and derive the prompts.
+pub fn scan_split(opts: &BenchOptions) -> Result<Metadata> {
+    let split = Split::open(
+        &opts.split_dir,
+        &SplitOptions {
+            split_name: opts.split_name.clone(),
+            check_frames: false,
+        },
+    )?;
+    let mut issues = split.issues.clone();
+    let mut videos = Vec::new();
+    for v in &split.videos {
+        if opts.limit_videos > 0 && videos.len() >= opts.limit_videos {
+            break;
+        }
+        let mut objects = Vec::new();
+        for o in &v.objects {
+            if opts.limit_objects > 0 && objects.len() >= opts.limit_objects {
+                break;
+            }
+            let Some(p) = object_prompt(v, o, ClickMode::Interior, &mut issues) else {
+                continue;
+            };
+            objects.push(ObjectMeta {
+                id: o.id.clone(),
+                label: match o.kind {
+                    MaskKind::Binary => None,
+                    MaskKind::Label(l) => Some(l),
+                },
+                annotations: o
+                    .annotations
+                    .iter()
+                    .map(|a| (a.frame, a.path.clone()))
+                    .collect(),
+                prompt_frame: p.frame,
+                point: p.point,
+                bbox: p.bbox,
+                prompt_area: p.area,
+            });
+        }
+        if objects.is_empty() {
+            continue;
+        }
+        videos.push(VideoMeta {
+            name: v.name.clone(),
+            frames: v.frames.clone(),
+            width: v.width,
+            height: v.height,
+            objects,
+            caches: Vec::new(),
+        });
+    }
+    if videos.is_empty() {
+        return Err(Error::Input(format!(
+            "no object in {} has a usable prompt (a non-empty annotation){}",
+            opts.split_dir.display(),
+            if issues.is_empty() {
+                String::new()
+            } else {
+                format!("; first problem: {}", issues[0])
+            }
+        )));
+    }
+    Ok(Metadata {
+        split_dir: opts.split_dir.clone(),
+        layout: format!("{:?}", split.layout),
+        videos,
+        issues: issues.iter().map(|i| i.to_string()).collect(),
+    })
+}
+
+/// Write (or reuse) the frame cache of every video at every inference side.
+fn build_caches(opts: &BenchOptions, meta: &mut Metadata, sides: &[usize]) -> Result<()> {
+    let mut todo: Vec<(usize, usize, PathBuf)> = Vec::new();
+    let mut need = 0u64;
+    for (vi, v) in meta.videos.iter_mut().enumerate() {
+        v.caches.clear();
+        for &s in sides {
+            let p = cache::cache_path(&opts.preprocessed_dir, &v.name, s);
+            let ok = cache::read_header(&p).is_ok_and(|h| {
+                h.frames == v.frames.len()
+                    && h.side == s
+                    && (h.orig_width, h.orig_height) == (v.width, v.height)
+            });
+            if !ok {
+                need += 64 + (v.frames.len() * s * s * 3) as u64;
+                todo.push((vi, s, p.clone()));
+            }
+            v.caches.push((s, p));
+        }
+    }
+    let dir = opts.preprocessed_dir.join("frames");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    match free_disk_bytes(&dir) {
+        Some(free) if free < need + (64 << 20) => {
+            return Err(Error::Input(format!(
+                "the frame cache needs {:.1} MiB but {} has {:.1} MiB free (use --preprocessed-dir elsewhere, a smaller --imgsz or --limit-videos)",
+                need as f64 / 1048576.0,
+                dir.display(),
+                free as f64 / 1048576.0
+            )))
+        }
+        Some(_) => {}
+        None => {
+            if !opts.quiet {
+                eprintln!("warning: cannot read the free disk space of {}; writing {:.1} MiB of frame cache without checking", dir.display(), need as f64 / 1048576.0);
+            }
+        }
+    }
+    let total: u64 = todo
+        .iter()
+        .map(|(vi, _, _)| meta.videos[*vi].frames.len() as u64)
+        .sum();
+    let b = bar(opts.quiet, total, "frame cache");
+    for (vi, s, p) in todo {
+        let v = &meta.videos[vi];
+        cache::write_cache(&v.frames, s, &p, || b.inc(1))?;
+    }
+    b.finish_and_clear();
+    Ok(())
+}
+
+/// Find or fetch the weights of a model.
+fn resolve_weights(opts: &BenchOptions, tag: &ModelTag) -> Result<WeightsSource> {
+    if opts.random_weights {
+        return Ok(WeightsSource::Random {
+            seed: opts.seed,
+            reason: "--random-weights".into(),
+        });
+    }
+    let cfg = &tag.config;
+    let conv = crate::cli::common::converted_path(&opts.weights_dir, cfg);
+    if conv.exists() && crate::weights::inspect_converted(&conv, cfg).is_ok() {
+        return Ok(WeightsSource::Checkpoint { path: conv });
+    }
+    match crate::weights::hub::fetch(cfg, &opts.weights_dir, None, None) {
+        Ok(_) => Ok(WeightsSource::Checkpoint { path: conv }),
+        Err(e) if opts.demo => {
+            eprintln!(
+                "\n!!! WARNING: no weights for {} ({e}).\n!!! The demo falls back to SEEDED RANDOM WEIGHTS: speed and memory are real, ACCURACY IS MEANINGLESS.\n",
+                cfg.name
+            );
+            Ok(WeightsSource::Random {
+                seed: opts.seed,
+                reason: "demo fallback, hub unreachable: accuracy meaningless".into(),
+            })
+        }
+        Err(e) => Err(Error::Input(format!(
+            "no weights for {}: place a converted checkpoint at {} (or the original at {}), or pass --random-weights to measure speed and memory only ({e})",
+            cfg.name,
+            conv.display(),
+            crate::weights::hub::original_path(&opts.weights_dir, cfg).display()
+        ))),
+    }
+}
+
+/// Bytes of one stored memory-bank entry (see [`ModelPlan::bank_entry_bytes`]).
+fn bank_entry_bytes(cfg: &ModelConfig, dtype: DType) -> u64 {
+    let e = (cfg.image_size / cfg.backbone_stride) as u64;
+    let feat_dtype = if cfg.tracker.memory_features_bf16 {
+        2
+    } else {
+        dtype.size_in_bytes() as u64
+    };
+    let mem = cfg.mem_dim() as u64 * e * e;
+    let lo = (cfg.image_size / 4) as u64;
+    mem * feat_dtype
+        + mem * dtype.size_in_bytes() as u64
+        + lo * lo * 4
+        + cfg.hidden_dim() as u64 * 4
+}
+
+/// Warm one model up on the first object of the first video and measure it.
+#[allow(clippy::too_many_arguments)]
+fn warm_up(
+    opts: &BenchOptions,
+    tag: &ModelTag,
+    meta: &Metadata,
+    device: &Device,
+    dtype: DType,
+    sampler: &HostSampler,
+    meter: &mem::DeviceMeter,
+) -> Result<ModelPlan> {
+    let weights = resolve_weights(opts, tag)?;
+    let cfg = &tag.config;
+    let rss0 = mem::current_rss_bytes();
+    let t = Instant::now();
+    let model = build_model(cfg, &weights, dtype, device)?;
+    device.synchronize()?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let rss1 = mem::current_rss_bytes();
+    sampler.reset_peak();
+    meter.reset_peak();
+    let v = &meta.videos[0];
+    let o = &v.objects[0];
+    let cache_file = v
+        .cache_for(cfg.image_size)
+        .ok_or_else(|| Error::Other(format!("no frame cache at side {}", cfg.image_size)))?;
+    let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
+    let n = v.frames.len();
+    let warm = (cfg.tracker.num_maskmem + 1).min(n - o.prompt_frame);
+    let mut session =
+        Session::with_frames(&model, Box::new(frames), device, SessionOptions::default());
+    let prompt = object_prompt_for(o, tag.prompt);
+    let mut curve = Vec::new();
+    let run = (|| -> Result<()> {
+        session.add_prompt(o.prompt_frame, 1, &prompt)?;
+        let mut rss_after = Vec::new();
+        session.propagate(
+            Some(o.prompt_frame),
+            Some(warm.saturating_sub(1)),
+            false,
+            |_r| {
+                rss_after.push(mem::current_rss_bytes());
+                Ok(())
+            },
+        )?;
+        device.synchronize()?;
+        let banked = session
+            .bank_sizes()
+            .values()
+            .map(|s| s.2)
+            .next()
+            .unwrap_or(0);
+        // Bank entries grow by one per tracked frame until the window is full.
+        let k = rss_after.len();
+        for (i, r) in rss_after.into_iter().enumerate() {
+            curve.push((banked.saturating_sub(k - 1 - i).max(1), r));
+        }
+        Ok(())
+    })();
+    if let Err(e) = run {
+        let what = if dtype == DType::F32 {
+            String::new()
+        } else {
+            format!(" at precision {}", opts.precision)
+        };
+        return Err(match e {
+            Error::Candle(c) => Error::Input(format!(
+                "{} cannot run{what} on {}: {c}",
+                tag.name, opts.device
+            )),
+            other => other,
+        });
+    }
+    drop(session);
+    let peak = sampler.peak_rss_bytes().max(rss1);
+    let dev = meter.peaks();
+    let entry = bank_entry_bytes(cfg, dtype);
+    let max_entries = 1 + 3 * cfg.tracker.num_maskmem.saturating_sub(1);
+    let banked_now = curve.last().map(|c| c.0).unwrap_or(0);
+    let longest = meta
+        .videos
+        .iter()
+        .map(|v| (v.frames.len(), v.width * v.height))
+        .max()
+        .unwrap_or((0, 0));
+    let s = cfg.image_size as u64;
+    let predicted = peak
+        + max_entries.saturating_sub(banked_now) as u64 * entry
+        + longest.0 as u64 * (longest.1 as u64).div_ceil(8)
+        + longest.0.min(opts.max_frames_in_mem) as u64 * s * s * 3;
+    let fits = opts.mem_budget_mb.is_none_or(|b| predicted <= b * 1048576);
+    Ok(ModelPlan {
+        name: tag.name.clone(),
+        prompt: tag.prompt,
+        config: cfg.clone(),
+        weights,
+        load_ms,
+        weights_bytes: rss1.saturating_sub(rss0),
+        activation_peak_bytes: peak.saturating_sub(rss1),
+        rss_by_bank_size: curve,
+        bank_entry_bytes: entry,
+        bank_max_entries: max_entries,
+        device_peak_alloc_bytes: dev.peak_alloc_bytes,
+        predicted_peak_bytes: predicted,
+        fits_budget: fits,
+    })
+}
+
+/// Run phase A. Returns the written configuration.
+pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig> {
+    let t0 = Instant::now();
+    let dtype = precision_dtype(&opts.precision)?;
+    let info = mem::probe(device, &opts.device)?;
+    if !opts.quiet {
+        eprintln!(
+            "device {}: {} (total {:.0} MiB, free {:.0} MiB{})",
+            info.device,
+            info.name,
+            info.total_bytes.unwrap_or(0) as f64 / 1048576.0,
+            info.free_bytes.unwrap_or(0) as f64 / 1048576.0,
+            if info.unified_memory {
+                ", unified memory"
+            } else {
+                ""
+            }
+        );
+    }
+    let baseline = mem::current_rss_bytes();
+    if let Some(b) = opts.mem_budget_mb {
+        if b * 1048576 <= baseline {
+            return Err(Error::Budget(format!(
+                "--mem-budget-mb {b} is below what the process already uses ({:.1} MiB) before any model is loaded",
+                baseline as f64 / 1048576.0
+            )));
+        }
+    }
+    std::fs::create_dir_all(&opts.preprocessed_dir)
+        .map_err(|e| Error::io(&opts.preprocessed_dir, e))?;
+    let mut meta = scan_split(opts)?;
+    if !opts.quiet {
+        let objs: usize = meta.videos.iter().map(|v| v.objects.len()).sum();
+        eprintln!(
+            "split {}: {} videos, {objs} objects with prompts ({} problems left out)",
+            opts.split_dir.display(),
+            meta.videos.len(),
+            meta.issues.len()
+        );
+    }
+    let mut sides: Vec<usize> = opts.models.iter().map(|m| m.config.image_size).collect();
+    sides.sort_unstable();
+    sides.dedup();
+    build_caches(opts, &mut meta, &sides)?;
+    write_json(&opts.preprocessed_dir.join(METADATA_NAME), &meta)?;
+
+    let sampler = HostSampler::start(Duration::from_millis(5));
+    let meter = mem::DeviceMeter::new(device);
+    let mut plans = Vec::new();
+    let b = bar(opts.quiet, opts.models.len() as u64, "warm-up");
+    for tag in &opts.models {
+        b.set_message(tag.name.clone());
+        let plan = warm_up(opts, tag, &meta, device, dtype, &sampler, &meter)?;
+        meter.trim();
+        plans.push(plan);
+        b.inc(1);
+    }
+    b.finish_and_clear();
+    sampler.stop();
+    if let Some(budget) = opts.mem_budget_mb {
+        for p in plans.iter().filter(|p| !p.fits_budget) {
+            eprintln!(
+                "warning: {} does not fit --mem-budget-mb {budget}: predicted peak {:.1} MiB; its rows will be budget_exceeded",
+                p.name,
+                p.predicted_peak_bytes as f64 / 1048576.0
+            );
+        }
+        if plans.iter().all(|p| !p.fits_budget) {
+            let need = plans
+                .iter()
+                .map(|p| p.predicted_peak_bytes)
+                .min()
+                .unwrap_or(0);
+            return Err(Error::Budget(format!(
+                "no model fits --mem-budget-mb {budget}: the smallest predicted peak is {:.1} MiB",
+                need as f64 / 1048576.0
+            )));
+        }
+    }
+    let (cudnn_benchmark, cudnn_note) = if !opts.enable_cudnn_tuning {
+        (false, "not requested".to_string())
+    } else if matches!(device, Device::Cpu) {
+        (
+            false,
+            "requested, but cuDNN does not apply to the CPU".to_string(),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "requested (workspace {} MiB), but this build's convolution path has no algorithm search; not run",
+                opts.workspace_mb
+            ),
+        )
+    };
+    let budget_figure = if matches!(device, Device::Cpu) {
+        "process_rss"
+    } else if info.unified_memory {
+        "system"
+    } else {
+        "device"
+    };
+    let cfg = InferenceConfig {
+        setup_pid: std::process::id(),
+        options: opts.clone(),
+        device: info,
+        cudnn_benchmark,
+        cudnn_note,
+        models: plans,
+        budget_bytes: opts.mem_budget_mb.map(|b| b * 1048576),
+        budget_figure: budget_figure.into(),
+        setup_ms: t0.elapsed().as_secs_f64() * 1e3,
+    };
+    write_json(&opts.preprocessed_dir.join(CONFIG_NAME), &cfg)?;
+    if !opts.quiet {
+        for p in &cfg.models {
+            eprintln!(
+                "{}: load {:.0} ms, weights {:.1} MiB, warm-up peak +{:.1} MiB, predicted peak {:.1} MiB ({})",
+                p.name,
+                p.load_ms,
+                p.weights_bytes as f64 / 1048576.0,
+                p.activation_peak_bytes as f64 / 1048576.0,
+                p.predicted_peak_bytes as f64 / 1048576.0,
+                p.weights.label()
+            );
+        }
+        eprintln!("setup done in {:.1} s", cfg.setup_ms / 1e3);
+    }
+    Ok(cfg)
+}
