@@ -226,6 +226,10 @@ mod tests {
         let m = from_rows(&["##....", "##....", "....##", "....##", "....##"]);
         // First component (raster order): the 2x2 block at the top left.
         assert_eq!(centroid_point(&m), Some((0, 0)));
+        // scipy.ndimage.label numbers this mask's components 1 (top right), 2, 3; the original
+        // harness's click is the centroid of label 1: [int(4.5), int(0.5)] = [4, 0].
+        let three = from_rows(&["....##", "##..##", "##....", "......", ".#####"]);
+        assert_eq!(centroid_point(&three), Some((4, 0)));
         let single = from_rows(&["...", ".##", ".##"]);
         // mean x = 1.5 -> 1, mean y = 1.5 -> 1.
         assert_eq!(centroid_point(&single), Some((1, 1)));
