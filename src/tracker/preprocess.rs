@@ -389,9 +389,26 @@ pub fn list_jpeg_frames(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Decode one image file to interleaved RGB, like Pillow's `Image.open(p).convert("RGB")`
 /// (grayscale is replicated, alpha dropped; the format is taken from the content). Returns
 /// `(rgb, width, height)`. A file that cannot be decoded is [`Error::Input`] naming it.
+///
+/// JPEG files go through [`crate::data::jpeg`], which is byte-identical to Pillow's
+/// libjpeg-turbo decode; other formats, and JPEG features outside that decoder's scope
+/// (progressive, arithmetic coding, CMYK, 12-bit), go through the `image` crate.
 pub fn decode_rgb(path: &Path) -> Result<(Vec<u8>, u32, u32)> {
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
+    use crate::data::jpeg;
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if jpeg::is_jpeg(&data) {
+        match jpeg::decode(&data) {
+            Ok(img) => return Ok(img),
+            Err(jpeg::JpegError::Unsupported(_)) => {}
+            Err(e) => {
+                return Err(Error::Input(format!(
+                    "cannot decode image {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    let reader = image::ImageReader::new(std::io::Cursor::new(data))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
     let img = reader
