@@ -1278,6 +1278,38 @@ mod tests {
         assert!(corrupt_msg(&data).contains("more entropy-coded data"));
     }
 
+    /// `data` without its DHT segments.
+    fn strip_dht(data: &[u8]) -> Vec<u8> {
+        let mut out = data[..2].to_vec();
+        let mut pos = 2;
+        while pos + 4 <= data.len() && data[pos] == 0xFF && data[pos + 1] != 0xDA {
+            let len = u16::from_be_bytes([data[pos + 2], data[pos + 3]]) as usize;
+            if data[pos + 1] != 0xC4 {
+                out.extend_from_slice(&data[pos..pos + 2 + len]);
+            }
+            pos += 2 + len;
+        }
+        out.extend_from_slice(&data[pos..]);
+        out
+    }
+
+    #[test]
+    fn missing_huffman_tables_default_to_the_standard_ones() {
+        // OpenCV's libjpeg writes the standard tables when not optimizing; a Motion-JPEG frame
+        // leaves them out, and libjpeg-turbo then uses the standard tables.
+        let data = fixture("rst2_q90_420_83x45.jpg");
+        let stripped = strip_dht(&data);
+        assert!(
+            stripped.len() < data.len() - 400,
+            "no DHT segment was removed"
+        );
+        assert_eq!(decode(&stripped).unwrap(), decode(&data).unwrap());
+        // An optimized file's own tables are not the standard ones: decoding must then differ
+        // or fail, which proves the DHT segments were really used.
+        let opt = fixture("q90_420_131x70_optimized.jpg");
+        assert_ne!(decode(&strip_dht(&opt)).ok(), Some(decode(&opt).unwrap()));
+    }
+
     #[test]
     fn dc_only_block_equals_full_idct() {
         let q: [u16; 64] = std::array::from_fn(|i| 1 + (i as u16 * 7) % 50);

@@ -6,7 +6,8 @@ The cases exercise every sampling layout the decoder implements, odd sizes (part
 right and bottom edge rules of fancy upsampling), tiny images (chroma 2 samples wide or less, where
 libjpeg switches to box upsampling), restart markers, optimized Huffman tables, grayscale, an
 Adobe APP14 "transform 0" (RGB, no colour conversion) file, saturated colours (clamping), and
-hand-encoded blocks with out-of-range coefficients (how the IDCT overflows: see extreme_blocks).
+hand-encoded blocks with out-of-range coefficients (how the IDCT overflows: see extreme_blocks),
+and hand-encoded files with one scan per component (non-interleaved), with restarts.
 
 Writes tests/fixtures/jpeg/:
   <case>.jpg              one file per case (see CASES below)
@@ -111,9 +112,11 @@ def std_luma_tables():
     return tables[0x00] + tables[0x10]
 
 
-def encode_blocks(blocks, qtable):
-    """A one-component 8-bit baseline JPEG, 8 x 8*len(blocks), whose blocks have exactly the given
-    quantized coefficients (natural order), with quantization table `qtable` (natural order)."""
+def encode_scans(width, height, comps, scans, qtable, restart_interval=0):
+    """An 8-bit baseline JPEG with hand-made quantized coefficients (natural order), standard
+    luminance Huffman tables and one quantization table (natural order) for every component.
+    comps: [(id, h, v)]; scans: [(component index, blocks)], one non-interleaved scan per entry,
+    `blocks` in raster order over the component's own ceil(w/8) x ceil(h/8) blocks."""
     dc_counts, dc_values, ac_counts, ac_values = std_luma_tables()
 
     def codes(counts, values):
@@ -127,53 +130,93 @@ def encode_blocks(blocks, qtable):
         return out
 
     dc, ac = codes(dc_counts, dc_values), codes(ac_counts, ac_values)
-    bits = []
-
-    def put(value, n):
-        bits.extend((value >> i) & 1 for i in range(n - 1, -1, -1))
-
-    def put_value(v):
-        s = abs(v).bit_length()
-        if s:
-            put(v if v >= 0 else v + (1 << s) - 1, s)
-        return s
-
-    pred = 0
-    for block in blocks:
-        z = [block[ZIGZAG[i]] for i in range(64)]
-        diff, pred = z[0] - pred, z[0]
-        put(*dc[abs(diff).bit_length()])
-        put_value(diff)
-        last = max([i for i in range(1, 64) if z[i]], default=0)
-        run = 0
-        for i in range(1, last + 1):
-            if z[i] == 0:
-                run += 1
-                continue
-            while run > 15:
-                put(*ac[0xF0])
-                run -= 16
-            put(*ac[(run << 4) | abs(z[i]).bit_length()])
-            put_value(z[i])
-            run = 0
-        if last < 63:
-            put(*ac[0x00])
-    bits += [1] * (-len(bits) % 8)
-    data = bytearray()
-    for i in range(0, len(bits), 8):
-        byte = int("".join(map(str, bits[i:i + 8])), 2)
-        data.append(byte)
-        if byte == 0xFF:
-            data.append(0)
 
     def seg(marker, payload):
         return b"\xff" + bytes([marker]) + struct.pack(">H", len(payload) + 2) + payload
 
+    def flush(bits):
+        bits += [1] * (-len(bits) % 8)
+        data = bytearray()
+        for i in range(0, len(bits), 8):
+            byte = int("".join(map(str, bits[i:i + 8])), 2)
+            data.append(byte)
+            if byte == 0xFF:
+                data.append(0)
+        bits.clear()
+        return bytes(data)
+
     out = b"\xff\xd8" + seg(0xDB, b"\x00" + bytes(qtable[ZIGZAG[i]] for i in range(64)))
-    out += seg(0xC0, struct.pack(">BHHB", 8, 8, 8 * len(blocks), 1) + bytes([1, 0x11, 0]))
+    sof = struct.pack(">BHHB", 8, height, width, len(comps))
+    for cid, h, v in comps:
+        sof += bytes([cid, (h << 4) | v, 0])
+    out += seg(0xC0, sof)
     out += seg(0xC4, bytes([0x00] + dc_counts + dc_values + [0x10] + ac_counts + ac_values))
-    out += seg(0xDA, bytes([1, 1, 0x00, 0, 63, 0])) + bytes(data) + b"\xff\xd9"
-    return out
+    if restart_interval:
+        out += seg(0xDD, struct.pack(">H", restart_interval))
+    for ci, blocks in scans:
+        out += seg(0xDA, bytes([1, comps[ci][0], 0x00, 0, 63, 0]))
+        bits, pred, data, rst = [], 0, b"", 0
+
+        def put(value, n):
+            bits.extend((value >> i) & 1 for i in range(n - 1, -1, -1))
+
+        def put_value(v):
+            s = abs(v).bit_length()
+            if s:
+                put(v if v >= 0 else v + (1 << s) - 1, s)
+
+        for bi, block in enumerate(blocks):
+            if restart_interval and bi > 0 and bi % restart_interval == 0:
+                data += flush(bits) + bytes([0xFF, 0xD0 + rst])
+                rst, pred = (rst + 1) % 8, 0
+            z = [block[ZIGZAG[i]] for i in range(64)]
+            diff, pred = z[0] - pred, z[0]
+            put(*dc[abs(diff).bit_length()])
+            put_value(diff)
+            last = max([i for i in range(1, 64) if z[i]], default=0)
+            run = 0
+            for i in range(1, last + 1):
+                if z[i] == 0:
+                    run += 1
+                    continue
+                while run > 15:
+                    put(*ac[0xF0])
+                    run -= 16
+                put(*ac[(run << 4) | abs(z[i]).bit_length()])
+                put_value(z[i])
+                run = 0
+            if last < 63:
+                put(*ac[0x00])
+        out += data + flush(bits)
+    return out + b"\xff\xd9"
+
+
+def encode_blocks(blocks, qtable):
+    """A greyscale 8 x 8*len(blocks) JPEG whose blocks have exactly the given coefficients."""
+    return encode_scans(8 * len(blocks), 8, [(1, 1, 1)], [(0, blocks)], qtable)
+
+
+def multiscan(width, height, sampling, restart_interval, seed):
+    """A 3-component sequential JPEG with one scan per component (non-interleaved), random but
+    image-like coefficients (smooth DC, a few small AC terms)."""
+    rng = np.random.default_rng(seed)
+    hmax = max(h for h, _ in sampling)
+    vmax = max(v for _, v in sampling)
+    comps, scans = [], []
+    for ci, (h, v) in enumerate(sampling):
+        comps.append((ci + 1, h, v))
+        bw = -(-(-(-width * h // hmax)) // 8)
+        bh = -(-(-(-height * v // vmax)) // 8)
+        blocks = []
+        for _ in range(bw * bh):
+            c = [0] * 64
+            c[0] = int(rng.integers(-60, 60))
+            for i in rng.choice(63, int(rng.integers(0, 8)), replace=False):
+                c[int(i) + 1] = int(rng.integers(-20, 21))
+            blocks.append(c)
+        scans.append((ci, blocks))
+    q = [int(x) for x in rng.integers(2, 20, size=64)]
+    return encode_scans(width, height, comps, scans, q, restart_interval)
 
 
 def extreme_blocks():
@@ -256,6 +299,10 @@ def cases():
     sat[..., 1] = 255 * ((yy // 7) % 2)
     yield "saturated_q98_420_56x40", pil_jpeg(sat, quality=98, subsampling=2)
     yield "saturated_q30_444_56x40", pil_jpeg(sat, quality=30, subsampling=0)
+    # baseline files with one scan per component (non-interleaved), with and without restarts
+    yield "multiscan_420_37x21", multiscan(37, 21, [(2, 2), (1, 1), (1, 1)], 0, 12)
+    yield "multiscan_rst3_422_29x18", multiscan(29, 18, [(2, 1), (1, 1), (1, 1)], 3, 13)
+    yield "multiscan_444_16x9", multiscan(16, 9, [(1, 1), (1, 1), (1, 1)], 0, 14)
     yield "extreme_coefs_gray_256x8", encode_blocks(extreme_blocks(), [16] * 64)
     yield "extreme_coefs_q1_gray_256x8", encode_blocks(extreme_blocks(), [1] * 64)
 
