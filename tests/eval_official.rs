@@ -201,3 +201,48 @@ fn cli_writes_the_official_results_csv() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// The streaming scorer the benchmark uses gives the official numbers too.
+#[test]
+fn streaming_scorer_equals_official() {
+    use vosbench::eval::ObjectScorer;
+    let dir = case_dir("sav_mixed");
+    for (mode, skip) in [("skip", true), ("noskip", false)] {
+        let want = &expected("sav_mixed")[mode]["objects"];
+        for w in want.as_array().unwrap() {
+            let (seq, obj) = (w["sequence"].as_str().unwrap(), w["obj"].as_str().unwrap());
+            let gt_dir = dir.join("gt").join(seq).join(obj);
+            let mut frames: Vec<usize> = std::fs::read_dir(&gt_dir)
+                .unwrap()
+                .map(|e| {
+                    e.unwrap()
+                        .path()
+                        .file_stem()
+                        .unwrap()
+                        .to_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap()
+                })
+                .collect();
+            frames.sort();
+            let mut scorer = ObjectScorer::new(&frames, skip);
+            for &f in &frames {
+                let name = format!("{f:05}.png");
+                let gt = read_mask_png(&gt_dir.join(&name)).unwrap();
+                let pred =
+                    read_mask_png(&dir.join("pred").join(seq).join(obj).join(&name)).unwrap();
+                scorer.feed(f, &pred, &gt).unwrap();
+            }
+            let s = scorer.finish().unwrap().unwrap();
+            assert!(
+                (s.j - w["J"].as_f64().unwrap()).abs() <= 1e-9,
+                "{seq}/{obj} {mode} J"
+            );
+            assert!(
+                (s.f - w["F"].as_f64().unwrap()).abs() <= 1e-9,
+                "{seq}/{obj} {mode} F"
+            );
+        }
+    }
+}
