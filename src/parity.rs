@@ -210,6 +210,58 @@ pub fn load_weights(
     Ok(VarBuilder::from_tensors(map, DType::F32, device))
 }
 
+/// [`load_weights`] with some tensors replaced by those of `overrides` (a safetensors file, e.g. a
+/// video fixture's `weight_overrides.safetensors`); every override must name an existing tensor of
+/// the same shape.
+pub fn load_weights_with_overrides(
+    path: &Path,
+    overrides: &Path,
+    cfg: &ModelConfig,
+    device: &Device,
+) -> Result<VarBuilder<'static>> {
+    if !path.is_file() {
+        return Err(Error::Input(format!("missing weights {}", path.display())));
+    }
+    let is_safetensors = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+    let mut map: HashMap<String, Tensor> = if is_safetensors {
+        crate::weights::inspect_converted(path, cfg)?;
+        candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| Error::checkpoint(path, format!("cannot read: {e}")))?
+    } else {
+        candle_core::pickle::read_all_with_key(path, Some("model"))
+            .map_err(|e| {
+                Error::checkpoint(path, format!("cannot read as a PyTorch checkpoint: {e}"))
+            })?
+            .into_iter()
+            .collect()
+    };
+    for (k, v) in load_safetensors(overrides)? {
+        match map.get(&k) {
+            Some(old) if old.dims() == v.dims() => {
+                map.insert(k, v);
+            }
+            Some(old) => {
+                return Err(Error::Input(format!(
+                    "{}: override {k} has shape {:?}, the weights have {:?}",
+                    overrides.display(),
+                    v.dims(),
+                    old.dims()
+                )))
+            }
+            None => {
+                return Err(Error::Input(format!(
+                    "{}: override {k} is not a tensor of {}",
+                    overrides.display(),
+                    path.display()
+                )))
+            }
+        }
+    }
+    Ok(VarBuilder::from_tensors(map, DType::F32, device))
+}
+
 /// Fixture access: outputs stay on the host, inputs go to the device in f32.
 struct Fx<'a> {
     t: &'a HashMap<String, Tensor>,

@@ -33,7 +33,8 @@ pub struct Args {
     /// Write every result as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// The fixture is a video fixture: track every run and compare frame by frame.
+    /// The fixture is a video fixture: track every run and compare frame by frame. Tensors in
+    /// FIXTURE/weight_overrides.safetensors, when present, replace those of the weights.
     #[arg(long)]
     pub tracking: bool,
     /// With --tracking: largest relative L2 of a frame's low-res logits and object pointer, and
@@ -252,7 +253,17 @@ fn run_tracking_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
         }
     };
     let t0 = Instant::now();
-    let vb = parity::load_weights(&weights, &cfg, &device)?;
+    let overrides = args.fixture.join("weight_overrides.safetensors");
+    let vb = if overrides.is_file() {
+        println!(
+            "weights: {} with the fixture's {}",
+            weights.display(),
+            overrides.display()
+        );
+        parity::load_weights_with_overrides(&weights, &overrides, &cfg, &device)?
+    } else {
+        parity::load_weights(&weights, &cfg, &device)?
+    };
     let runs = parity::run_tracking(&cfg, vb, &args.fixture, &device)?;
     let secs = t0.elapsed().as_secs_f64();
     print_runs(&runs, args);
