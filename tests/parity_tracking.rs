@@ -5,7 +5,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{get, load_tensors, pt_var_builder, rel_l2, test_config};
+use common::{fixture_dir, get, load_tensors, pt_var_builder, rel_l2, test_config};
 use std::collections::HashMap;
 use vosbench::sam2::sam2_base::Sam2Base;
 use vosbench::tracker::frames::RgbFrames;
@@ -198,4 +198,31 @@ fn box_prompt_forward_then_backward_matches_official() {
     })
     .unwrap();
     check_run("box", &results, &t);
+}
+
+/// The same click run, reading the JPEG files with vosbench's own decoder (Pillow-exact), so
+/// parity holds on real JPEGs, not only on pre-decoded pixels.
+#[test]
+fn point_prompt_from_jpeg_files_matches_official() {
+    let m = model();
+    let t = load_tensors("video_test", "tracking.safetensors");
+    let frames = fixture_dir("video_test").join("frames");
+    let mut s = Session::open(&m, &frames, &Device::Cpu, SessionOptions::default()).unwrap();
+    let c = get(&t, "point.prompt.coords")
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let prompt = Prompt {
+        points: vec![(c[0], c[1], 1)],
+        bbox: None,
+    };
+    s.add_prompt(0, 1, &prompt).unwrap();
+    let mut results = Vec::new();
+    s.propagate(None, None, false, |r| {
+        results.push(r);
+        Ok(())
+    })
+    .unwrap();
+    check_run("point", &results, &t);
 }
