@@ -545,7 +545,7 @@ impl<'a> Decoder<'a> {
                 0xC2 => return unsupported("progressive JPEG"),
                 0xC3 => return unsupported("lossless JPEG"),
                 0xC5..=0xC7 => return unsupported("hierarchical JPEG"),
-                0xC9..=0xCB | 0xCD..=0xCF | 0xCC => return unsupported("arithmetic-coded JPEG"),
+                0xC9..=0xCF => return unsupported("arithmetic-coded JPEG"),
                 0xC4 => {
                     let seg = self.segment()?;
                     self.read_dht(seg)?;
@@ -1087,7 +1087,7 @@ fn upsample<'p>(c: &'p Component, f: &Frame) -> std::borrow::Cow<'p, [u8]> {
 #[inline]
 fn vertical_pair(y: usize, dh: usize) -> (usize, usize, u32) {
     let near = y / 2;
-    if y % 2 == 0 {
+    if y.is_multiple_of(2) {
         (near, near.saturating_sub(1), 1)
     } else {
         (near, (near + 1).min(dh - 1), 2)
