@@ -139,3 +139,18 @@ fn ticks_cover_the_range_with_round_steps() {
     let (lo, hi, _) = nice_ticks(5.0, 5.0, 6);
     assert!(lo < 5.0 && hi > 5.0);
 }
+
+#[test]
+fn means_csv_quotes_odd_model_names() {
+    let s = read_summary_from(
+        "model,fps,JandF,status\n\"sam, \"\"big\"\"\",10,50,ok\n".as_bytes(),
+        "q.csv",
+    )
+    .unwrap();
+    assert_eq!(s.models[0].model, "sam, \"big\"");
+    let text = vosbench::cli::plot::means_csv(&s);
+    let back = read_summary_from(text.as_bytes(), "back.csv").unwrap();
+    assert_eq!(back.models[0].model, "sam, \"big\"");
+    assert_eq!(back.models[0].get("fps"), Some(10.0));
+    assert!(!back.has_status);
+}

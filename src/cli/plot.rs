@@ -426,11 +426,20 @@ pub fn memory_svg(summary: &Summary) -> Option<String> {
     Some(s)
 }
 
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 /// The per-model means as CSV (empty field where a model has no value).
 pub fn means_csv(summary: &Summary) -> String {
     let mut s = format!("model,rows,{}\n", METRICS.join(","));
     for m in &summary.models {
-        let _ = write!(s, "{},{}", m.model, m.rows);
+        let _ = write!(s, "{},{}", csv_field(&m.model), m.rows);
         for v in &m.means {
             match v {
                 Some(v) => {
