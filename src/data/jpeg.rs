@@ -412,11 +412,18 @@ fn to_sample(v: i16) -> u8 {
 
 /// Dequantize and inverse-transform one block into `out` (8 rows of `stride`).
 /// `coef`: quantized coefficients in natural order; `q`: the quantization table, natural order.
-fn idct_block(coef: &[i32; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
+/// `first_row_only`: whether coefficient rows 1..7 are all zero (the SIMD code's shortcut test).
+fn idct_block(
+    coef: &[i32; 64],
+    first_row_only: bool,
+    q: &[u16; 64],
+    out: &mut [u8],
+    stride: usize,
+) {
     // Dequantization keeps the low 16 bits of the product, like the SIMD multiply.
     let dq = |i: usize| (coef[i] as i16).wrapping_mul(q[i] as i16);
     let mut ws = [0i16; 64];
-    if coef[8..].iter().all(|&c| c == 0) {
+    if first_row_only {
         // Only the first coefficient row: every column is flat.
         for c in 0..8 {
             let v = dq(c).wrapping_shl(PASS1_BITS);
@@ -427,10 +434,17 @@ fn idct_block(coef: &[i32; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
     } else {
         // Pass 1: columns, kept with PASS1_BITS extra bits.
         for c in 0..8 {
-            let o = idct_1d(
-                std::array::from_fn(|r| dq(r * 8 + c)),
-                CONST_BITS - PASS1_BITS,
-            );
+            let col = [
+                dq(c),
+                dq(8 + c),
+                dq(16 + c),
+                dq(24 + c),
+                dq(32 + c),
+                dq(40 + c),
+                dq(48 + c),
+                dq(56 + c),
+            ];
+            let o = idct_1d(col, CONST_BITS - PASS1_BITS);
             for (r, v) in o.into_iter().enumerate() {
                 ws[r * 8 + c] = v;
             }
@@ -438,10 +452,9 @@ fn idct_block(coef: &[i32; 64], q: &[u16; 64], out: &mut [u8], stride: usize) {
     }
     // Pass 2: rows, descaled by the remaining bits and the 8x8 normalization (3 bits).
     for r in 0..8 {
-        let o = idct_1d(
-            std::array::from_fn(|c| ws[r * 8 + c]),
-            CONST_BITS + PASS1_BITS + 3,
-        );
+        let mut row = [0i16; 8];
+        row.copy_from_slice(&ws[r * 8..r * 8 + 8]);
+        let o = idct_1d(row, CONST_BITS + PASS1_BITS + 3);
         for (d, v) in out[r * stride..r * stride + 8].iter_mut().zip(o) {
             *d = to_sample(v);
         }
@@ -863,14 +876,15 @@ impl<'a> Decoder<'a> {
                 let (bh, bv) = if ns == 1 { (1, 1) } else { (c.h, c.v) };
                 for v in 0..bv {
                     for h in 0..bh {
-                        let only_dc = decode_block(&mut bits, dc, ac, &mut pred[k], &mut coef)?;
+                        let kind = decode_block(&mut bits, dc, ac, &mut pred[k], &mut coef)?;
                         let (bx, by) = (mx * bh + h, my * bv + v);
                         let off = by * 8 * c.pw + bx * 8;
                         let out = &mut c.plane[off..];
-                        if only_dc {
+                        if kind == BlockKind::DcOnly {
                             dc_block(coef[0], c.qt[0], out, c.pw);
                         } else {
-                            idct_block(&coef, &c.qt, out, c.pw);
+                            let first_row_only = kind == BlockKind::FirstRowOnly;
+                            idct_block(&coef, first_row_only, &c.qt, out, c.pw);
                         }
                     }
                 }
@@ -928,12 +942,15 @@ impl<'a> Decoder<'a> {
             let p2 = &full[2][y * stride[2]..y * stride[2] + w];
             match &tables {
                 Some(t) => {
-                    for (((d, &yv), &cb), &cr) in dst.chunks_exact_mut(3).zip(p0).zip(p1).zip(p2) {
-                        let yv = yv as i32;
-                        let (cb, cr) = (cb as usize, cr as usize);
-                        d[0] = clamp_u8(yv + t.cr_r[cr]);
-                        d[1] = clamp_u8(yv + ((t.cb_g[cb] + t.cr_g[cr]) >> 16));
-                        d[2] = clamp_u8(yv + t.cb_b[cb]);
+                    for (x, d) in dst.chunks_exact_mut(3).enumerate() {
+                        let yv = p0[x] as i32;
+                        let (cb, cr) = (p1[x] as usize, p2[x] as usize);
+                        let g = (t.cb_g[cb] + t.cr_g[cr]) >> 16;
+                        d.copy_from_slice(&[
+                            clamp_u8(yv + t.cr_r[cr]),
+                            clamp_u8(yv + g),
+                            clamp_u8(yv + t.cb_b[cb]),
+                        ]);
                     }
                 }
                 None => {
@@ -949,8 +966,18 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// What a decoded block holds, for the IDCT's shortcuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockKind {
+    /// Only the DC coefficient can be non-zero.
+    DcOnly,
+    /// Only coefficient row 0 (horizontal frequencies) can be non-zero.
+    FirstRowOnly,
+    Full,
+}
+
 /// Huffman-decode one block into `coef` (natural order, zeroed first), updating the DC predictor.
-/// Returns whether every AC coefficient is zero.
+/// Returns which coefficients can be non-zero.
 #[inline]
 fn decode_block(
     bits: &mut Bits,
@@ -958,7 +985,7 @@ fn decode_block(
     ac: &Huffman,
     pred: &mut i32,
     coef: &mut [i32; 64],
-) -> JResult<bool> {
+) -> JResult<BlockKind> {
     coef.fill(0);
     bits.ensure(32);
     let s = dc.decode(bits)? as u32;
@@ -972,7 +999,8 @@ fn decode_block(
     };
     // libjpeg stores coefficients as 16-bit values.
     coef[0] = *pred as i16 as i32;
-    let mut only_dc = true;
+    // Largest natural-order position written.
+    let mut last = 0usize;
     let mut k = 1usize;
     while k < 64 {
         bits.ensure(32);
@@ -981,7 +1009,7 @@ fn decode_block(
         if s != 0 {
             k += r;
             coef[NATURAL[k]] = bits.receive_extend(s);
-            only_dc = false;
+            last = last.max(NATURAL[k]);
             k += 1;
         } else if r == 15 {
             k += 16;
@@ -989,7 +1017,13 @@ fn decode_block(
             break;
         }
     }
-    Ok(only_dc)
+    Ok(if last == 0 {
+        BlockKind::DcOnly
+    } else if last < 8 {
+        BlockKind::FirstRowOnly
+    } else {
+        BlockKind::Full
+    })
 }
 
 #[inline(always)]
@@ -1319,7 +1353,7 @@ mod tests {
             let mut coef = [0i32; 64];
             coef[0] = dc;
             let (mut a, mut b) = ([0u8; 64], [0u8; 64]);
-            idct_block(&coef, &q, &mut a, 8);
+            idct_block(&coef, true, &q, &mut a, 8);
             dc_block(dc, q[0], &mut b, 8);
             assert_eq!(a, b, "dc {dc}");
         }
