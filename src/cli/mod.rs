@@ -9,6 +9,7 @@ pub mod convert;
 pub mod eval;
 pub mod fetch;
 pub mod info;
+pub mod parity;
 pub mod plot;
 pub mod probe;
 pub mod synth;
@@ -43,6 +44,9 @@ pub enum Command {
     Eval(eval::Args),
     /// Write a synthetic SA-V-layout split.
     Synth(synth::Args),
+    /// Measure stage-by-stage parity against a reference fixture (developers; docs/parity.md).
+    #[command(hide = true)]
+    Parity(parity::Args),
     /// Segment an object through a folder of frames from a point or box prompt.
     Track(track::Args),
 }
@@ -60,6 +64,7 @@ pub fn main() -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Track(a) => track::run(a),
+        Command::Parity(a) => parity::run(a),
     };
     match res {
         Ok(()) => 0,
