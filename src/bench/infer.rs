@@ -269,7 +269,8 @@ impl RowContext<'_> {
 }
 
 fn one_line(e: &Error) -> String {
-    e.to_string().replace(['\n', '\r'], " ")
+    // the first line only: candle errors carry a backtrace when RUST_BACKTRACE is set
+    e.to_string().lines().next().unwrap_or("").to_string()
 }
 
 /// Run phase B for every model of `cfg` (or only `only_model`). Returns the rows of the CSV.

@@ -92,7 +92,7 @@ pub fn parse_models(list: &str, imgsz: Option<usize>) -> Result<Vec<ModelTag>> {
 /// which the variant files spell out and is recomputed here.
 pub fn with_image_size(cfg: &ModelConfig, side: usize) -> Result<ModelConfig> {
     // Every trunk downsamples by 32 overall; the heads work at side / backbone_stride.
-    if side == 0 || side % 32 != 0 {
+    if side == 0 || !side.is_multiple_of(32) {
         return Err(Error::Input(format!(
             "--imgsz {side}: the image side must be a positive multiple of 32"
         )));

@@ -333,8 +333,10 @@ fn warm_up(
         };
         return Err(match e {
             Error::Candle(c) => Error::Input(format!(
-                "{} cannot run{what} on {}: {c}",
-                tag.name, opts.device
+                "{} cannot run{what} on {}: {}",
+                tag.name,
+                opts.device,
+                c.to_string().lines().next().unwrap_or("")
             )),
             other => other,
         });

@@ -325,7 +325,6 @@ pub fn run(args: Args) -> Result<()> {
         }
         let device = parse_device(&opts.device)?;
         run_setup(&opts, &device)?;
-        drop(device);
         if args.skip_inference {
             return Ok(());
         }
