@@ -920,6 +920,18 @@ pub fn run_tracking(
     fixture_dir: &Path,
     device: &Device,
 ) -> Result<Vec<TrackedRun>> {
+    run_tracking_with_frames(cfg, weights, fixture_dir, fixture_dir, device)
+}
+
+/// [`run_tracking`] with the video frames taken from `frames_dir` (its `pillow_rgb.safetensors`,
+/// else its `frames/` JPEGs), for video fixtures that reuse another fixture's frames.
+pub fn run_tracking_with_frames(
+    cfg: &ModelConfig,
+    weights: VarBuilder,
+    fixture_dir: &Path,
+    frames_dir: &Path,
+    device: &Device,
+) -> Result<Vec<TrackedRun>> {
     let t = load_safetensors(&fixture_dir.join("tracking.safetensors"))?;
     let model = Sam2Base::new(cfg, weights)?;
     let get = |n: &str| -> Result<&Tensor> {
@@ -972,7 +984,7 @@ pub fn run_tracking(
                 bbox: None,
             }
         };
-        let frames = fixture_frames(fixture_dir)?;
+        let frames = fixture_frames(frames_dir)?;
         let mut s = Session::with_frames(&model, frames, device, SessionOptions::default());
         let r = s.add_prompt(prompt_frame, 1, &prompt)?;
         let (prompt_iou, _) =

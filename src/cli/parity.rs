@@ -37,6 +37,10 @@ pub struct Args {
     /// FIXTURE/weight_overrides.safetensors, when present, replace those of the weights.
     #[arg(long)]
     pub tracking: bool,
+    /// With --tracking: the folder holding the video's frames (pillow_rgb.safetensors or
+    /// frames/*.jpg) [default: FIXTURE].
+    #[arg(long)]
+    pub frames: Option<PathBuf>,
     /// With --tracking: largest relative L2 of a frame's low-res logits and object pointer, and
     /// largest relative error of its object score.
     #[arg(long, default_value_t = 1e-3)]
@@ -264,7 +268,8 @@ fn run_tracking_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
     } else {
         parity::load_weights(&weights, &cfg, &device)?
     };
-    let runs = parity::run_tracking(&cfg, vb, &args.fixture, &device)?;
+    let frames = args.frames.as_ref().unwrap_or(&args.fixture);
+    let runs = parity::run_tracking_with_frames(&cfg, vb, &args.fixture, frames, &device)?;
     let secs = t0.elapsed().as_secs_f64();
     print_runs(&runs, args);
     let mut bad = Vec::new();
