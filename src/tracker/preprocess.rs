@@ -10,7 +10,7 @@
 //! two 1D passes, and rounds at both. Which pass runs first depends on the Pillow version
 //! ([`PassOrder`]; Pillow 13 runs the vertical pass first when the height shrinks much more than
 //! the width, e.g. for portrait videos). [`pil_resize_bicubic_rgb`] reproduces Pillow 13 exactly,
-//! so the only remaining source of difference from the official tensors is JPEG decoding (libjpeg-turbo in Pillow, zune-jpeg in the `image` crate). [`rgb_to_input_tensor`]
+//! and JPEGs are decoded by the Pillow-exact decoder in [`crate::data::jpeg`]. [`rgb_to_input_tensor`]
 //! takes already-decoded RGB so tests can feed Pillow's decode and isolate that difference.
 //!
 //! Frames are listed like the official code (extensions `.jpg .jpeg .JPG .JPEG` exactly, sorted
