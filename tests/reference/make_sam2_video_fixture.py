@@ -26,6 +26,13 @@ CPU equivalent (scipy.ndimage.label with a 3x3 structure = 8-connectivity; per-p
 area, 0 on background), and the "Skipping the post-processing step" warning is turned into an
 error, so hole filling (fill_hole_area=8) really RUNS in this reference. The script prints how many
 low-res pixels it changed per run.
+
+Full-size variants (not committed): ``--variant sam2.1_hiera_tiny --model DIR/model.pt --out VDIR``
+builds the official predictor from ``models/<variant>.json`` instead, loads the weights written by
+``make_sam2_fixtures.py --variant <v> --out DIR`` and tracks the same synthetic video; it also
+writes ``VDIR/pillow_rgb.safetensors`` (the frames as Pillow decodes them, as
+decode_frames_with_pillow.py does for the committed fixture), so ``vosbench parity --tracking``
+can isolate JPEG decoding.
 """
 
 import argparse
@@ -63,9 +70,15 @@ def cpu_connected_components(mask):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default=os.path.join(base.REPO, "tests/fixtures/video_test"))
-    ap.add_argument("--model", default=os.path.join(base.REPO, "tests/fixtures/sam2_test/model.pt"))
+    ap.add_argument("--out", default=None, help="output folder (default tests/fixtures/video_test)")
+    ap.add_argument("--model", default=None, help="weights (default tests/fixtures/sam2_test/model.pt)")
+    ap.add_argument("--variant", default=None,
+                    help="models/<variant>.json (default: the test variant); needs --model and --out")
     a = ap.parse_args()
+    if a.variant is not None and (a.out is None or a.model is None):
+        raise SystemExit("--variant needs --model (its weights) and --out (full-size fixtures are not committed)")
+    a.out = a.out or os.path.join(base.REPO, "tests/fixtures/video_test")
+    a.model = a.model or os.path.join(base.REPO, "tests/fixtures/sam2_test/model.pt")
 
     torch = base.setup_torch()
     from PIL import Image
@@ -92,7 +105,15 @@ def main():
         img = base.render_frame(t, WIDTH, HEIGHT, seed=SCENE_SEED)
         Image.fromarray(img).save(os.path.join(frames_dir, f"{t:05d}.jpg"), quality=90)
 
-    cfg = base.load_json(None)
+    if a.variant is not None:
+        rgb = np.stack([
+            np.asarray(Image.open(os.path.join(frames_dir, f"{t:05d}.jpg")).convert("RGB"))
+            for t in range(NUM_FRAMES)
+        ])
+        save_file({"rgb": torch.from_numpy(np.ascontiguousarray(rgb.astype(np.uint8)))},
+                  os.path.join(a.out, "pillow_rgb.safetensors"))
+
+    cfg = base.load_json(a.variant)
     predictor = base.build_from_json(cfg, ckpt_path=a.model)
     assert predictor.fill_hole_area == 8
     T = {}
