@@ -120,7 +120,8 @@ impl Module for CXBlock {
     /// x: [B, C, H, W] -> [B, C, H, W]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.norm.forward(&self.dwconv.forward(x)?)?;
-        let y = y.permute((0, 2, 3, 1))?;
+        // contiguous: CUDA matmul needs a dense left operand (CPU accepts the strided view)
+        let y = y.permute((0, 2, 3, 1))?.contiguous()?;
         let y = self.pwconv1.forward(&y)?.gelu_erf()?;
         let y = self.pwconv2.forward(&y)?.broadcast_mul(&self.gamma)?;
         x + y.permute((0, 3, 1, 2))?
