@@ -908,7 +908,7 @@ fn fixture_frames(dir: &Path) -> Result<Box<dyn FrameSource>> {
             .collect::<Result<Vec<_>>>()?;
         return Ok(Box::new(RgbFrames::new(frames, w as u32, h as u32)?));
     }
-    Ok(Box::new(VideoFrames::open(&dir.join("frames"))?))
+    Ok(Box::new(VideoFrames::open(dir.join("frames"))?))
 }
 
 /// Track every run of a video fixture (`tracking.safetensors`: `point` and/or `box`, names in

@@ -277,7 +277,8 @@ fn run_tracking_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
         if run.prompt_iou < args.min_iou {
             bad.push(format!("{} prompt IoU {:.5}", run.run, run.prompt_iou));
         }
-        if !(run.low_res_rel_l2_all <= args.track_tolerance) {
+        // NaN fails too
+        if run.low_res_rel_l2_all.is_nan() || run.low_res_rel_l2_all > args.track_tolerance {
             bad.push(format!(
                 "{} all-frames rel L2 {:.3e}",
                 run.run, run.low_res_rel_l2_all
