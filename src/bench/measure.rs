@@ -180,10 +180,10 @@ impl HostSampler {
         let thread_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("vosbench-host-sampler".into())
-            .spawn(move || loop {
-                match stop_rx.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => thread_shared.sample(),
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            .spawn(move || {
+                // A message or a dropped sender both mean stop.
+                while let Err(RecvTimeoutError::Timeout) = stop_rx.recv_timeout(interval) {
+                    thread_shared.sample();
                 }
             });
         let handle = match handle {
