@@ -310,7 +310,7 @@ pub fn run(args: Args) -> Result<()> {
             )?;
             if !args.quiet {
                 eprintln!(
-                    "demo: wrote a synthetic split of {} videos x {} frames to {}",
+                    "demo: wrote a synthetic split of {} videos ({} frames in all) to {}",
                     s.videos.len(),
                     s.frames,
                     opts.split_dir.display()
