@@ -7,8 +7,8 @@ pub mod convert;
 pub mod hf_layout;
 pub mod hub;
 pub mod load;
-pub mod reader;
 pub mod random;
+pub mod reader;
 pub mod spec;
 
 pub use convert::{convert, ConvertReport, FORMAT_VERSION};

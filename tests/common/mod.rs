@@ -41,7 +41,9 @@ pub fn pt_var_builder(fixture: &str, file: &str) -> VarBuilder<'static> {
 
 /// Fetch a named tensor from a fixture map, with a clear panic if the script did not write it.
 pub fn get(t: &HashMap<String, Tensor>, name: &str) -> Tensor {
-    t.get(name).unwrap_or_else(|| panic!("fixture has no tensor '{name}'")).clone()
+    t.get(name)
+        .unwrap_or_else(|| panic!("fixture has no tensor '{name}'"))
+        .clone()
 }
 
 /// ||a - b|| / ||b||, computed in f64.
@@ -49,8 +51,21 @@ pub fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims(), "shape mismatch");
     let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
     let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let num = (&a - &b).unwrap().sqr().unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
-    let den = b.sqr().unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+    let num = (&a - &b)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    let den = b
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
     assert!(num.is_finite(), "non-finite values");
     if den == 0.0 {
         num.sqrt()
@@ -61,7 +76,26 @@ pub fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
 
 /// Assert `got` matches `want` to relative L2 `tol`, and that `want` is not trivially zero.
 pub fn assert_close(stage: &str, got: &Tensor, want: &Tensor, tol: f64) {
-    assert_eq!(got.dims(), want.dims(), "{stage}: shape {:?} vs reference {:?}", got.dims(), want.dims());
+    assert_eq!(
+        got.dims(),
+        want.dims(),
+        "{stage}: shape {:?} vs reference {:?}",
+        got.dims(),
+        want.dims()
+    );
+    let norm = want
+        .to_dtype(DType::F64)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(
+        norm > 0.0,
+        "{stage}: the reference is all zeros, the comparison proves nothing"
+    );
     let e = rel_l2(got, want);
     eprintln!("{stage}: rel L2 {e:.3e}");
     assert!(e <= tol, "{stage}: relative L2 error {e:.3e} > {tol:.0e}");

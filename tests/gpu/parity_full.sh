@@ -33,14 +33,14 @@ for v in "$@"; do
     PYTHONPATH=.pyref/sam2:.pyref/common python3 tests/reference/make_sam2_video_fixture.py \
       --variant "$v" --model "$fx/model.pt" --out "$vfx" > "$out/video_fixture_$v.log" 2>&1 \
       || { echo "$v: video fixture failed"; tail -5 "$out/video_fixture_$v.log"; continue; }
-    for dev in cuda cpu; do
+    for dev in ${DEVICES:-cuda cpu}; do
       echo "== $v tracking on $dev"
       .gpu/vosbench parity --model "$v" --fixture "$vfx" --weights "$fx/model.pt" --tracking \
         --device "$dev" --json "$out/tracking_${v}_$dev.json" 2>&1 | tail -n 12
     done
     rm -rf "$vfx"
   else
-    for dev in cuda cpu; do
+    for dev in ${DEVICES:-cuda cpu}; do
       echo "== $v on $dev"
       .gpu/vosbench parity --model "$v" --fixture "$fx" --device "$dev" \
         --json "$out/parity_${v}_$dev.json" 2>&1 | tail -n 4
