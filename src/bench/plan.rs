@@ -136,6 +136,9 @@ pub struct BenchOptions {
     pub seed: u64,
     pub demo: bool,
     pub quiet: bool,
+    /// How the click of point prompts is derived from the ground truth.
+    #[serde(default)]
+    pub click: crate::data::prompts::ClickMode,
 }
 
 /// One object of the split as phase B needs it.

@@ -9,7 +9,7 @@ use crate::bench::plan::{
     PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
 };
 use crate::config::ModelConfig;
-use crate::data::prompts::{object_prompt, ClickMode};
+use crate::data::prompts::object_prompt;
 use crate::data::sav::{MaskKind, Split, SplitOptions};
 use crate::error::{Error, Result};
 use crate::sam2::sam2_base::Sam2Base;
@@ -114,7 +114,7 @@ pub fn scan_split(opts: &BenchOptions) -> Result<Metadata> {
             if opts.limit_objects > 0 && objects.len() >= opts.limit_objects {
                 break;
             }
-            let Some(p) = object_prompt(v, o, ClickMode::Interior, &mut issues) else {
+            let Some(p) = object_prompt(v, o, opts.click, &mut issues) else {
                 continue;
             };
             objects.push(ObjectMeta {

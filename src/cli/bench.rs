@@ -102,6 +102,10 @@ pub struct Args {
     /// Seed of the random weights and the demo split.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Click of point prompts: the mask pixel farthest from its boundary (interior), or the
+    /// original harness's centroid (centroid; can fall outside a non-convex mask).
+    #[arg(long, value_enum, default_value_t = crate::data::prompts::ClickMode::Interior)]
+    pub click: crate::data::prompts::ClickMode,
     /// No progress bars or logs (errors and the final table still print).
     #[arg(long)]
     pub quiet: bool,
@@ -184,6 +188,10 @@ impl Args {
         opt("demo-frames", Some(self.demo_frames.to_string().into()));
         opt("demo-size", Some(self.demo_size.clone().into()));
         opt("seed", Some(self.seed.to_string().into()));
+        let click = clap::ValueEnum::to_possible_value(&self.click)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_else(|| "interior".into());
+        opt("click", Some(click.into()));
         opt("only-model", self.only_model.clone().map(Into::into));
         for (on, k) in [
             (self.enable_cudnn_tuning, "enable-cudnn-tuning"),
@@ -259,6 +267,7 @@ impl Args {
             seed: self.seed,
             demo: self.demo,
             quiet: self.quiet,
+            click: self.click,
         })
     }
 }

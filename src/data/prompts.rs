@@ -19,7 +19,18 @@ use super::sav::{DataIssue, ObjectTrack, Split, Video};
 use crate::eval::edt::squared_edt;
 
 /// How the click point is chosen.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum ClickMode {
     /// The mask pixel farthest from the mask boundary.
     #[default]
