@@ -2,6 +2,8 @@
 //! comparison every stage is judged by.
 #![allow(dead_code)]
 
+pub mod tracking;
+
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;

@@ -1,0 +1,117 @@
+//! Whole-video comparison helpers shared by the tracking parity tests.
+
+use super::{get, load_tensors, rel_l2};
+use candle_core::{DType, Tensor};
+use std::collections::HashMap;
+use vosbench::tracker::frames::RgbFrames;
+use vosbench::tracker::session::FrameResult;
+
+/// (IoU of the two binarized masks, positive fraction of `b`).
+pub fn iou(a: &Tensor, b: &Tensor) -> (f64, f64) {
+    let a = a.gt(0f32).unwrap().to_dtype(DType::F32).unwrap();
+    let b = b.gt(0f32).unwrap().to_dtype(DType::F32).unwrap();
+    let inter = (&a * &b)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64;
+    let sa = a.sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+    let sb = b.sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
+    let union = sa + sb - inter;
+    let iou = if union == 0.0 { 1.0 } else { inter / union };
+    (iou, sb / b.elem_count() as f64)
+}
+
+/// Compare one run frame by frame against the reference: low-res logits (rel L2 <= 1e-3 per
+/// frame and over all frames), mask IoU >= 0.999, object score, object pointer; the reference
+/// must have the object present on most frames and masks neither empty nor full.
+pub fn check_run(run: &str, results: &[FrameResult], t: &HashMap<String, Tensor>) {
+    let order: Vec<usize> = get(t, &format!("{run}.order"))
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    assert_eq!(
+        results.iter().map(|r| r.frame_idx).collect::<Vec<_>>(),
+        order,
+        "{run}: frame order"
+    );
+    let mut low_got = Vec::new();
+    let mut low_want = Vec::new();
+    let mut present = 0;
+    let mut worst_frame = (0.0f64, 0usize);
+    let mut worst_iou = 1.0f64;
+    for r in results {
+        let i = r.frame_idx;
+        let pre = format!("{run}.frame.{i}");
+        let want_low = get(t, &format!("{pre}.low_res"));
+        let e = rel_l2(&r.low_res_masks, &want_low);
+        assert!(e <= 1e-3, "{pre}: low-res logits rel L2 {e:.3e} > 1e-3");
+        if e > worst_frame.0 {
+            worst_frame = (e, i);
+        }
+        low_got.push(r.low_res_masks.flatten_all().unwrap());
+        low_want.push(want_low.flatten_all().unwrap());
+        let (j, frac) = iou(&r.video_res_masks, &get(t, &format!("{pre}.video_res")));
+        assert!(j >= 0.999, "{pre}: mask IoU {j:.5} < 0.999");
+        worst_iou = worst_iou.min(j);
+        assert!(
+            frac > 0.0 && frac < 1.0,
+            "{pre}: reference mask is empty or full ({frac})"
+        );
+        let s_want = get(t, &format!("{pre}.object_score"))
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()[0];
+        let s_got = r.object_score_logits[0].expect("object has an output");
+        assert!(
+            (s_got - s_want).abs() <= 1e-3 * s_want.abs().max(1.0),
+            "{pre}: object score {s_got} vs {s_want}"
+        );
+        if s_want > 0.0 {
+            present += 1;
+        }
+        let ptr = r.obj_ptrs[0].as_ref().expect("object pointer");
+        let e = rel_l2(ptr, &get(t, &format!("{pre}.obj_ptr")));
+        assert!(e <= 1e-3, "{pre}: obj_ptr rel L2 {e:.3e}");
+    }
+    let all = rel_l2(
+        &Tensor::cat(&low_got, 0).unwrap(),
+        &Tensor::cat(&low_want, 0).unwrap(),
+    );
+    eprintln!(
+        "{run}: {} frames, low-res logits rel L2 over all frames {all:.3e}, worst frame {} \
+         ({:.3e}), lowest mask IoU {worst_iou:.6}",
+        results.len(),
+        worst_frame.1,
+        worst_frame.0
+    );
+    assert!(all <= 1e-3);
+    assert!(
+        present * 4 >= results.len() * 3,
+        "{run}: object present on only {present} of {} frames: the comparison would prove little",
+        results.len()
+    );
+}
+
+/// The fixture frames as Pillow decoded them (shared with the SAM 2.1 video fixture; isolates
+/// JPEG decoding, which tests/preprocess.rs measures on its own).
+pub fn pillow_frames() -> Box<RgbFrames> {
+    let t = load_tensors("video_test", "pillow_rgb.safetensors");
+    let rgb = get(&t, "rgb");
+    let (n, h, w, _) = rgb.dims4().unwrap();
+    let frames = (0..n)
+        .map(|i| {
+            rgb.get(i)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<u8>()
+                .unwrap()
+        })
+        .collect();
+    Box::new(RgbFrames::new(frames, w as u32, h as u32).unwrap())
+}
