@@ -112,14 +112,12 @@ impl RowContext<'_> {
     }
 
     /// The figure compared with the budget, now.
-    fn budget_figure(&self, rss: u64) -> u64 {
-        match self.cfg.budget_figure.as_str() {
-            "device" => self.meter.peaks().used_bytes.unwrap_or(rss),
-            "system" => crate::bench::measure::system_memory()
-                .map(|m| m.used_bytes)
-                .unwrap_or(rss),
+    fn budget_figure(&self, rss: u64) -> Result<u64> {
+        Ok(match self.cfg.budget_figure.as_str() {
+            "device" => self.meter.peaks()?.used_bytes.unwrap_or(rss),
+            "system" => crate::bench::measure::system_memory()?.used_bytes,
             _ => rss,
-        }
+        })
     }
 
     /// Track, time, measure and score one (video, object) with a loaded model.
@@ -152,7 +150,7 @@ impl RowContext<'_> {
         }
 
         self.sampler.reset_peak();
-        self.meter.reset_peak();
+        self.meter.reset_peak()?;
         let cache_file = self
             .video
             .cache_for(self.plan.config.image_size)
@@ -201,7 +199,7 @@ impl RowContext<'_> {
             }
             let rss = mem::current_rss_bytes();
             if let Some(b) = budget {
-                let used = self.budget_figure(rss);
+                let used = self.budget_figure(rss)?;
                 if used > b {
                     return Err(Error::Budget(format!(
                         "{} used {:.1} MiB on frame {f}, over the {:.1} MiB budget",
@@ -217,7 +215,7 @@ impl RowContext<'_> {
         });
         frames_bar.finish_and_clear();
         drop(session);
-        let dev = self.meter.peaks();
+        let dev = self.meter.peaks()?;
         row.cpu_peak_rss_MiB = Some(mib(self.sampler.peak_rss_bytes()));
         row.system_peak_MiB = Some(mib(self.sampler.system_peak_used_bytes()));
         row.gpu_peak_alloc_MiB = dev.peak_alloc_bytes.map(mib);
@@ -331,7 +329,7 @@ pub fn run_inference(
             if current_video != Some(v.name.as_str()) {
                 // between videos: hand cached device memory back so every video starts from
                 // the same baseline (the baseline_* columns show it)
-                meter.trim();
+                meter.trim()?;
                 current_video = Some(v.name.as_str());
             }
             let ctx = RowContext {
@@ -345,7 +343,7 @@ pub fn run_inference(
             };
             let mut row = ctx.base_row();
             row.baseline_rss_MiB = Some(mib(mem::current_rss_bytes()));
-            row.baseline_gpu_MiB = meter.peaks().used_bytes.map(mib);
+            row.baseline_gpu_MiB = meter.peaks()?.used_bytes.map(mib);
             match &model {
                 None => {
                     row.status = STATUS_BUDGET.into();
@@ -372,7 +370,7 @@ pub fn run_inference(
                     }
                 },
             }
-            meter.trim();
+            meter.trim()?;
             results.push(row);
             results::write_rows(&csv_path, results.rows())?;
             rows_bar.inc(1);
@@ -381,7 +379,7 @@ pub fn run_inference(
             }
         }
         drop(model);
-        meter.trim();
+        meter.trim()?;
     }
     rows_bar.finish_and_clear();
     sampler.stop();

@@ -27,7 +27,7 @@ pub struct DeviceInfo {
 /// Probe `device` (`spec` is how the user named it).
 pub fn probe(device: &Device, spec: &str) -> Result<DeviceInfo> {
     let r = crate::cuda::probe::probe(device)?;
-    let sys = system_memory().ok();
+    let sys = Some(system_memory()?);
     let is_cpu = matches!(device, Device::Cpu);
     Ok(DeviceInfo {
         device: spec.to_string(),
@@ -72,27 +72,30 @@ impl DeviceMeter {
         }
     }
 
-    pub fn reset_peak(&self) {
-        if let Some(m) = &self.mem {
-            let _ = m.reset_peak();
+    /// Restart the device high-water marks (a driver failure is an error, not a blank column).
+    pub fn reset_peak(&self) -> Result<()> {
+        match &self.mem {
+            Some(m) => m.reset_peak(),
+            None => Ok(()),
         }
     }
 
-    pub fn peaks(&self) -> DevicePeaks {
-        match &self.mem {
+    pub fn peaks(&self) -> Result<DevicePeaks> {
+        Ok(match &self.mem {
             None => DevicePeaks::default(),
             Some(m) => DevicePeaks {
-                peak_alloc_bytes: m.peak_used_bytes().ok(),
-                peak_reserved_bytes: m.peak_reserved_bytes().ok(),
-                used_bytes: m.used_bytes().ok(),
+                peak_alloc_bytes: Some(m.peak_used_bytes()?),
+                peak_reserved_bytes: Some(m.peak_reserved_bytes()?),
+                used_bytes: Some(m.used_bytes()?),
             },
-        }
+        })
     }
 
     /// Give cached device memory back to the driver (between videos).
-    pub fn trim(&self) {
-        if let Some(m) = &self.mem {
-            let _ = m.trim();
+    pub fn trim(&self) -> Result<()> {
+        match &self.mem {
+            Some(m) => m.trim(),
+            None => Ok(()),
         }
     }
 }

@@ -286,7 +286,7 @@ fn warm_up(
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let rss1 = mem::current_rss_bytes();
     sampler.reset_peak();
-    meter.reset_peak();
+    meter.reset_peak()?;
     let v = &meta.videos[0];
     let o = &v.objects[0];
     let cache_file = v
@@ -343,7 +343,7 @@ fn warm_up(
     }
     drop(session);
     let peak = sampler.peak_rss_bytes().max(rss1);
-    let dev = meter.peaks();
+    let dev = meter.peaks()?;
     let entry = bank_entry_bytes(cfg, dtype);
     let max_entries = 1 + 3 * cfg.tracker.num_maskmem.saturating_sub(1);
     let banked_now = curve.last().map(|c| c.0).unwrap_or(0);
@@ -429,7 +429,7 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
     for tag in &opts.models {
         b.set_message(tag.name.clone());
         let plan = warm_up(opts, tag, &meta, device, dtype, &sampler, &meter)?;
-        meter.trim();
+        meter.trim()?;
         plans.push(plan);
         b.inc(1);
     }
