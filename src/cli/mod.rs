@@ -69,7 +69,9 @@ pub fn main() -> i32 {
     match res {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            // One line: tensor errors may carry a backtrace after their message.
+            let msg = e.to_string();
+            eprintln!("error: {}", msg.lines().next().unwrap_or("").trim_end());
             e.exit_code()
         }
     }
