@@ -8,12 +8,11 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use common::tracking::{check_run, iou, pillow_frames};
-use common::{fixture_dir, get, load_tensors, test_config};
+use common::tracking::{box_run, point_run};
+use common::{fixture_dir, load_tensors, test_config};
 use std::collections::HashMap;
 use vosbench::sam2::sam2_base::Sam2Base;
 use vosbench::tracker::memory_bank::Retention;
-use vosbench::tracker::session::{Prompt, Session, SessionOptions};
 
 const FIXTURE: &str = "edgetam_video";
 
@@ -39,84 +38,17 @@ fn model() -> Sam2Base {
     Sam2Base::new(&test_config("edgetam_test"), vb).unwrap()
 }
 
-fn run_point(retention: Retention) {
-    let m = model();
-    let t = load_tensors(FIXTURE, "tracking.safetensors");
-    let mut s = Session::with_frames(
-        &m,
-        pillow_frames(),
-        &Device::Cpu,
-        SessionOptions { retention },
-    );
-    let c = get(&t, "point.prompt.coords")
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let l = get(&t, "point.prompt.labels")
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let f = get(&t, "point.prompt.frame").to_vec1::<f32>().unwrap()[0] as usize;
-    let prompt = Prompt {
-        points: vec![(c[0], c[1], l[0] as i32)],
-        bbox: None,
-    };
-    let r = s.add_prompt(f, 1, &prompt).unwrap();
-    let (j, _) = iou(&r.video_res_masks, &get(&t, "point.prompt.video_res"));
-    assert!(j >= 0.999, "prompt frame IoU {j}");
-    let mut results = Vec::new();
-    s.propagate(None, None, false, |r| {
-        results.push(r);
-        Ok(())
-    })
-    .unwrap();
-    check_run("point", &results, &t);
-    let (cond, non_cond, with_mem) = s.bank_sizes()[&1];
-    assert_eq!(cond, 1);
-    match retention {
-        // Same windows as SAM 2.1 (num_maskmem 7, 16 object pointers): after frame 23 with the
-        // prompt on frame 0, memories of frames 1..6 and 17..23 plus the conditioning frame's.
-        Retention::Window => assert_eq!((non_cond, with_mem), (23, 1 + 6 + 7)),
-        Retention::Full => assert_eq!((non_cond, with_mem), (23, 24)),
-    }
-}
-
 #[test]
 fn edgetam_point_prompt_forward_matches_official() {
-    run_point(Retention::Window);
+    point_run(&model(), FIXTURE, Retention::Window);
 }
 
 #[test]
 fn edgetam_point_prompt_forward_full_retention_matches_official() {
-    run_point(Retention::Full);
+    point_run(&model(), FIXTURE, Retention::Full);
 }
 
 #[test]
 fn edgetam_box_prompt_forward_then_backward_matches_official() {
-    let m = model();
-    let t = load_tensors(FIXTURE, "tracking.safetensors");
-    let mut s = Session::with_frames(&m, pillow_frames(), &Device::Cpu, SessionOptions::default());
-    let b = get(&t, "box.prompt.box").to_vec1::<f32>().unwrap();
-    let f = get(&t, "box.prompt.frame").to_vec1::<f32>().unwrap()[0] as usize;
-    let prompt = Prompt {
-        points: vec![],
-        bbox: Some([b[0], b[1], b[2], b[3]]),
-    };
-    let r = s.add_prompt(f, 1, &prompt).unwrap();
-    let (j, _) = iou(&r.video_res_masks, &get(&t, "box.prompt.video_res"));
-    assert!(j >= 0.999, "prompt frame IoU {j}");
-    let mut results = Vec::new();
-    s.propagate(None, None, false, |r| {
-        results.push(r);
-        Ok(())
-    })
-    .unwrap();
-    s.propagate(Some(f), None, true, |r| {
-        results.push(r);
-        Ok(())
-    })
-    .unwrap();
-    check_run("box", &results, &t);
+    box_run(&model(), FIXTURE);
 }

@@ -1,10 +1,12 @@
 //! Whole-video comparison helpers shared by the tracking parity tests.
 
 use super::{get, load_tensors, rel_l2};
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
+use vosbench::sam2::sam2_base::Sam2Base;
 use vosbench::tracker::frames::RgbFrames;
-use vosbench::tracker::session::FrameResult;
+use vosbench::tracker::memory_bank::Retention;
+use vosbench::tracker::session::{FrameResult, Prompt, Session, SessionOptions};
 
 /// (IoU of the two binarized masks, positive fraction of `b`).
 pub fn iou(a: &Tensor, b: &Tensor) -> (f64, f64) {
@@ -114,4 +116,83 @@ pub fn pillow_frames() -> Box<RgbFrames> {
         })
         .collect();
     Box::new(RgbFrames::new(frames, w as u32, h as u32).unwrap())
+}
+
+fn prompt_iou_ok(r: &FrameResult, t: &HashMap<String, Tensor>, run: &str) {
+    let (j, _) = iou(
+        &r.video_res_masks,
+        &get(t, &format!("{run}.prompt.video_res")),
+    );
+    assert!(j >= 0.999, "{run}: prompt frame IoU {j}");
+}
+
+/// The click run of a video fixture (`point.*`): prompt, track forward, compare every frame,
+/// then check the memory bank holds exactly what `retention` keeps (prompt on frame 0, 24
+/// frames, num_maskmem 7, 16 object pointers).
+pub fn point_run(m: &Sam2Base, fixture: &str, retention: Retention) {
+    let t = load_tensors(fixture, "tracking.safetensors");
+    let mut s = Session::with_frames(
+        m,
+        pillow_frames(),
+        &Device::Cpu,
+        SessionOptions { retention },
+    );
+    let c = get(&t, "point.prompt.coords")
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let l = get(&t, "point.prompt.labels")
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let f = get(&t, "point.prompt.frame").to_vec1::<f32>().unwrap()[0] as usize;
+    let prompt = Prompt {
+        points: vec![(c[0], c[1], l[0] as i32)],
+        bbox: None,
+    };
+    prompt_iou_ok(&s.add_prompt(f, 1, &prompt).unwrap(), &t, "point");
+    let mut results = Vec::new();
+    s.propagate(None, None, false, |r| {
+        results.push(r);
+        Ok(())
+    })
+    .unwrap();
+    check_run("point", &results, &t);
+    let (cond, non_cond, with_mem) = s.bank_sizes()[&1];
+    assert_eq!(cond, 1);
+    match retention {
+        // After frame 23 with the prompt on frame 0: pointers are kept within 15 frames of an
+        // anchor (frames 1..15 near the prompt, 8..23 near the current frame), memories within 6
+        // (frames 1..6 and 17..23) plus the conditioning frame's.
+        Retention::Window => assert_eq!((non_cond, with_mem), (23, 1 + 6 + 7)),
+        Retention::Full => assert_eq!((non_cond, with_mem), (23, 24)),
+    }
+}
+
+/// The box run of a video fixture (`box.*`): prompt on a later frame, track forward, then
+/// backward from the prompt frame in the same state, compare every yielded frame.
+pub fn box_run(m: &Sam2Base, fixture: &str) {
+    let t = load_tensors(fixture, "tracking.safetensors");
+    let mut s = Session::with_frames(m, pillow_frames(), &Device::Cpu, SessionOptions::default());
+    let b = get(&t, "box.prompt.box").to_vec1::<f32>().unwrap();
+    let f = get(&t, "box.prompt.frame").to_vec1::<f32>().unwrap()[0] as usize;
+    let prompt = Prompt {
+        points: vec![],
+        bbox: Some([b[0], b[1], b[2], b[3]]),
+    };
+    prompt_iou_ok(&s.add_prompt(f, 1, &prompt).unwrap(), &t, "box");
+    let mut results = Vec::new();
+    s.propagate(None, None, false, |r| {
+        results.push(r);
+        Ok(())
+    })
+    .unwrap();
+    s.propagate(Some(f), None, true, |r| {
+        results.push(r);
+        Ok(())
+    })
+    .unwrap();
+    check_run("box", &results, &t);
 }
