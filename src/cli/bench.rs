@@ -43,9 +43,14 @@ pub struct Args {
     /// Tune convolution algorithms in setup (cuDNN), within --workspace-mb.
     #[arg(long, alias = "enable_cudnn_tuning")]
     pub enable_cudnn_tuning: bool,
-    /// Workspace limit for convolution tuning, MiB.
+    /// Workspace limit for every convolution (the one cuDNN workspace arena), MiB. Tuning only
+    /// times algorithms that fit it; without tuning the heuristic's first candidate that fits.
     #[arg(long, alias = "workspace_mb", default_value_t = 256)]
     pub workspace_mb: usize,
+    /// Allow TF32 tensor-core math for f32 convolutions and matmuls (CUDA; PyTorch's default for
+    /// convolutions). Off by default: pure f32.
+    #[arg(long)]
+    pub tf32: bool,
     /// Most decoded frames resident at once in phase B.
     #[arg(long, alias = "max_frames_in_mem", default_value_t = 600)]
     pub max_frames_in_mem: usize,
@@ -195,6 +200,7 @@ impl Args {
         opt("only-model", self.only_model.clone().map(Into::into));
         for (on, k) in [
             (self.enable_cudnn_tuning, "enable-cudnn-tuning"),
+            (self.tf32, "tf32"),
             (self.skip_inference, "skip-inference"),
             (self.isolate_models, "isolate-models"),
             (self.save_overlays, "save-overlays"),
@@ -232,7 +238,16 @@ impl Args {
             (None, false) => None,
         };
         let models = parse_models(self.models.as_deref().unwrap_or(default_models), imgsz)?;
-        precision_dtype(&self.precision)?;
+        let dtype = precision_dtype(&self.precision)?;
+        let cpu = self
+            .device
+            .as_deref()
+            .map_or(!cfg!(feature = "cuda"), |d| d == "cpu");
+        if cpu && dtype == candle_core::DType::BF16 {
+            return Err(Error::Input(
+                "--precision bf16 needs a CUDA device (candle's CPU matmul has no bf16 kernel); use f32 or f16 on CPU".into(),
+            ));
+        }
         if self.max_frames_in_mem == 0 {
             return Err(Error::Input(
                 "--max-frames-in-mem must be at least 1".into(),
@@ -253,6 +268,7 @@ impl Args {
                 }
             }),
             enable_cudnn_tuning: self.enable_cudnn_tuning,
+            tf32: self.tf32,
             workspace_mb: self.workspace_mb,
             max_frames_in_mem: self.max_frames_in_mem,
             mem_budget_mb: self.mem_budget_mb,

@@ -205,10 +205,16 @@ impl Sam2Base {
         self.cfg.image_size
     }
 
+    /// The dtype the network's weights were built in (`--precision`); inputs are cast to it and
+    /// the tracker-facing outputs (mask logits, scores, pointers) come back as f32.
+    pub fn dtype(&self) -> DType {
+        self.no_mem_embed.dtype()
+    }
+
     /// `forward_image` + `_prepare_backbone_features`.
     /// img: [B, 3, S, S] normalized -> features of the three kept FPN levels.
     pub fn forward_image(&self, img: &Tensor) -> Result<FrameFeatures> {
-        let out = self.image_encoder.forward(img)?;
+        let out = self.image_encoder.forward(&img.to_dtype(self.dtype())?)?;
         let n = out.backbone_fpn.len();
         if n < 1 {
             candle_core::bail!("image encoder returned no feature levels")
@@ -268,6 +274,10 @@ impl Sam2Base {
                     Some(m.clone())
                 }
             }
+            None => None,
+        };
+        let mask_prompt = match mask_prompt {
+            Some(m) => Some(m.to_dtype(self.dtype())?),
             None => None,
         };
         let (sparse, dense) = self
@@ -331,7 +341,8 @@ impl Sam2Base {
                 token,
             )
         };
-        let mut obj_ptr = self.obj_ptr_proj.forward(&token)?;
+        let mut obj_ptr = self.obj_ptr_proj.forward(&token)?.to_dtype(DType::F32)?;
+        let no_obj_ptr = self.no_obj_ptr.to_dtype(DType::F32)?;
         if self.cfg.tracker.pred_obj_scores {
             let lambda = if self.cfg.tracker.soft_no_obj_ptr {
                 candle_nn::ops::sigmoid(&object_score_logits)?
@@ -341,7 +352,7 @@ impl Sam2Base {
             if self.cfg.tracker.fixed_no_obj_ptr {
                 obj_ptr = obj_ptr.broadcast_mul(&lambda)?;
             }
-            let rest = (1.0 - &lambda)?.broadcast_mul(&self.no_obj_ptr)?;
+            let rest = (1.0 - &lambda)?.broadcast_mul(&no_obj_ptr)?;
             obj_ptr = (obj_ptr + rest)?;
         }
         Ok(SamOutputs {
@@ -371,7 +382,7 @@ impl Sam2Base {
         let b = m.dim(0)?;
         let ious = Tensor::ones((b, 1), DType::F32, m.device())?;
         let mut obj_ptr = if self.cfg.tracker.use_obj_ptrs_in_encoder {
-            let down = self.mask_downsample.forward(&m)?;
+            let down = self.mask_downsample.forward(&m.to_dtype(self.dtype())?)?;
             self.forward_sam_heads(backbone_features, None, Some(&down), high_res, false)?
                 .obj_ptr
         } else {
@@ -387,7 +398,8 @@ impl Sam2Base {
             if self.cfg.tracker.fixed_no_obj_ptr {
                 obj_ptr = obj_ptr.broadcast_mul(&appearing)?;
             }
-            obj_ptr = (obj_ptr + (1.0 - &appearing)?.broadcast_mul(&self.no_obj_ptr)?)?;
+            let no_obj_ptr = self.no_obj_ptr.to_dtype(DType::F32)?;
+            obj_ptr = (obj_ptr + (1.0 - &appearing)?.broadcast_mul(&no_obj_ptr)?)?;
         }
         Ok(SamOutputs {
             low_res_multimasks: low_res_masks.clone(),
@@ -429,10 +441,15 @@ impl Sam2Base {
         let mut mem_pos = Vec::new();
         for r in memories {
             // [B, N, Cm] -> [N, B, Cm]
-            let f = r.memory.features.to_dtype(DType::F32)?.transpose(0, 1)?;
+            let f = r.memory.features.to_dtype(self.dtype())?.transpose(0, 1)?;
             let idx = t.num_maskmem - r.t_pos - 1;
             let tpos = self.maskmem_tpos_enc.get(idx)?.reshape((1, 1, cm))?;
-            let p = r.memory.pos.transpose(0, 1)?.broadcast_add(&tpos)?;
+            let p = r
+                .memory
+                .pos
+                .to_dtype(self.dtype())?
+                .transpose(0, 1)?
+                .broadcast_add(&tpos)?;
             mem_tokens.push(f);
             mem_pos.push(p);
         }
@@ -440,11 +457,12 @@ impl Sam2Base {
         let mut num_obj_ptr_tokens = 0;
         if t.use_obj_ptrs_in_encoder && !pointers.is_empty() {
             let ptrs: Vec<Tensor> = pointers.iter().map(|p| p.obj_ptr.clone()).collect();
-            let obj_ptrs = Tensor::stack(&ptrs, 0)?; // [P, B, C]
+            let obj_ptrs = Tensor::stack(&ptrs, 0)?.to_dtype(self.dtype())?; // [P, B, C]
             let np = pointers.len();
             let positions: Vec<i64> = pointers.iter().map(|p| p.pos).collect();
             let obj_pos = self
                 .pointer_pos_enc(&positions, num_frames, feats.vision_feat.device())?
+                .to_dtype(self.dtype())?
                 .unsqueeze(1)?
                 .broadcast_as((np, b, cm))?
                 .contiguous()?;
@@ -507,7 +525,7 @@ impl Sam2Base {
         let tpos_dim = if t.proj_tpos_enc_in_obj_ptrs { c } else { cm };
         let pe = get_1d_sine_pe(&pos, tpos_dim, 10000.0)?;
         match &self.obj_ptr_tpos_proj {
-            Some(l) => l.forward(&pe),
+            Some(l) => l.forward(&pe.to_dtype(self.dtype())?)?.to_dtype(DType::F32),
             None => Ok(pe),
         }
     }
@@ -541,11 +559,13 @@ impl Sam2Base {
         } else {
             candle_nn::ops::sigmoid(&m)?
         };
-        let mask_for_mem =
-            mask_for_mem.affine(t.sigmoid_scale_for_mem_enc, t.sigmoid_bias_for_mem_enc)?;
+        let mask_for_mem = mask_for_mem
+            .affine(t.sigmoid_scale_for_mem_enc, t.sigmoid_bias_for_mem_enc)?
+            .to_dtype(self.dtype())?;
         let (mut features, pos) = self.memory_encoder.forward(pix_feat, &mask_for_mem, true)?;
         if let Some(e) = &self.no_obj_embed_spatial {
-            let absent = (1.0 - object_score_logits.gt(0.0)?.to_dtype(DType::F32)?)?; // [B, 1]
+            let absent =
+                (1.0 - object_score_logits.gt(0.0)?.to_dtype(DType::F32)?)?.to_dtype(e.dtype())?; // [B, 1]
             let cm = e.dim(1)?;
             let add = absent
                 .broadcast_mul(e)?
