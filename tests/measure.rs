@@ -147,26 +147,35 @@ fn cpu_probe_reports_the_host_only() {
 }
 
 #[test]
-fn probe_cli_writes_json_and_no_tuning_table() {
+fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("probe.json");
     vosbench::cli::probe::run(vosbench::cli::probe::Args {
         device: Some("cpu".into()),
         workspace_mb: Some(256),
         models: vec!["sam2.1_tiny".into()],
+        imgsz: None,
+        precision: "f32".into(),
+        tf32: false,
         json: Some(out.clone()),
     })
     .unwrap();
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(v["kind"], "cpu");
-    assert_eq!(v["convolution_tuning"]["implemented"], false);
-    assert_eq!(v["convolution_tuning"]["workspace_mb"], 256);
+    let t = &v["convolution_tuning"];
+    assert_eq!(t["ran"], false);
+    assert_eq!(t["reason"], "cuDNN tuning applies to CUDA devices");
+    assert_eq!(t["workspace_mb"], 256);
+    assert_eq!(t["table"]["entries"].as_array().unwrap().len(), 0);
     // A bad device is the user's error (exit code 2).
     let e = vosbench::cli::probe::run(vosbench::cli::probe::Args {
         device: Some("gpu7".into()),
         workspace_mb: None,
         models: vec![],
+        imgsz: None,
+        precision: "f32".into(),
+        tf32: false,
         json: None,
     })
     .unwrap_err();

@@ -10,7 +10,8 @@ use crate::bench::plan::{
 use crate::bench::results::{
     self, mib, percentile, round, Results, Row, CSV_NAME, STATUS_BUDGET, STATUS_ERROR, STATUS_OK,
 };
-use crate::bench::setup::{bar, build_model, object_prompt_for, precision_dtype};
+use crate::bench::setup::{bar, build_model, conv_options, object_prompt_for, precision_dtype};
+use crate::cuda::tuning;
 use crate::data::masks::{Mask, PackedMask};
 use crate::data::sav::Annotation;
 use crate::error::{Error, Result};
@@ -82,7 +83,8 @@ impl RowContext<'_> {
             gpu_peak_reserved_MiB: None,
             cpu_peak_rss_MiB: None,
             system_peak_MiB: None,
-            mem_budget_MiB: opts.mem_budget_mb.map(|b| b as f64),
+            // The budget this process enforces (from the inference config).
+            mem_budget_MiB: self.cfg.budget_bytes.map(mib),
             baseline_rss_MiB: None,
             baseline_gpu_MiB: None,
             J: None,
@@ -280,6 +282,10 @@ pub fn run_inference(
 ) -> Result<Vec<Row>> {
     let opts = &cfg.options;
     let dtype = precision_dtype(&opts.precision)?;
+    // The algorithms setup chose (tuned or heuristic) for every convolution shape; no search here.
+    tuning::set_options(conv_options(opts, device, false));
+    tuning::reset();
+    tuning::load_table(&cfg.conv_tuning);
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     let csv_path = opts.out_dir.join(CSV_NAME);
     let mut results = Results::resume(&csv_path)?;

@@ -123,6 +123,9 @@ pub struct BenchOptions {
     pub device: String,
     pub enable_cudnn_tuning: bool,
     pub workspace_mb: usize,
+    /// TF32 allowed for f32 convolutions and matmuls.
+    #[serde(default)]
+    pub tf32: bool,
     pub max_frames_in_mem: usize,
     pub mem_budget_mb: Option<u64>,
     pub limit_videos: usize,
@@ -264,6 +267,10 @@ pub struct InferenceConfig {
     /// Convolution algorithm tuning (cuDNN); false where it was not run or does not apply.
     pub cudnn_benchmark: bool,
     pub cudnn_note: String,
+    /// Every convolution shape the models ran in setup and the algorithm it got (tuned, or the
+    /// heuristic choice); phase B loads it. Empty on CPU.
+    #[serde(default)]
+    pub conv_tuning: crate::cuda::tuning::TuningTable,
     pub models: Vec<ModelPlan>,
     pub budget_bytes: Option<u64>,
     /// What is compared with the budget: `process_rss` (CPU), `device` (discrete GPU) or

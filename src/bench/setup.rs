@@ -9,6 +9,7 @@ use crate::bench::plan::{
     PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
 };
 use crate::config::ModelConfig;
+use crate::cuda::tuning::{self, ConvOptions, Source};
 use crate::data::prompts::object_prompt;
 use crate::data::sav::{MaskKind, Split, SplitOptions};
 use crate::error::{Error, Result};
@@ -28,6 +29,34 @@ pub fn precision_dtype(p: &str) -> Result<DType> {
             "bad --precision '{p}': expected f32, f16 or bf16"
         ))),
     }
+}
+
+/// The convolution settings of a run: the workspace limit and TF32 from the options, the
+/// algorithm search only when asked for and cuDNN runs the convolutions (setup only).
+pub fn conv_options(opts: &BenchOptions, device: &Device, search: bool) -> ConvOptions {
+    ConvOptions {
+        workspace_limit_bytes: opts.workspace_mb << 20,
+        tf32: opts.tf32,
+        tune: search && opts.enable_cudnn_tuning && device.is_cuda() && cfg!(feature = "cudnn"),
+    }
+}
+
+/// Run the prompt frame and two tracked frames once so that every convolution shape of the model
+/// meets the algorithm search (image encoder, memory encoder; the memory attention on the second
+/// frame). Nothing is measured here; the search's scratch buffers are freed afterwards.
+fn tuning_pass(
+    model: &Sam2Base,
+    frames: CachedFrames,
+    device: &Device,
+    prompt_frame: usize,
+    prompt: &Prompt,
+) -> Result<()> {
+    let mut session =
+        Session::with_frames(model, Box::new(frames), device, SessionOptions::default());
+    session.add_prompt(prompt_frame, 1, prompt)?;
+    session.propagate(Some(prompt_frame), Some(2), false, |_r| Ok(()))?;
+    device.synchronize()?;
+    Ok(())
 }
 
 /// Build a model from its weights source.
@@ -276,6 +305,7 @@ fn warm_up(
     dtype: DType,
     sampler: &HostSampler,
     meter: &mem::DeviceMeter,
+    budget_figure: &str,
 ) -> Result<ModelPlan> {
     let weights = resolve_weights(opts, tag)?;
     let cfg = &tag.config;
@@ -284,14 +314,26 @@ fn warm_up(
     let model = build_model(cfg, &weights, dtype, device)?;
     device.synchronize()?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let rss1 = mem::current_rss_bytes();
-    sampler.reset_peak();
-    meter.reset_peak()?;
     let v = &meta.videos[0];
     let o = &v.objects[0];
     let cache_file = v
         .cache_for(cfg.image_size)
         .ok_or_else(|| Error::Other(format!("no frame cache at side {}", cfg.image_size)))?;
+    if tuning::options().tune {
+        let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
+        let prompt = object_prompt_for(o, tag.prompt);
+        tuning_pass(&model, frames, device, o.prompt_frame, &prompt).map_err(|e| {
+            Error::Other(format!(
+                "{}: convolution tuning pass failed: {}",
+                tag.name,
+                e.to_string().lines().next().unwrap_or("")
+            ))
+        })?;
+        meter.trim()?;
+    }
+    let rss1 = mem::current_rss_bytes();
+    sampler.reset_peak();
+    meter.reset_peak()?;
     let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
     let n = v.frames.len();
     let warm = (cfg.tracker.num_maskmem + 1).min(n - o.prompt_frame);
@@ -354,10 +396,18 @@ fn warm_up(
         .max()
         .unwrap_or((0, 0));
     let s = cfg.image_size as u64;
-    let predicted = peak
-        + max_entries.saturating_sub(banked_now) as u64 * entry
-        + longest.0 as u64 * (longest.1 as u64).div_ceil(8)
+    // What grows after the warm-up: the memory bank up to its bound (device memory on a GPU),
+    // and on the host the bit-packed masks of the longest video plus the resident cached frames.
+    let bank_growth = max_entries.saturating_sub(banked_now) as u64 * entry;
+    let host_growth = longest.0 as u64 * (longest.1 as u64).div_ceil(8)
         + longest.0.min(opts.max_frames_in_mem) as u64 * s * s * 3;
+    let predicted = match budget_figure {
+        // Discrete GPU: the pool's high-water mark (weights, activations, cuDNN workspace).
+        "device" => dev.peak_alloc_bytes.unwrap_or(peak) + bank_growth,
+        // Unified memory: host and device allocations draw on the same RAM.
+        "system" => peak + host_growth + dev.peak_alloc_bytes.unwrap_or(0) + bank_growth,
+        _ => peak + bank_growth + host_growth,
+    };
     let fits = opts.mem_budget_mb.is_none_or(|b| predicted <= b * 1048576);
     Ok(ModelPlan {
         name: tag.name.clone(),
@@ -422,13 +472,32 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
     build_caches(opts, &mut meta, &sides)?;
     write_json(&opts.preprocessed_dir.join(METADATA_NAME), &meta)?;
 
+    // What the budget is compared with; the warm-up predicts that figure.
+    let budget_figure = if matches!(device, Device::Cpu) {
+        "process_rss"
+    } else if info.unified_memory {
+        "system"
+    } else {
+        "device"
+    };
+    tuning::set_options(conv_options(opts, device, true));
+    tuning::reset();
     let sampler = HostSampler::start(Duration::from_millis(5));
     let meter = mem::DeviceMeter::new(device);
     let mut plans = Vec::new();
     let b = bar(opts.quiet, opts.models.len() as u64, "warm-up");
     for tag in &opts.models {
         b.set_message(tag.name.clone());
-        let plan = warm_up(opts, tag, &meta, device, dtype, &sampler, &meter)?;
+        let plan = warm_up(
+            opts,
+            tag,
+            &meta,
+            device,
+            dtype,
+            &sampler,
+            &meter,
+            budget_figure,
+        )?;
         meter.trim()?;
         plans.push(plan);
         b.inc(1);
@@ -455,35 +524,64 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
             )));
         }
     }
-    let (cudnn_benchmark, cudnn_note) = if !opts.enable_cudnn_tuning {
-        (false, "not requested".to_string())
-    } else if matches!(device, Device::Cpu) {
+    let mut conv_tuning = tuning::table();
+    conv_tuning.device = Some(info.name.clone());
+    let tuned = conv_tuning.count(Source::Tuned);
+    let fell_back = conv_tuning.count(Source::Fallback);
+    let shapes = conv_tuning.entries.len();
+    let (cudnn_benchmark, cudnn_note) = if matches!(device, Device::Cpu) {
+        let asked = if opts.enable_cudnn_tuning {
+            "requested, but "
+        } else {
+            ""
+        };
+        (false, format!("{asked}cuDNN does not apply to the CPU"))
+    } else if !cfg!(feature = "cudnn") {
         (
             false,
-            "requested, but cuDNN does not apply to the CPU".to_string(),
+            "this build has no cuDNN (built without the cudnn feature)".to_string(),
         )
-    } else {
+    } else if !opts.enable_cudnn_tuning {
         (
             false,
             format!(
-                "requested (workspace {} MiB), but this build's convolution path has no algorithm search; not run",
+                "not requested: {shapes} convolution shapes use cuDNN's heuristic choice within {} MiB",
+                opts.workspace_mb
+            ),
+        )
+    } else {
+        (
+            tuned > 0,
+            format!(
+                "{tuned} of {shapes} convolution shapes tuned within {} MiB, {fell_back} fell back to the heuristic",
                 opts.workspace_mb
             ),
         )
     };
-    let budget_figure = if matches!(device, Device::Cpu) {
-        "process_rss"
-    } else if info.unified_memory {
-        "system"
-    } else {
-        "device"
-    };
+    if !opts.quiet && device.is_cuda() {
+        eprintln!("convolutions: {cudnn_note}");
+        if fell_back > 0 {
+            for e in conv_tuning
+                .entries
+                .iter()
+                .filter(|e| e.source == Source::Fallback)
+            {
+                eprintln!(
+                    "  {}: {}",
+                    e.shape.describe(),
+                    e.note.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+
     let cfg = InferenceConfig {
         setup_pid: std::process::id(),
         options: opts.clone(),
         device: info,
         cudnn_benchmark,
         cudnn_note,
+        conv_tuning,
         models: plans,
         budget_bytes: opts.mem_budget_mb.map(|b| b * 1048576),
         budget_figure: budget_figure.into(),
@@ -492,12 +590,17 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
     write_json(&opts.preprocessed_dir.join(CONFIG_NAME), &cfg)?;
     if !opts.quiet {
         for p in &cfg.models {
+            let dev = p
+                .device_peak_alloc_bytes
+                .map(|d| format!(", device peak {:.1} MiB", d as f64 / 1048576.0))
+                .unwrap_or_default();
             eprintln!(
-                "{}: load {:.0} ms, weights {:.1} MiB, warm-up peak +{:.1} MiB, predicted peak {:.1} MiB ({})",
+                "{}: load {:.0} ms, host weights +{:.1} MiB, host warm-up peak +{:.1} MiB{dev}, predicted {} peak {:.1} MiB ({})",
                 p.name,
                 p.load_ms,
                 p.weights_bytes as f64 / 1048576.0,
                 p.activation_peak_bytes as f64 / 1048576.0,
+                cfg.budget_figure,
                 p.predicted_peak_bytes as f64 / 1048576.0,
                 p.weights.label()
             );

@@ -48,6 +48,49 @@ pub struct Args {
     /// With --tracking: smallest mask IoU of a frame.
     #[arg(long, default_value_t = 0.999)]
     pub min_iou: f64,
+    /// Model dtype (f32, f16, bf16); half types need looser tolerances (docs/parity.md).
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
+    /// Allow TF32 for f32 convolutions and matmuls (CUDA).
+    #[arg(long)]
+    pub tf32: bool,
+    /// Time cuDNN's candidate algorithms for every convolution shape instead of the heuristic.
+    #[arg(long)]
+    pub enable_cudnn_tuning: bool,
+    /// Convolution workspace limit, MiB.
+    #[arg(long, default_value_t = 256)]
+    pub workspace_mb: usize,
+}
+
+/// Apply the convolution options and cast the weights to `--precision`.
+fn prepare(
+    args: &Args,
+    vb: candle_nn::VarBuilder<'static>,
+) -> Result<candle_nn::VarBuilder<'static>> {
+    crate::cuda::tuning::set_options(crate::cuda::tuning::ConvOptions {
+        workspace_limit_bytes: args.workspace_mb << 20,
+        tf32: args.tf32,
+        tune: args.enable_cudnn_tuning,
+    });
+    crate::cuda::tuning::reset();
+    let dtype = crate::bench::setup::precision_dtype(&args.precision)?;
+    Ok(vb.set_dtype(dtype))
+}
+
+/// A one-line summary of the convolution algorithms used (CUDA runs).
+fn conv_summary() -> Option<String> {
+    use crate::cuda::tuning::{table, Source};
+    let t = table();
+    if t.entries.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "convolutions: {} shapes, {} tuned, {} heuristic, {} fell back",
+        t.entries.len(),
+        t.count(Source::Tuned),
+        t.count(Source::Heuristic),
+        t.count(Source::Fallback)
+    ))
 }
 
 fn check_tolerance(v: f64, what: &str) -> Result<()> {
@@ -127,8 +170,11 @@ fn run_stages_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
         .unwrap_or_else(|| args.fixture.join("model.pt"));
     let stages = parity::load_stages(&args.fixture)?;
     let t0 = Instant::now();
-    let vb = parity::load_weights(&weights, &cfg, &device)?;
+    let vb = prepare(args, parity::load_weights(&weights, &cfg, &device)?)?;
     let results = parity::run_stages(&cfg, vb, &stages, &device)?;
+    if let Some(s) = conv_summary() {
+        println!("{s}");
+    }
     let secs = t0.elapsed().as_secs_f64();
     let skipped = parity::uncompared(&stages, &results);
     print_stages(&results, args.tolerance);
@@ -268,8 +314,12 @@ fn run_tracking_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
     } else {
         parity::load_weights(&weights, &cfg, &device)?
     };
+    let vb = prepare(args, vb)?;
     let frames = args.frames.as_ref().unwrap_or(&args.fixture);
     let runs = parity::run_tracking_with_frames(&cfg, vb, &args.fixture, frames, &device)?;
+    if let Some(s) = conv_summary() {
+        println!("{s}");
+    }
     let secs = t0.elapsed().as_secs_f64();
     print_runs(&runs, args);
     let mut bad = Vec::new();
@@ -348,8 +398,17 @@ pub fn run(args: Args) -> Result<()> {
         "device": args.device,
         "tolerance": args.tolerance,
         "tracking": args.tracking,
+        "precision": args.precision,
+        "tf32": args.tf32,
+        "cudnn_tuning": args.enable_cudnn_tuning,
+        "workspace_mb": args.workspace_mb,
         "vosbench": env!("CARGO_PKG_VERSION"),
     });
+    if args.precision != "f32" && !args.tracking {
+        return Err(Error::Input(
+            "--precision applies to --tracking runs (stage fixtures are compared in f32)".into(),
+        ));
+    }
     if args.tracking {
         run_tracking_cmd(&args, header)
     } else {

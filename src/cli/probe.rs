@@ -1,15 +1,25 @@
-//! `vosbench probe`: report the device and the host, as a readable block and as JSON.
+//! `vosbench probe`: report the device and the host, and with `--models` tune the cuDNN
+//! convolution algorithms of those models within `--workspace-mb` and print the table; both as a
+//! readable block and as JSON.
 //!
-//! cuDNN convolution tuning is not implemented in this build; the command says so and writes no
-//! tuning table.
+//! Tuning runs each model (seeded random weights: the algorithms depend on shapes, not values) on
+//! a synthetic textured frame at its inference size: the prompt frame and two tracked frames, so
+//! every convolution of the image encoder, the SAM heads and the memory encoder meets the search.
 
 use crate::bench::measure::to_mib;
+use crate::bench::plan::with_image_size;
 use crate::cli::common::parse_device;
+use crate::config::Registry;
 use crate::cuda::probe::{probe, DeviceReport};
+use crate::cuda::tuning::{self, ConvOptions, Source, TuningTable};
 use crate::error::{Error, Result};
+use crate::sam2::sam2_base::Sam2Base;
+use crate::tracker::frames::RgbFrames;
+use crate::tracker::session::{Prompt, Session, SessionOptions};
+use candle_core::{DType, Device};
 use std::path::PathBuf;
 
-/// What the JSON file holds: the device report and the state of convolution tuning.
+/// What the JSON file holds: the device report and the convolution tuning.
 #[derive(Debug, serde::Serialize)]
 pub struct ProbeOutput {
     #[serde(flatten)]
@@ -19,9 +29,14 @@ pub struct ProbeOutput {
 
 #[derive(Debug, serde::Serialize)]
 pub struct TuningStatus {
-    pub implemented: bool,
-    pub workspace_mb: Option<u64>,
+    /// Whether the algorithm search ran.
+    pub ran: bool,
+    /// Why it did not (CPU device, no cuDNN in this build, no models given).
+    pub reason: Option<String>,
+    pub workspace_mb: u64,
     pub models: Vec<String>,
+    /// Every convolution shape and its algorithm (empty when the search did not run).
+    pub table: TuningTable,
 }
 
 #[derive(Debug, clap::Args)]
@@ -29,15 +44,65 @@ pub struct Args {
     /// Device to probe: cpu, cuda or cuda:N (default: cuda:0 in a CUDA build, else cpu).
     #[arg(long)]
     pub device: Option<String>,
-    /// Workspace budget for convolution tuning, in MiB (tuning is not implemented in this build).
+    /// Workspace limit for the convolution algorithm search, in MiB.
     #[arg(long)]
     pub workspace_mb: Option<u64>,
-    /// Models whose convolutions would be tuned (tuning is not implemented in this build).
+    /// Models whose convolutions are tuned (variant names or aliases, comma separated).
     #[arg(long, num_args = 1.., value_delimiter = ',')]
     pub models: Vec<String>,
-    /// Write the report as JSON to this file.
+    /// Inference size for the tuned models [default: each model's own].
+    #[arg(long)]
+    pub imgsz: Option<usize>,
+    /// Model dtype of the tuned convolutions: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
+    /// Allow TF32 math for f32 convolutions during the search.
+    #[arg(long)]
+    pub tf32: bool,
+    /// Write the report (and the tuning table) as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+}
+
+/// A textured synthetic frame (smooth gradients plus a bright disc), `side` x `side`.
+fn synthetic_frame(side: usize, shift: usize) -> Vec<u8> {
+    let mut px = Vec::with_capacity(side * side * 3);
+    let c = side as f32 / 2.0 + shift as f32;
+    for y in 0..side {
+        for x in 0..side {
+            let d = ((x as f32 - c).powi(2) + (y as f32 - side as f32 / 2.0).powi(2)).sqrt();
+            let inside = d < side as f32 / 6.0;
+            px.push(if inside { 230 } else { (x * 255 / side) as u8 });
+            px.push(if inside { 200 } else { (y * 255 / side) as u8 });
+            px.push(((x + y + shift) % 256) as u8);
+        }
+    }
+    px
+}
+
+/// Run one model through the prompt frame and two tracked frames with the search on.
+fn tune_model(name: &str, imgsz: Option<usize>, dtype: DType, device: &Device) -> Result<()> {
+    let reg = Registry::builtin()?;
+    let mut cfg = reg.resolve(name)?;
+    if let Some(s) = imgsz {
+        cfg = with_image_size(&cfg, s)?;
+    }
+    let vb = crate::weights::random::random_var_builder(0, dtype, device);
+    let model = Sam2Base::new(&cfg, vb)?;
+    let side = cfg.image_size;
+    let frames = (0..3).map(|i| synthetic_frame(side, 4 * i)).collect();
+    let frames = RgbFrames::new(frames, side as u32, side as u32)?;
+    let mut session =
+        Session::with_frames(&model, Box::new(frames), device, SessionOptions::default());
+    let q = side as f32 / 4.0;
+    let prompt = Prompt {
+        points: vec![],
+        bbox: Some([q, q, 3.0 * q, 3.0 * q]),
+    };
+    session.add_prompt(0, 1, &prompt)?;
+    session.propagate(Some(0), Some(2), false, |_r| Ok(()))?;
+    device.synchronize()?;
+    Ok(())
 }
 
 fn mib(v: Option<u64>) -> String {
@@ -121,15 +186,57 @@ pub fn run(args: Args) -> Result<()> {
         .to_string()
     });
     let device = parse_device(&spec)?;
+    let dtype = crate::bench::setup::precision_dtype(&args.precision)?;
+    let workspace_mb = args.workspace_mb.unwrap_or(256);
     let report = probe(&device)?;
     print!("{}", render(&report));
-    println!("{:<24}not implemented in this build", "convolution tuning");
+    let reason = if args.models.is_empty() {
+        Some("no --models given".to_string())
+    } else if !device.is_cuda() {
+        Some("cuDNN tuning applies to CUDA devices".to_string())
+    } else if !cfg!(feature = "cudnn") {
+        Some("this build has no cuDNN (built without the cudnn feature)".to_string())
+    } else {
+        None
+    };
+    let mut table = TuningTable::default();
+    if reason.is_none() {
+        tuning::set_options(ConvOptions {
+            workspace_limit_bytes: (workspace_mb as usize) << 20,
+            tf32: args.tf32,
+            tune: true,
+        });
+        tuning::reset();
+        for m in &args.models {
+            tune_model(m, args.imgsz, dtype, &device).map_err(|e| match e {
+                Error::Candle(c) => Error::Other(format!(
+                    "tuning {m}: {}",
+                    c.to_string().lines().next().unwrap_or("")
+                )),
+                other => other,
+            })?;
+        }
+        table = tuning::table();
+        table.device = report.name.clone();
+        println!(
+            "\nconvolution tuning within {workspace_mb} MiB ({}): {} shapes, {} tuned, {} fell back to the heuristic",
+            args.models.join(", "),
+            table.entries.len(),
+            table.count(Source::Tuned),
+            table.count(Source::Fallback)
+        );
+        print!("{}", table.render());
+    } else if let Some(r) = &reason {
+        println!("{:<24}not run: {r}", "convolution tuning");
+    }
     let out = ProbeOutput {
         device: report,
         convolution_tuning: TuningStatus {
-            implemented: false,
-            workspace_mb: args.workspace_mb,
+            ran: reason.is_none(),
+            reason,
+            workspace_mb,
             models: args.models,
+            table,
         },
     };
     if let Some(path) = &args.json {

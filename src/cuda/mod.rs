@@ -1,6 +1,9 @@
-//! CUDA device probe and memory control. Everything that touches the driver is behind the `cuda`
-//! feature; a CPU build compiles the same API, reports the host only, and never has device memory.
-//! Convolution tuning (cuDNN algorithm search) is not implemented in this build.
+//! CUDA device probe, memory control and the convolution engine. Everything that touches the
+//! driver is behind the `cuda` feature (cuDNN behind `cudnn`); a CPU build compiles the same API,
+//! reports the host only, never has device memory, and keeps an empty tuning table.
 
+#[cfg(feature = "cudnn")]
+pub mod cudnn_conv;
 pub mod memory;
 pub mod probe;
+pub mod tuning;

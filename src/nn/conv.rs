@@ -6,6 +6,10 @@
 //! the per-channel tap weights, because candle's grouped conv chunks the input into one conv per
 //! group, which is very slow for 256 groups of one channel.
 //!
+//! On CUDA devices (cudnn builds) every [`Conv2d`] goes through vosbench's own cuDNN engine
+//! ([`crate::cuda::cudnn_conv`]) instead: cached descriptors and algorithms, the workspace limit,
+//! native groups (depthwise included) and the bias added in place.
+//!
 //! [`ConvTranspose2d`] holds a PyTorch-layout weight `[in, out, kh, kw]`. When the kernel equals
 //! the stride and there is no padding (the mask decoder's 2x2 stride-2 upscaling), output patches do
 //! not overlap and the layer is one matmul followed by a pixel-shuffle-like permutation.
@@ -143,6 +147,22 @@ impl Conv2d {
 impl Module for Conv2d {
     /// x: [B, Cin, H, W] -> [B, Cout, H', W']
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cudnn")]
+        if x.device().is_cuda() {
+            // vosbench's cuDNN engine: cached plans, tuned or budgeted algorithms, native groups.
+            let c = self.config;
+            let op = crate::cuda::cudnn_conv::CudnnConv2d {
+                pad: c.padding,
+                stride: c.stride,
+                dilation: c.dilation,
+                groups: c.groups,
+            };
+            let x = x.contiguous()?;
+            return match &self.bias {
+                Some(b) => x.apply_op3_no_bwd(&self.weight, b, &op),
+                None => x.apply_op2_no_bwd(&self.weight, &op),
+            };
+        }
         if self.is_depthwise() {
             return self.forward_depthwise(x);
         }

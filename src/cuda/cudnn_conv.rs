@@ -1,0 +1,664 @@
+//! The cuDNN convolution engine behind [`crate::nn::conv::Conv2d`] on CUDA devices.
+//!
+//! What it does that candle's cuDNN path does not (rust-peers-and-candle-cuda.md §3):
+//! - descriptors and the algorithm are built once per [`ConvShape`] and cached (per thread and
+//!   device; cuDNN handles are not thread-safe), not rebuilt on every call;
+//! - the algorithm comes from the rules in [`crate::cuda::tuning`]: a loaded tuning file, a timed
+//!   search capped at the workspace limit, or the first heuristic candidate that fits the limit;
+//! - grouped and depthwise convolutions run as one call with cuDNN's native group count;
+//! - one workspace arena per device, grown to the largest workspace a chosen algorithm needs and
+//!   never beyond the limit, instead of a fresh zeroed allocation per call;
+//! - the math type is set explicitly: FMA for f32 unless TF32 is allowed, tensor-op math for
+//!   f16/bf16 (accumulating in f32, as PyTorch does);
+//! - the bias is added in place by `cudnnAddTensor`.
+
+use crate::cuda::tuning::{self, ConvShape, Source, TuningEntry};
+use candle_core::backend::BackendStorage;
+use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage, DeviceId};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape};
+use cudarc::cudnn::sys::{
+    self, cudnnConvolutionFwdAlgo_t as Algo, cudnnDataType_t, cudnnMathType_t as Math,
+};
+use cudarc::cudnn::{result, CudnnDataType};
+use cudarc::driver::sys::CUdeviceptr;
+use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+fn err(what: &str, e: impl std::fmt::Debug) -> candle_core::Error {
+    candle_core::Error::Msg(format!("cudnn {what}: {e:?}"))
+}
+
+/// Bumped by [`invalidate_plans`]; every thread's cache rebuilds when it sees a new value.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Make every cached plan re-check its algorithm on the next call (options or choices changed).
+pub fn invalidate_plans() {
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+}
+
+struct TensorDesc(sys::cudnnTensorDescriptor_t);
+struct FilterDesc(sys::cudnnFilterDescriptor_t);
+struct ConvDesc(sys::cudnnConvolutionDescriptor_t);
+
+impl Drop for TensorDesc {
+    fn drop(&mut self) {
+        let _ = unsafe { result::destroy_tensor_descriptor(self.0) };
+    }
+}
+impl Drop for FilterDesc {
+    fn drop(&mut self) {
+        let _ = unsafe { result::destroy_filter_descriptor(self.0) };
+    }
+}
+impl Drop for ConvDesc {
+    fn drop(&mut self) {
+        let _ = unsafe { result::destroy_convolution_descriptor(self.0) };
+    }
+}
+
+/// Everything one shape needs to launch.
+struct Plan {
+    x: TensorDesc,
+    w: FilterDesc,
+    y: TensorDesc,
+    bias: TensorDesc,
+    conv: ConvDesc,
+    algo: Algo,
+    workspace: usize,
+    generation: u64,
+}
+
+/// Per device and thread: the cuDNN handle (bound to candle's stream), plans, workspace arena.
+struct Engine {
+    handle: sys::cudnnHandle_t,
+    stream: Arc<CudaStream>,
+    plans: HashMap<ConvShape, Plan>,
+    arena: Option<CudaSlice<u8>>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.plans.clear();
+        let _ = unsafe { result::destroy_handle(self.handle) };
+    }
+}
+
+thread_local! {
+    static ENGINES: RefCell<HashMap<DeviceId, Engine>> = RefCell::new(HashMap::new());
+}
+
+const ALGOS: [Algo; 8] = [
+    Algo::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+    Algo::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+    Algo::CUDNN_CONVOLUTION_FWD_ALGO_GEMM,
+    Algo::CUDNN_CONVOLUTION_FWD_ALGO_DIRECT,
+    Algo::CUDNN_CONVOLUTION_FWD_ALGO_FFT,
+    Algo::CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING,
+    Algo::CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD,
+    Algo::CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED,
+];
+
+fn algo_name(a: Algo) -> String {
+    format!("{a:?}")
+        .trim_start_matches("CUDNN_CONVOLUTION_FWD_ALGO_")
+        .to_string()
+}
+
+fn math_name(m: Math) -> String {
+    match m {
+        Math::CUDNN_DEFAULT_MATH => "DEFAULT",
+        Math::CUDNN_TENSOR_OP_MATH => "TENSOR_OP",
+        Math::CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION => "TENSOR_OP_CONV",
+        Math::CUDNN_FMA_MATH => "FMA",
+    }
+    .to_string()
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "f16",
+        DType::BF16 => "bf16",
+        _ => "f32",
+    }
+}
+
+/// The math type a convolution of `dtype` runs with under the current options.
+fn math_for(dtype: &str, tf32: bool) -> Math {
+    match dtype {
+        "f32" if !tf32 => Math::CUDNN_FMA_MATH,
+        "f32" => Math::CUDNN_DEFAULT_MATH,
+        _ => Math::CUDNN_TENSOR_OP_MATH,
+    }
+}
+
+impl Engine {
+    fn new(stream: Arc<CudaStream>) -> Result<Self> {
+        stream
+            .context()
+            .bind_to_thread()
+            .map_err(|e| err("bind context", e))?;
+        let handle = result::create_handle().map_err(|e| err("create handle", e))?;
+        unsafe { result::set_stream(handle, stream.cu_stream() as *mut _) }
+            .map_err(|e| err("set stream", e))?;
+        Ok(Self {
+            handle,
+            stream,
+            plans: HashMap::new(),
+            arena: None,
+        })
+    }
+
+    /// Descriptors for `shape` (algorithm not chosen yet).
+    fn descriptors(
+        shape: &ConvShape,
+        dt: cudnnDataType_t,
+        math: Math,
+    ) -> Result<(TensorDesc, FilterDesc, TensorDesc, TensorDesc, ConvDesc)> {
+        let i = |v: usize| v as i32;
+        let (oh, ow) = shape.out_hw();
+        let nchw = sys::cudnnTensorFormat_t::CUDNN_TENSOR_NCHW;
+        let tensor = |dims: [i32; 4]| -> Result<TensorDesc> {
+            let d = TensorDesc(result::create_tensor_descriptor().map_err(|e| err("tensor", e))?);
+            unsafe { result::set_tensor4d_descriptor(d.0, nchw, dt, dims) }
+                .map_err(|e| err("tensor", e))?;
+            Ok(d)
+        };
+        let x = tensor([i(shape.n), i(shape.c), i(shape.h), i(shape.w)])?;
+        let y = tensor([i(shape.n), i(shape.k), i(oh), i(ow)])?;
+        let bias = tensor([1, i(shape.k), 1, 1])?;
+        let w = FilterDesc(result::create_filter_descriptor().map_err(|e| err("filter", e))?);
+        let wdims = [
+            i(shape.k),
+            i(shape.c / shape.groups),
+            i(shape.r),
+            i(shape.s),
+        ];
+        unsafe { result::set_filter4d_descriptor(w.0, dt, nchw, wdims) }
+            .map_err(|e| err("filter", e))?;
+        let conv = ConvDesc(result::create_convolution_descriptor().map_err(|e| err("conv", e))?);
+        unsafe {
+            result::set_convolution2d_descriptor(
+                conv.0,
+                i(shape.pad),
+                i(shape.pad),
+                i(shape.stride),
+                i(shape.stride),
+                i(shape.dilation),
+                i(shape.dilation),
+                sys::cudnnConvolutionMode_t::CUDNN_CROSS_CORRELATION,
+                // f32 accumulation for every input type (PyTorch's choice for half types).
+                cudnnDataType_t::CUDNN_DATA_FLOAT,
+            )
+            .map_err(|e| err("conv", e))?;
+            result::set_convolution_group_count(conv.0, i(shape.groups))
+                .map_err(|e| err("group count", e))?;
+            result::set_convolution_math_type(conv.0, math).map_err(|e| err("math type", e))?;
+        }
+        Ok((x, w, y, bias, conv))
+    }
+
+    fn workspace_size(&self, p: &Plan, algo: Algo) -> Option<usize> {
+        let mut size = 0usize;
+        let st = unsafe {
+            sys::cudnnGetConvolutionForwardWorkspaceSize(
+                self.handle,
+                p.x.0,
+                p.w.0,
+                p.conv.0,
+                p.y.0,
+                algo,
+                &mut size,
+            )
+        };
+        (st == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS).then_some(size)
+    }
+
+    /// cuDNN's heuristic ranking; the first candidate that succeeds within `limit`.
+    fn heuristic(&self, p: &Plan, limit: usize) -> Result<(Algo, usize, Math)> {
+        let mut perf = [unsafe { std::mem::zeroed::<sys::cudnnConvolutionFwdAlgoPerf_t>() }; 8];
+        let mut n = 0i32;
+        unsafe {
+            result::get_convolution_forward_algorithm(
+                self.handle,
+                p.x.0,
+                p.w.0,
+                p.conv.0,
+                p.y.0,
+                8,
+                &mut n,
+                perf.as_mut_ptr(),
+            )
+        }
+        .map_err(|e| err("heuristic", e))?;
+        for r in &perf[..n.max(0) as usize] {
+            if r.status != sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS {
+                continue;
+            }
+            // The heuristic's memory field is an estimate; ask for the exact size.
+            if let Some(ws) = self.workspace_size(p, r.algo) {
+                if ws <= limit {
+                    return Ok((r.algo, ws, r.mathType));
+                }
+            }
+        }
+        // Implicit GEMM needs no workspace and supports every configuration.
+        let a = Algo::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+        Ok((
+            a,
+            self.workspace_size(p, a).unwrap_or(0),
+            Math::CUDNN_DEFAULT_MATH,
+        ))
+    }
+
+    /// Time the candidates on the real input and filter; Err(reason) if the search cannot run.
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        p: &Plan,
+        limit: usize,
+        x: CUdeviceptr,
+        w: CUdeviceptr,
+        y_elems: usize,
+        elem_size: usize,
+    ) -> std::result::Result<Vec<sys::cudnnConvolutionFwdAlgoPerf_t>, String> {
+        // Scratch output (the search writes it) and a workspace capped at the limit; both from
+        // the stream's pool, freed when the search ends.
+        let mut y = unsafe { self.stream.alloc::<u8>(y_elems * elem_size) }
+            .map_err(|e| format!("no memory for the search's output ({e})"))?;
+        let mut ws = if limit > 0 {
+            Some(unsafe { self.stream.alloc::<u8>(limit) }.map_err(|e| {
+                format!("no memory for a {} MiB search workspace ({e})", limit >> 20)
+            })?)
+        } else {
+            None
+        };
+        let mut perf = [unsafe { std::mem::zeroed::<sys::cudnnConvolutionFwdAlgoPerf_t>() }; 8];
+        let mut n = 0i32;
+        let st = {
+            let (yp, _gy) = y.device_ptr_mut(&self.stream);
+            let (wsp, _gw) = match ws.as_mut() {
+                Some(b) => {
+                    let (ptr, g) = b.device_ptr_mut(&self.stream);
+                    (ptr as *mut c_void, Some(g))
+                }
+                None => (std::ptr::null_mut(), None),
+            };
+            unsafe {
+                sys::cudnnFindConvolutionForwardAlgorithmEx(
+                    self.handle,
+                    p.x.0,
+                    x as *const c_void,
+                    p.w.0,
+                    w as *const c_void,
+                    p.conv.0,
+                    p.y.0,
+                    yp as *mut c_void,
+                    8,
+                    &mut n,
+                    perf.as_mut_ptr(),
+                    wsp,
+                    limit,
+                )
+            }
+        };
+        if st != sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS {
+            return Err(format!("search failed: {st:?}"));
+        }
+        Ok(perf[..n.max(0) as usize]
+            .iter()
+            .filter(|r| r.status == sys::cudnnStatus_t::CUDNN_STATUS_SUCCESS && r.memory <= limit)
+            .copied()
+            .collect())
+    }
+
+    /// The plan for `shape`, choosing its algorithm if needed.
+    fn plan(
+        &mut self,
+        shape: &ConvShape,
+        dt: cudnnDataType_t,
+        x: CUdeviceptr,
+        w: CUdeviceptr,
+        elem_size: usize,
+    ) -> Result<&Plan> {
+        let generation = GENERATION.load(Ordering::SeqCst);
+        if self
+            .plans
+            .get(shape)
+            .is_some_and(|p| p.generation == generation)
+        {
+            return Ok(&self.plans[shape]);
+        }
+        let opts = tuning::options();
+        let limit = opts.workspace_limit_bytes;
+        let math = math_for(&shape.dtype, opts.tf32);
+        let (xd, wd, yd, bd, cd) = Self::descriptors(shape, dt, math)?;
+        let mut plan = Plan {
+            x: xd,
+            w: wd,
+            y: yd,
+            bias: bd,
+            conv: cd,
+            algo: Algo::CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+            workspace: 0,
+            generation,
+        };
+        let mk = |algo: Algo, ws: usize, source: Source, note: Option<String>| TuningEntry {
+            shape: shape.clone(),
+            algo_id: algo as u32,
+            algo: algo_name(algo),
+            math: math_name(math),
+            time_ms: None,
+            workspace_bytes: ws as u64,
+            source,
+            note,
+            candidates: Vec::new(),
+        };
+        // 1. a recorded choice (loaded, or made earlier in this process) that still fits
+        let prior = tuning::choice(shape).and_then(|e| {
+            let a = *ALGOS.get(e.algo_id as usize)?;
+            let ws = self.workspace_size(&plan, a)?;
+            (ws <= limit && e.math == math_name(math)).then_some((a, ws, e))
+        });
+        let entry = if let Some((a, ws, e)) = prior {
+            plan.algo = a;
+            plan.workspace = ws;
+            TuningEntry {
+                workspace_bytes: ws as u64,
+                ..e
+            }
+        } else if opts.tune {
+            let (oh, ow) = shape.out_hw();
+            match self.search(&plan, limit, x, w, shape.n * shape.k * oh * ow, elem_size) {
+                Ok(found) if !found.is_empty() => {
+                    let best = found[0];
+                    plan.algo = best.algo;
+                    plan.workspace = self.workspace_size(&plan, best.algo).unwrap_or(best.memory);
+                    TuningEntry {
+                        time_ms: Some(best.time),
+                        candidates: found[1..]
+                            .iter()
+                            .map(|r| (algo_name(r.algo), r.time, r.memory as u64))
+                            .collect(),
+                        ..mk(best.algo, plan.workspace, Source::Tuned, None)
+                    }
+                }
+                outcome => {
+                    let why = match outcome {
+                        Err(why) => why,
+                        _ => "no algorithm fits the workspace limit".into(),
+                    };
+                    let (a, ws, _) = self.heuristic(&plan, limit)?;
+                    plan.algo = a;
+                    plan.workspace = ws;
+                    eprintln!(
+                        "cudnn tuning: {}: {why}; using the heuristic choice {}",
+                        shape.describe(),
+                        algo_name(a)
+                    );
+                    mk(a, ws, Source::Fallback, Some(why))
+                }
+            }
+        } else {
+            let (a, ws, _) = self.heuristic(&plan, limit)?;
+            plan.algo = a;
+            plan.workspace = ws;
+            mk(a, ws, Source::Heuristic, None)
+        };
+        tuning::record(entry);
+        self.plans.insert(shape.clone(), plan);
+        Ok(&self.plans[shape])
+    }
+}
+
+/// Make `arena` hold at least `bytes` (grown, never beyond what the plan's limit allowed).
+fn grow_arena(
+    arena: &mut Option<CudaSlice<u8>>,
+    stream: &Arc<CudaStream>,
+    bytes: usize,
+) -> Result<()> {
+    if bytes > 0 && arena.as_ref().is_none_or(|a| a.len() < bytes) {
+        *arena = None;
+        let a = unsafe { stream.alloc::<u8>(bytes) }
+            .map_err(|e| err(&format!("workspace of {} MiB", bytes.div_ceil(1 << 20)), e))?;
+        *arena = Some(a);
+    }
+    Ok(())
+}
+
+/// Release every thread's arena on this thread (between videos; the plans stay).
+pub fn release_workspace() {
+    ENGINES.with(|e| {
+        for eng in e.borrow_mut().values_mut() {
+            eng.arena = None;
+        }
+    });
+}
+
+/// The bytes the arena holds on this thread.
+pub fn workspace_bytes() -> usize {
+    ENGINES.with(|e| {
+        e.borrow()
+            .values()
+            .map(|g| g.arena.as_ref().map_or(0, |a| a.len()))
+            .sum()
+    })
+}
+
+/// The convolution op: x [N, C, H, W], w [K, C/groups, R, S], optional bias [K].
+#[derive(Debug, Clone, Copy)]
+pub struct CudnnConv2d {
+    pub pad: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+impl CudnnConv2d {
+    fn shape(&self, xl: &Layout, wl: &Layout, dtype: DType) -> Result<ConvShape> {
+        let (n, c, h, w) = xl.shape().dims4()?;
+        let (k, cg, r, s) = wl.shape().dims4()?;
+        if cg * self.groups != c || k % self.groups != 0 {
+            candle_core::bail!(
+                "conv2d: input has {c} channels, filter {k}x{cg} with {} groups",
+                self.groups
+            )
+        }
+        if h + 2 * self.pad < self.dilation * (r - 1) + 1
+            || w + 2 * self.pad < self.dilation * (s - 1) + 1
+        {
+            candle_core::bail!("conv2d: kernel {r}x{s} larger than the padded {h}x{w} input")
+        }
+        Ok(ConvShape {
+            n,
+            c,
+            h,
+            w,
+            k,
+            r,
+            s,
+            pad: self.pad,
+            stride: self.stride,
+            dilation: self.dilation,
+            groups: self.groups,
+            dtype: dtype_name(dtype).into(),
+        })
+    }
+
+    fn launch<T: CudaDType + DeviceRepr + CudnnDataType>(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        w: &CudaStorage,
+        wl: &Layout,
+        b: Option<(&CudaStorage, &Layout)>,
+    ) -> Result<(CudaStorage, Shape)> {
+        if !xl.is_contiguous() || !wl.is_contiguous() {
+            candle_core::bail!("cudnn conv2d: input and filter must be contiguous")
+        }
+        let dev: CudaDevice = x.device().clone();
+        let shape = self.shape(xl, wl, x.dtype())?;
+        let (oh, ow) = shape.out_hw();
+        let out_shape = Shape::from((shape.n, shape.k, oh, ow));
+        let xs = x.as_cuda_slice::<T>()?.slice(xl.start_offset()..);
+        let ws = w.as_cuda_slice::<T>()?.slice(wl.start_offset()..);
+        let bs = match b {
+            Some((b, bl)) => {
+                if bl.shape().dims1()? != shape.k || !bl.is_contiguous() {
+                    candle_core::bail!("cudnn conv2d: bias must be a contiguous [{}]", shape.k)
+                }
+                Some(b.as_cuda_slice::<T>()?.slice(bl.start_offset()..))
+            }
+            None => None,
+        };
+        let mut y = unsafe { dev.alloc::<T>(out_shape.elem_count()) }?;
+        let stream = dev.cuda_stream();
+        ENGINES.with(|engines| -> Result<()> {
+            let mut engines = engines.borrow_mut();
+            let eng = match engines.entry(dev.id()) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(Engine::new(stream.clone())?)
+                }
+            };
+            let (xp, _gx) = xs.device_ptr(&stream);
+            let (wp, _gw) = ws.device_ptr(&stream);
+            let (yp, _gy) = y.device_ptr_mut(&stream);
+            let size = std::mem::size_of::<T>();
+            let (algo, ws_bytes) = {
+                let p = eng.plan(&shape, T::DATA_TYPE, xp, wp, size)?;
+                (p.algo, p.workspace)
+            };
+            let handle = eng.handle;
+            grow_arena(&mut eng.arena, &eng.stream, ws_bytes)?;
+            let arena = if ws_bytes > 0 {
+                eng.arena.as_mut()
+            } else {
+                None
+            };
+            let (wsp, _gws) = match arena {
+                Some(a) => {
+                    let (ptr, g) = a.device_ptr_mut(&stream);
+                    (ptr as *mut c_void, Some(g))
+                }
+                None => (std::ptr::null_mut(), None),
+            };
+            let p = &eng.plans[&shape];
+            let (one, zero) = (1f32, 0f32);
+            unsafe {
+                sys::cudnnConvolutionForward(
+                    handle,
+                    &one as *const f32 as *const c_void,
+                    p.x.0,
+                    xp as *const c_void,
+                    p.w.0,
+                    wp as *const c_void,
+                    p.conv.0,
+                    algo,
+                    wsp,
+                    ws_bytes,
+                    &zero as *const f32 as *const c_void,
+                    p.y.0,
+                    yp as *mut c_void,
+                )
+                .result()
+                .map_err(|e| err(&format!("forward {}", shape.describe()), e))?;
+                if let Some(bs) = &bs {
+                    let (bp, _gb) = bs.device_ptr(&stream);
+                    sys::cudnnAddTensor(
+                        handle,
+                        &one as *const f32 as *const c_void,
+                        p.bias.0,
+                        bp as *const c_void,
+                        &one as *const f32 as *const c_void,
+                        p.y.0,
+                        yp as *mut c_void,
+                    )
+                    .result()
+                    .map_err(|e| err("bias", e))?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok((CudaStorage::wrap_cuda_slice(y, dev), out_shape))
+    }
+
+    fn dispatch(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        w: &CudaStorage,
+        wl: &Layout,
+        b: Option<(&CudaStorage, &Layout)>,
+    ) -> Result<(CudaStorage, Shape)> {
+        match x.dtype() {
+            DType::F32 => self.launch::<f32>(x, xl, w, wl, b),
+            DType::F16 => self.launch::<half::f16>(x, xl, w, wl, b),
+            DType::BF16 => self.launch::<half::bf16>(x, xl, w, wl, b),
+            d => candle_core::bail!("cudnn conv2d: unsupported dtype {d:?}"),
+        }
+    }
+}
+
+fn cpu_unreachable() -> Result<(CpuStorage, Shape)> {
+    candle_core::bail!("the cuDNN convolution op runs on CUDA tensors only")
+}
+
+impl CustomOp2 for CudnnConv2d {
+    fn name(&self) -> &'static str {
+        "cudnn-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_unreachable()
+    }
+
+    fn cuda_fwd(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        w: &CudaStorage,
+        wl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        self.dispatch(x, xl, w, wl, None)
+    }
+}
+
+impl CustomOp3 for CudnnConv2d {
+    fn name(&self) -> &'static str {
+        "cudnn-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        cpu_unreachable()
+    }
+
+    fn cuda_fwd(
+        &self,
+        x: &CudaStorage,
+        xl: &Layout,
+        w: &CudaStorage,
+        wl: &Layout,
+        b: &CudaStorage,
+        bl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        self.dispatch(x, xl, w, wl, Some((b, bl)))
+    }
+}
