@@ -22,6 +22,7 @@ pub mod error;
 pub mod eval;
 pub mod nn;
 pub mod parity;
+pub mod profile;
 pub mod sam2;
 pub mod tracker;
 pub mod weights;

@@ -24,7 +24,7 @@
 
 use crate::error::{Error, Result};
 use crate::tracker::frames::FrameSource;
-use crate::tracker::preprocess::{decode_rgb, normalize_rgb, pil_resize_bicubic_rgb};
+use crate::tracker::preprocess::{decode_rgb, normalized_input, pil_resize_bicubic_rgb};
 use candle_core::{Device, Tensor};
 use std::collections::VecDeque;
 use std::io::Write;
@@ -266,12 +266,7 @@ impl FrameSource for CachedFrames {
                 self.header.side, self.header.side
             )));
         }
-        let data = normalize_rgb(self.frame(idx)?);
-        Ok(Tensor::from_vec(
-            data,
-            (1, 3, image_size, image_size),
-            device,
-        )?)
+        normalized_input(self.frame(idx)?, image_size, device)
     }
 }
 

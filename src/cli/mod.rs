@@ -66,6 +66,9 @@ pub fn main() -> i32 {
         Command::Track(a) => track::run(a),
         Command::Parity(a) => parity::run(a),
     };
+    if let Some(r) = crate::profile::report() {
+        eprintln!("\nstage timings (VOSBENCH_PROFILE):\n{r}");
+    }
     match res {
         Ok(()) => 0,
         Err(e) => {

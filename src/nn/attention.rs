@@ -15,7 +15,7 @@ use candle_nn::{Linear, VarBuilder};
 ///
 /// q: [B, H, Nq, D], k: [B, H, Nk, D], v: [B, H, Nk, Dv] -> [B, H, Nq, Dv]
 ///
-/// Scale `1/sqrt(D)`; the softmax runs in f32 and the probabilities are cast back to the input
+/// Scale `1/sqrt(D)` (applied to the queries); the softmax runs in f32 and the probabilities are cast back to the input
 /// dtype before the product with `v`. With `chunk = Some(n)` the queries are processed `n` rows
 /// at a time, so the score matrix held at once is at most `B*H*n*Nk`. Every query row goes
 /// through the same operations as in the unchunked path; the only difference is which GEMM kernel
@@ -53,7 +53,9 @@ pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, chunk: Option<usize>) -> Result<
 /// One block of query rows: q [B, H, n, D], kt [B, H, D, Nk], v [B, H, Nk, Dv] -> [B, H, n, Dv].
 fn sdpa_block(q: &Tensor, kt: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor> {
     let dtype = q.dtype();
-    let scores = (q.matmul(kt)? * scale)?;
+    // Scaling the queries instead of the scores saves a pass over the [n, Nk] score matrix (the
+    // largest tensor of memory attention); the products differ in the last bit at most.
+    let scores = (q * scale)?.matmul(kt)?;
     let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
     probs.matmul(v)
 }

@@ -9,7 +9,8 @@
 //!
 //! Inputs in f16/bf16 are resized in f32 and cast back.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
+use std::sync::Mutex;
 
 /// PyTorch's `area_pixel_compute_scale` for `align_corners=False` without a given scale factor.
 fn scale_of(in_size: usize, out_size: usize) -> f32 {
@@ -120,13 +121,61 @@ fn check_sizes(
     Ok((b, c, h, w))
 }
 
-/// Apply `[out_h, H]` and `[out_w, W]` row-major weight matrices: x: [B,C,H,W] -> [B,C,out_h,out_w].
-fn apply_separable(
-    x: &Tensor,
-    wh: Vec<f32>,
-    ww: Vec<f32>,
-    out_hw: (usize, usize),
-) -> Result<Tensor> {
+/// Which resampling a cached matrix belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Bicubic,
+    Bilinear,
+    BilinearAa,
+    Nearest,
+}
+
+type CacheKey = (Kind, usize, usize, &'static str);
+
+/// Resampling weights (and nearest indices) already on a device, per (kind, in, out, dtype).
+/// Building them on the host and uploading them on every call made each resize a host-to-device
+/// copy, which stalls the CUDA stream; a tracked video only ever uses a handful of sizes.
+static CACHE: Mutex<Vec<(CacheKey, Tensor)>> = Mutex::new(Vec::new());
+const CACHE_MAX: usize = 64;
+
+/// The cached tensor for `key` on `dev`, or the one `build` makes (then cached).
+fn cached(key: CacheKey, dev: &Device, build: impl FnOnce() -> Result<Tensor>) -> Result<Tensor> {
+    {
+        let cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, t)) = cache
+            .iter()
+            .find(|(k, t)| *k == key && t.device().same_device(dev))
+        {
+            return Ok(t.clone());
+        }
+    }
+    let t = build()?;
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if cache.len() >= CACHE_MAX {
+        cache.clear();
+    }
+    cache.push((key, t.clone()));
+    Ok(t)
+}
+
+/// `[in, out]` (transposed, contiguous) weights of `kind` in `dtype` on `dev`.
+fn weights_t(kind: Kind, n_in: usize, n_out: usize, dtype: DType, dev: &Device) -> Result<Tensor> {
+    cached((kind, n_in, n_out, dtype.as_str()), dev, || {
+        let m = match kind {
+            Kind::Bicubic => bicubic_matrix(n_in, n_out),
+            Kind::Bilinear => bilinear_matrix(n_in, n_out),
+            Kind::BilinearAa => bilinear_aa_matrix(n_in, n_out),
+            Kind::Nearest => candle_core::bail!("nearest has indices, not weights"),
+        };
+        Tensor::from_vec(m, (n_out, n_in), dev)?
+            .to_dtype(dtype)?
+            .t()?
+            .contiguous()
+    })
+}
+
+/// Apply the `kind` weights along H and W: x: [B,C,H,W] -> [B,C,out_h,out_w].
+fn apply_separable(x: &Tensor, kind: Kind, out_hw: (usize, usize)) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let (oh, ow) = out_hw;
     let orig = x.dtype();
@@ -137,12 +186,12 @@ fn apply_separable(
     let dev = x.device();
     let x = x.to_dtype(work)?;
     // Width pass: [B*C*H, W] @ [W, out_w]
-    let ww_t = Tensor::from_vec(ww, (ow, w), dev)?.to_dtype(work)?.t()?;
-    let y = x.reshape((b * c * h, w))?.matmul(&ww_t.contiguous()?)?;
+    let ww_t = weights_t(kind, w, ow, work, dev)?;
+    let y = x.reshape((b * c * h, w))?.matmul(&ww_t)?;
     // Height pass on the transposed layout: [B*C*out_w, H] @ [H, out_h]
     let y = y.reshape((b * c, h, ow))?.transpose(1, 2)?.contiguous()?;
-    let wh_t = Tensor::from_vec(wh, (oh, h), dev)?.to_dtype(work)?.t()?;
-    let y = y.reshape((b * c * ow, h))?.matmul(&wh_t.contiguous()?)?;
+    let wh_t = weights_t(kind, h, oh, work, dev)?;
+    let y = y.reshape((b * c * ow, h))?.matmul(&wh_t)?;
     let y = y.reshape((b, c, ow, oh))?.transpose(2, 3)?.contiguous()?;
     y.to_dtype(orig)
 }
@@ -150,37 +199,22 @@ fn apply_separable(
 /// `F.interpolate(x, size=out_hw, mode="bicubic", align_corners=False)`.
 /// x: [B, C, H, W] -> [B, C, out_h, out_w]
 pub fn bicubic(x: &Tensor, out_hw: (usize, usize)) -> Result<Tensor> {
-    let (_, _, h, w) = check_sizes(x, out_hw, "bicubic")?;
-    apply_separable(
-        x,
-        bicubic_matrix(h, out_hw.0),
-        bicubic_matrix(w, out_hw.1),
-        out_hw,
-    )
+    check_sizes(x, out_hw, "bicubic")?;
+    apply_separable(x, Kind::Bicubic, out_hw)
 }
 
 /// `F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False)` (no antialias).
 /// x: [B, C, H, W] -> [B, C, out_h, out_w]
 pub fn bilinear(x: &Tensor, out_hw: (usize, usize)) -> Result<Tensor> {
-    let (_, _, h, w) = check_sizes(x, out_hw, "bilinear")?;
-    apply_separable(
-        x,
-        bilinear_matrix(h, out_hw.0),
-        bilinear_matrix(w, out_hw.1),
-        out_hw,
-    )
+    check_sizes(x, out_hw, "bilinear")?;
+    apply_separable(x, Kind::Bilinear, out_hw)
 }
 
 /// `F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False, antialias=True)`.
 /// x: [B, C, H, W] -> [B, C, out_h, out_w]
 pub fn bilinear_antialias(x: &Tensor, out_hw: (usize, usize)) -> Result<Tensor> {
-    let (_, _, h, w) = check_sizes(x, out_hw, "bilinear_antialias")?;
-    apply_separable(
-        x,
-        bilinear_aa_matrix(h, out_hw.0),
-        bilinear_aa_matrix(w, out_hw.1),
-        out_hw,
-    )
+    check_sizes(x, out_hw, "bilinear_antialias")?;
+    apply_separable(x, Kind::BilinearAa, out_hw)
 }
 
 /// `F.interpolate(x, size=out_hw, mode="nearest")`. x: [B, C, H, W] -> [B, C, out_h, out_w]
@@ -188,13 +222,16 @@ pub fn nearest(x: &Tensor, out_hw: (usize, usize)) -> Result<Tensor> {
     let (_, _, h, w) = check_sizes(x, out_hw, "nearest")?;
     let dev = x.device();
     let mut y = x.clone();
+    let indices = |n_in: usize, n_out: usize| {
+        cached((Kind::Nearest, n_in, n_out, "u32"), dev, || {
+            Tensor::from_vec(nearest_indices(n_in, n_out), n_out, dev)
+        })
+    };
     if out_hw.0 != h {
-        let ih = nearest_indices(h, out_hw.0);
-        y = y.index_select(&Tensor::from_vec(ih, out_hw.0, dev)?, 2)?;
+        y = y.index_select(&indices(h, out_hw.0)?, 2)?;
     }
     if out_hw.1 != w {
-        let iw = nearest_indices(w, out_hw.1);
-        y = y.index_select(&Tensor::from_vec(iw, out_hw.1, dev)?, 3)?;
+        y = y.index_select(&indices(w, out_hw.1)?, 3)?;
     }
     Ok(y)
 }

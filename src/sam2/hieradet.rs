@@ -43,7 +43,26 @@ fn max_pool_nhwc(x: &Tensor, stride: (usize, usize)) -> Result<Tensor> {
     } else {
         x.clone()
     };
-    x.reshape((b, ho, sh, wo, sw, c))?.max(4)?.max(2)
+    // An elementwise maximum over the sh*sw strided views: candle's reduction over a middle axis
+    // of a 6-D tensor was the slowest op of the whole trunk on CUDA (milliseconds per call).
+    let x6 = x.reshape((b, ho, sh, wo, sw, c))?;
+    let mut acc: Option<Tensor> = None;
+    for i in 0..sh {
+        for j in 0..sw {
+            let v = x6
+                .narrow(2, i, 1)?
+                .narrow(4, j, 1)?
+                .reshape((b, ho, wo, c))?;
+            acc = Some(match acc {
+                None => v,
+                Some(a) => a.maximum(&v)?,
+            });
+        }
+    }
+    match acc {
+        Some(a) => a.contiguous(),
+        None => candle_core::bail!("q-pool: empty stride"),
+    }
 }
 
 /// Zero-pad the bottom/right to a multiple of `ws` and cut into windows (row-major order).
@@ -137,7 +156,9 @@ impl Module for MultiScaleAttention {
         let nh = self.num_heads;
         let hd = self.dim_out / nh;
         // [B, HW, 3, heads, hd]; the 3 axis is outermost in the qkv output.
-        let qkv = linear_last(&self.qkv, x)?.reshape((b, h * w, 3, nh, hd))?;
+        let dev = x.device();
+        let qkv = crate::profile::stage("hiera.attn.qkv", dev, || linear_last(&self.qkv, x))?
+            .reshape((b, h * w, 3, nh, hd))?;
         let mut q = qkv.narrow(2, 0, 1)?.squeeze(2)?;
         let k = qkv.narrow(2, 1, 1)?.squeeze(2)?;
         let v = qkv.narrow(2, 2, 1)?.squeeze(2)?;
@@ -148,12 +169,17 @@ impl Module for MultiScaleAttention {
             wo = pooled.dim(2)?;
             q = pooled.reshape((b, ho * wo, nh, hd))?;
         }
-        let q = q.transpose(1, 2)?.contiguous()?;
-        let k = k.transpose(1, 2)?.contiguous()?;
-        let v = v.transpose(1, 2)?.contiguous()?;
-        let o = sdpa(&q, &k, &v, self.chunk)?; // [B, heads, N', hd]
+        let (q, k, v) = crate::profile::stage("hiera.attn.heads", dev, || {
+            Ok::<_, candle_core::Error>((
+                q.transpose(1, 2)?.contiguous()?,
+                k.transpose(1, 2)?.contiguous()?,
+                v.transpose(1, 2)?.contiguous()?,
+            ))
+        })?;
+        // [B, heads, N', hd]
+        let o = crate::profile::stage("hiera.attn.sdpa", dev, || sdpa(&q, &k, &v, self.chunk))?;
         let o = o.transpose(1, 2)?.reshape((b, ho, wo, self.dim_out))?;
-        linear_last(&self.proj, &o)
+        crate::profile::stage("hiera.attn.proj", dev, || linear_last(&self.proj, &o))
     }
 }
 
@@ -221,7 +247,8 @@ impl MultiScaleBlock {
 impl Module for MultiScaleBlock {
     /// x: [B, H, W, dim] -> [B, H', W', dim_out]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let xn = self.norm1.forward(x)?;
+        let dev = x.device();
+        let xn = crate::profile::stage("hiera.norm1", dev, || self.norm1.forward(x))?;
         let shortcut = match &self.proj {
             Some(proj) => {
                 let s = linear_last(proj, &xn)?;
@@ -235,11 +262,11 @@ impl Module for MultiScaleBlock {
         let (_, h, w, _) = xn.dims4()?;
         let mut ws = self.window_size;
         let (attn_in, mut pad_hw) = if ws > 0 {
-            window_partition(&xn, ws)?
+            crate::profile::stage("hiera.window_partition", dev, || window_partition(&xn, ws))?
         } else {
             (xn.clone(), (h, w))
         };
-        let mut y = self.attn.forward(&attn_in)?;
+        let mut y = crate::profile::stage("hiera.attn", dev, || self.attn.forward(&attn_in))?;
         let (mut oh, mut ow) = (h, w);
         if let Some((sh, _)) = self.q_stride {
             ws = self.window_size / sh;
@@ -250,12 +277,16 @@ impl Module for MultiScaleBlock {
             }
         }
         if self.window_size > 0 {
-            y = window_unpartition(&y, ws, pad_hw, (oh, ow))?;
+            y = crate::profile::stage("hiera.window_unpartition", dev, || {
+                window_unpartition(&y, ws, pad_hw, (oh, ow))
+            })?;
         }
         let x = (shortcut + y)?;
-        let m = linear_last(&self.mlp_in, &self.norm2.forward(&x)?)?.gelu_erf()?;
-        let m = linear_last(&self.mlp_out, &m)?;
-        x + m
+        crate::profile::stage("hiera.mlp", dev, || {
+            let m = linear_last(&self.mlp_in, &self.norm2.forward(&x)?)?.gelu_erf()?;
+            let m = linear_last(&self.mlp_out, &m)?;
+            x + m
+        })
     }
 }
 
@@ -462,7 +493,7 @@ impl Hiera {
     }
 
     fn run(&self, x: &Tensor, keep: bool) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
-        let x = self.patch_embed(x)?;
+        let x = crate::profile::stage("hiera.patch_embed", x.device(), || self.patch_embed(x))?;
         let (_, h, w, _) = x.dims4()?;
         let pe = self.pos_embed((h, w), &x)?.to_dtype(x.dtype())?;
         let mut x = x.broadcast_add(&pe)?;

@@ -225,8 +225,10 @@ impl ImageEncoder {
 
     /// image: [B, 3, S, S] normalized -> features of the kept levels.
     pub fn forward(&self, image: &Tensor) -> Result<ImageEncoderOutput> {
-        let xs = self.trunk.forward(image)?;
-        let (mut features, mut pos) = self.neck.forward(&xs)?;
+        let dev = image.device();
+        let xs = crate::profile::stage("image_encoder.trunk", dev, || self.trunk.forward(image))?;
+        let (mut features, mut pos) =
+            crate::profile::stage("image_encoder.neck", dev, || self.neck.forward(&xs))?;
         let keep = features.len().saturating_sub(self.scalp);
         features.truncate(keep);
         pos.truncate(keep);

@@ -130,9 +130,16 @@ impl RoPEAttention {
         num_k_exclude_rope: usize,
         num_spatial_mem: Option<usize>,
     ) -> Result<Tensor> {
-        let (q, k, v) = self.attn.project_qkv(q, k, v)?;
-        let (q, k) = self.apply_rope(&q, &k, num_k_exclude_rope, num_spatial_mem)?;
-        self.attn.attend_projected(&q, &k, &v)
+        let dev = q.device();
+        let (q, k, v) = crate::profile::stage("mem_attn.project_qkv", dev, || {
+            self.attn.project_qkv(q, k, v)
+        })?;
+        let (q, k) = crate::profile::stage("mem_attn.rope", dev, || {
+            self.apply_rope(&q, &k, num_k_exclude_rope, num_spatial_mem)
+        })?;
+        crate::profile::stage("mem_attn.attend", dev, || {
+            self.attn.attend_projected(&q, &k, &v)
+        })
     }
 
     /// q: [B, H, Nq, d], k: [B, H, Nk, d] -> rotated (q, k).

@@ -255,7 +255,18 @@ pub fn pil_resize_bicubic_rgb_with(
 /// `(x - mean) / std` in f32. `rgb`: `[s, s, 3]` u8 -> planar `[3, s, s]` f32.
 pub fn normalize_rgb(rgb: &[u8]) -> Vec<f32> {
     let n = rgb.len() / 3;
-    // 256 possible inputs per channel: compute each once, in the official precision.
+    let lut = normalize_lut();
+    let mut out = vec![0f32; 3 * n];
+    for (i, p) in rgb.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            out[c * n + i] = lut[c][p[c] as usize];
+        }
+    }
+    out
+}
+
+/// The 256 possible inputs per channel, normalized once in the official precision: `[c][u]`.
+fn normalize_lut() -> [[f32; 256]; 3] {
     let mut lut = [[0f32; 256]; 3];
     for (c, table) in lut.iter_mut().enumerate() {
         let mean = IMG_MEAN[c] as f32;
@@ -265,13 +276,29 @@ pub fn normalize_rgb(rgb: &[u8]) -> Vec<f32> {
             *v = (x - mean) / std;
         }
     }
-    let mut out = vec![0f32; 3 * n];
-    for (i, p) in rgb.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            out[c * n + i] = lut[c][p[c] as usize];
-        }
+    lut
+}
+
+/// [`normalize_rgb`] on `device`: on a GPU the u8 pixels are uploaded (a quarter of the f32
+/// bytes) and looked up in the same table there, so the values are bit-identical; on the CPU it
+/// is [`normalize_rgb`]. `rgb`: `[s, s, 3]` u8 -> `[1, 3, s, s]` f32.
+pub fn normalized_input(rgb: &[u8], s: usize, device: &Device) -> Result<Tensor> {
+    if rgb.len() != s * s * 3 {
+        return Err(Error::Input(format!(
+            "frame has {} bytes, expected {s}x{s}x3",
+            rgb.len()
+        )));
     }
-    out
+    if device.is_cpu() {
+        return Ok(Tensor::from_vec(normalize_rgb(rgb), (1, 3, s, s), device)?);
+    }
+    let lut: Vec<f32> = normalize_lut().iter().flatten().copied().collect();
+    let lut = Tensor::from_vec(lut, 3 * 256, device)?;
+    let px = Tensor::from_slice(rgb, (s * s, 3), device)?.to_dtype(candle_core::DType::U32)?;
+    let offset = Tensor::from_vec(vec![0u32, 256, 512], (1, 3), device)?;
+    let idx = px.broadcast_add(&offset)?.flatten_all()?;
+    let v = lut.index_select(&idx, 0)?.reshape((s, s, 3))?;
+    Ok(v.permute((2, 0, 1))?.contiguous()?.unsqueeze(0)?)
 }
 
 /// Decoded RGB frame (`[h, w, 3]` u8) -> the model input `[1, 3, S, S]` f32 on `device`, as the
@@ -288,12 +315,7 @@ pub fn rgb_to_input_tensor(
         .filter(|&s| s > 0)
         .ok_or_else(|| Error::Input(format!("invalid image size {image_size}")))?;
     let resized = pil_resize_bicubic_rgb(rgb, w, h, s, s)?;
-    let data = normalize_rgb(&resized);
-    Ok(Tensor::from_vec(
-        data,
-        (1, 3, image_size, image_size),
-        device,
-    )?)
+    normalized_input(&resized, image_size, device)
 }
 
 /// Python's `int(s)` on a file stem, for the subset that can matter here: surrounding

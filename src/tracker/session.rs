@@ -150,10 +150,13 @@ impl<'m> Session<'m> {
                 return Ok(feats.clone());
             }
         }
-        let img = self
-            .frames
-            .load_tensor(frame_idx, self.model.image_size(), &self.device)?;
-        let feats = self.model.forward_image(&img)?;
+        let dev = self.device.clone();
+        let img = crate::profile::stage("frame.load", &dev, || {
+            self.frames
+                .load_tensor(frame_idx, self.model.image_size(), &self.device)
+        })?;
+        let feats =
+            crate::profile::stage("image_encoder", &dev, || self.model.forward_image(&img))?;
         self.cache = Some((frame_idx, feats.clone()));
         Ok(feats)
     }
@@ -275,9 +278,12 @@ impl<'m> Session<'m> {
         let tcfg = &model.cfg.tracker;
         let num_frames = self.num_frames();
         let obj = &self.objects[oi];
+        let dev = self.device.clone();
         let pix_feat = {
             let (mems, ptrs) = obj.out.select(tcfg, frame_idx, num_frames, reverse);
-            model.memory_conditioned_features(&feats, is_init_cond, &mems, &ptrs, num_frames)?
+            crate::profile::stage("memory_conditioning", &dev, || {
+                model.memory_conditioned_features(&feats, is_init_cond, &mems, &ptrs, num_frames)
+            })?
         };
         let num_pts = match point_inputs {
             Some(p) => p.num_points()?,
@@ -285,20 +291,25 @@ impl<'m> Session<'m> {
         };
         let multimask = model.use_multimask(is_init_cond, num_pts);
         let high_res = model.high_res_pair(&feats);
-        let sam =
-            model.forward_sam_heads(&pix_feat, point_inputs, prev_logits, high_res, multimask)?;
+        let sam = crate::profile::stage("sam_heads", &dev, || {
+            model.forward_sam_heads(&pix_feat, point_inputs, prev_logits, high_res, multimask)
+        })?;
         let memory = if run_mem_encoder && tcfg.num_maskmem > 0 {
-            Some(model.store_memory(model.encode_new_memory(
-                &feats.vision_feat,
-                &sam.high_res_masks,
-                &sam.object_score_logits,
-                point_inputs.is_some(),
-            )?)?)
+            Some(crate::profile::stage("memory_encoder", &dev, || {
+                model.store_memory(model.encode_new_memory(
+                    &feats.vision_feat,
+                    &sam.high_res_masks,
+                    &sam.object_score_logits,
+                    point_inputs.is_some(),
+                )?)
+            })?)
         } else {
             None
         };
         let pred_masks = if tcfg.fill_hole_area > 0 {
-            fill_holes_in_mask_scores(&sam.low_res_masks, tcfg.fill_hole_area)?
+            crate::profile::stage("fill_holes", &dev, || {
+                fill_holes_in_mask_scores(&sam.low_res_masks, tcfg.fill_hole_area)
+            })?
         } else {
             sam.low_res_masks.clone()
         };
@@ -408,7 +419,8 @@ impl<'m> Session<'m> {
                 }
                 self.objects[oi].tracked.insert(f, reverse);
             }
-            let res = self.frame_result(f, true)?;
+            let dev = self.device.clone();
+            let res = crate::profile::stage("frame_result", &dev, || self.frame_result(f, true))?;
             if self.opts.retention == Retention::Window {
                 let tcfg = self.model.cfg.tracker.clone();
                 for obj in &mut self.objects {
