@@ -1,13 +1,20 @@
 //! `vosbench track`: segment one object through a folder of JPEG frames from a point or box
-//! prompt, and write one PNG mask per frame in the SA-V layout.
+//! prompt, and write one PNG mask per frame in the SA-V layout. With `--timing FILE` it also
+//! records how fast (per-frame latency, steady FPS, time from process start to the first mask)
+//! and with how much device memory; `tests/gpu/speed_vs_torch.sh` compares that with the official
+//! PyTorch predictors (docs/performance.md).
 
+use crate::bench::setup::precision_dtype;
 use crate::cli::common::{converted_path, parse_device, write_overlay, write_png_atomic};
 use crate::config::Registry;
+use crate::cuda::memory::DeviceMemory;
+use crate::cuda::tuning::ConvOptions;
 use crate::error::{Error, Result};
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::{FrameResult, Prompt, Session, SessionOptions};
 use candle_core::DType;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,9 +36,9 @@ pub struct Args {
     /// Object id written in the output path (OUT/<video>/<obj:03>/).
     #[arg(long, default_value_t = 1)]
     pub obj_id: u32,
-    /// Output root.
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Output root (not needed with --no-masks).
+    #[arg(long, required_unless_present = "no_masks")]
+    pub out: Option<PathBuf>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -47,6 +54,148 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Model dtype: f32, f16 or bf16 (bf16 needs CUDA: candle's CPU matmul has no bf16 kernel).
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
+    /// Allow TF32 tensor-core math for f32 convolutions and matmuls (CUDA; PyTorch's default
+    /// for convolutions). Off by default: pure f32.
+    #[arg(long)]
+    pub tf32: bool,
+    /// Upper bound of the cuDNN convolution workspace, in MiB (CUDA).
+    #[arg(long, default_value_t = 256)]
+    pub workspace_mb: usize,
+    /// Time the cuDNN algorithms of every convolution shape instead of trusting the heuristic
+    /// (CUDA; the search runs on the first frame and counts in its latency).
+    #[arg(long)]
+    pub enable_cudnn_tuning: bool,
+    /// Write timings to this JSON file: per-frame latency, steady FPS, percentiles, time from
+    /// process start to the first mask, model load time, device memory peaks (docs/performance.md).
+    #[arg(long, value_name = "FILE")]
+    pub timing: Option<PathBuf>,
+    /// Propagated frames left out of the steady FPS and the percentiles of --timing.
+    #[arg(long, default_value_t = 5)]
+    pub warmup_frames: usize,
+    /// Do not write mask PNGs (speed runs); masks are still thresholded and copied to the host.
+    #[arg(long, conflicts_with = "overlay")]
+    pub no_masks: bool,
+}
+
+/// Clock ticks per second of `/proc/self/stat` times (`USER_HZ`). Linux fixes it at 100 for user
+/// space on every mainstream architecture (x86_64, arm64): it is what `sysconf(_SC_CLK_TCK)`
+/// returns there. Reading it through `sysconf` would need a `libc` dependency, so it is assumed.
+pub const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// The `starttime` field (22) of a `/proc/<pid>/stat` line: clock ticks after boot at which the
+/// process started. The command name (field 2) may hold spaces and parentheses, so fields are
+/// counted after its last `)`.
+pub fn parse_stat_starttime(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // rest starts with field 3 (state)
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Seconds since boot, the first number of `/proc/uptime`.
+pub fn parse_uptime(uptime: &str) -> Option<f64> {
+    uptime.split_whitespace().next()?.parse().ok()
+}
+
+/// How long this process has existed, in seconds (uptime now minus the process start time, both
+/// counted from boot), at the 10 ms resolution of `starttime`. `None` where procfs is missing.
+pub fn process_age_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let up = std::fs::read_to_string("/proc/uptime").ok()?;
+    let start = parse_stat_starttime(&stat)? as f64 / CLOCK_TICKS_PER_SECOND;
+    Some((parse_uptime(&up)? - start).max(0.0))
+}
+
+/// [`process_age_s`] in milliseconds, rounded to 0.1 ms (the value is good to 10 ms).
+fn process_age_ms() -> Option<f64> {
+    process_age_s().map(|s| crate::bench::results::round(s * 1e3, 1))
+}
+
+/// What `--timing` writes (docs/performance.md, "Speed against PyTorch: how to run"). Times are
+/// in milliseconds, memory in bytes; device figures are `null` on CPU.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timing {
+    pub engine: &'static str,
+    pub model: String,
+    pub precision: String,
+    pub tf32: bool,
+    pub workspace_mb: usize,
+    pub cudnn_tuning: bool,
+    pub device: String,
+    pub device_name: String,
+    pub video: String,
+    pub video_width: usize,
+    pub video_height: usize,
+    pub prompt_frame: usize,
+    /// Distinct frames with a mask (the prompt frame included).
+    pub frames: usize,
+    pub warmup_frames: usize,
+    /// One entry per tracked frame after the prompt frame, in the order they were produced: time
+    /// from the previous frame's mask on the host to this frame's (device synchronised).
+    pub latencies_ms: Vec<f64>,
+    /// Over all `latencies_ms`.
+    pub fps: Option<f64>,
+    /// Over `latencies_ms` without the first `warmup_frames`.
+    pub fps_steady: Option<f64>,
+    /// Percentiles of the steady latencies (numpy's linear interpolation).
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p90_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    pub latency_mean_ms: Option<f64>,
+    /// Process age when `track` began (exec, dynamic loading, argument parsing).
+    pub run_start_ms: Option<f64>,
+    /// Process age when the prompt frame's mask was on the host.
+    pub start_to_first_mask_ms: Option<f64>,
+    /// Weights read and the model built (device synchronised).
+    pub model_load_ms: f64,
+    /// Frame reader opened (frames are decoded lazily).
+    pub session_open_ms: f64,
+    /// The prompt call, up to its mask on the host.
+    pub first_mask_ms: f64,
+    /// All propagation calls together.
+    pub propagate_ms: f64,
+    /// Where the device figures come from (`memory_pool` or `device_info`).
+    pub device_memory_accounting: Option<String>,
+    /// Peak bytes of live tensor allocations over the whole run, weights included.
+    pub peak_device_alloc_bytes: Option<u64>,
+    /// Peak bytes the allocator held from the driver over the whole run.
+    pub peak_device_reserved_bytes: Option<u64>,
+    /// Live allocations right after the model was built (about the weights).
+    pub device_alloc_after_load_bytes: Option<u64>,
+    /// `total - free` of the whole device at the end (CUDA context and libraries included).
+    pub device_total_used_end_bytes: Option<u64>,
+    pub clock_ticks_per_second: f64,
+    pub masks_written: bool,
+    /// Positive-pixel fraction of the masks (min, mean, max over the tracked frames): a sanity
+    /// check that the tracked masks are neither empty nor full.
+    pub mask_fraction: Option<[f64; 3]>,
+}
+
+impl Timing {
+    /// Fill the derived figures from `latencies_ms`.
+    pub fn summarize(&mut self) {
+        use crate::bench::results::{percentile, round};
+        let lat = &self.latencies_ms;
+        if lat.is_empty() {
+            return;
+        }
+        let total: f64 = lat.iter().sum();
+        self.fps = Some(round(lat.len() as f64 * 1e3 / total, 3));
+        let steady = &lat[self.warmup_frames.min(lat.len())..];
+        if steady.is_empty() {
+            return;
+        }
+        let st: f64 = steady.iter().sum();
+        self.fps_steady = Some(round(steady.len() as f64 * 1e3 / st, 3));
+        self.latency_mean_ms = Some(round(st / steady.len() as f64, 3));
+        let mut sorted = steady.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        self.latency_p50_ms = percentile(&sorted, 50.0).map(|v| round(v, 3));
+        self.latency_p90_ms = percentile(&sorted, 90.0).map(|v| round(v, 3));
+        self.latency_p99_ms = percentile(&sorted, 99.0).map(|v| round(v, 3));
+    }
 }
 
 fn parse_floats(s: &str, what: &str) -> Result<Vec<f32>> {
@@ -97,28 +246,47 @@ pub fn parse_prompt(points: &[String], bbox: Option<&str>) -> Result<Prompt> {
     Ok(prompt)
 }
 
-fn write_mask(path: &Path, res: &FrameResult, obj: usize) -> Result<Vec<bool>> {
-    let m = res.video_res_masks.get(obj)?.squeeze(0)?;
+/// The foreground of object `obj` on the host (row-major, video size): `(fg, width, height)`.
+fn mask_on_host(res: &FrameResult, obj: usize) -> Result<(Vec<bool>, usize, usize)> {
+    let m = res
+        .video_res_masks
+        .get(obj)?
+        .squeeze(0)?
+        .to_dtype(DType::F32)?;
     let (h, w) = m.dims2()?;
     let fg = m
         .gt(0f32)?
         .to_dtype(DType::U8)?
         .flatten_all()?
         .to_vec1::<u8>()?;
-    let px: Vec<u8> = fg.iter().map(|&v| if v > 0 { 255 } else { 0 }).collect();
+    Ok((fg.into_iter().map(|v| v > 0).collect(), w, h))
+}
+
+fn write_mask(path: &Path, fg: &[bool], w: usize, h: usize) -> Result<()> {
+    let px: Vec<u8> = fg.iter().map(|&v| if v { 255 } else { 0 }).collect();
     let img = image::GrayImage::from_raw(w as u32, h as u32, px)
         .ok_or_else(|| Error::Other("mask buffer has the wrong size".into()))?;
     write_png_atomic(path, |tmp| {
         img.save_with_format(tmp, image::ImageFormat::Png)
-    })?;
-    Ok(fg.into_iter().map(|v| v > 0).collect())
+    })
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    crate::bench::results::round(d.as_secs_f64() * 1e3, 3)
 }
 
 pub fn run(args: Args) -> Result<()> {
+    let run_start_ms = process_age_ms();
     let prompt = parse_prompt(&args.points, args.bbox.as_deref())?;
     let reg = Registry::builtin()?;
     let cfg = reg.resolve(&args.model)?;
+    let dtype = precision_dtype(&args.precision)?;
     let device = parse_device(&args.device)?;
+    if dtype == DType::BF16 && device.is_cpu() {
+        return Err(Error::Input(
+            "--precision bf16 needs a CUDA device (candle's CPU matmul has no bf16 kernel); use f32 or f16 on CPU".into(),
+        ));
+    }
     let weights = args
         .weights
         .clone()
@@ -130,10 +298,25 @@ pub fn run(args: Args) -> Result<()> {
             cfg.name
         )));
     }
-    let vb = crate::weights::load_var_builder(&weights, &cfg, DType::F32, &device)?;
+    crate::cuda::tuning::set_options(ConvOptions {
+        workspace_limit_bytes: args.workspace_mb << 20,
+        tf32: args.tf32,
+        tune: args.enable_cudnn_tuning,
+    });
+    // Before any allocation: raises the pool's release threshold, and its peaks then cover the
+    // whole run, weights included.
+    let mem = DeviceMemory::for_device(&device);
+    let t_load = Instant::now();
+    let vb = crate::weights::load_var_builder(&weights, &cfg, dtype, &device)?;
     let model = Sam2Base::new(&cfg, vb)?;
+    device.synchronize()?;
+    let model_load_ms = ms(t_load.elapsed());
+    let alloc_after_load = mem.as_ref().map(|m| m.used_bytes()).transpose()?;
+    let t_open = Instant::now();
     let mut session = Session::open(&model, &args.frames, &device, SessionOptions::default())?;
+    let session_open_ms = ms(t_open.elapsed());
     let n = session.num_frames();
+    let (video_height, video_width) = session.video_size();
     if args.prompt_frame >= n {
         return Err(Error::Input(format!(
             "--prompt-frame {} is outside the video ({n} frames)",
@@ -145,13 +328,23 @@ pub fn run(args: Args) -> Result<()> {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "video".into());
-    let mask_dir = args.out.join(&video).join(format!("{:03}", args.obj_id));
-    std::fs::create_dir_all(&mask_dir).map_err(|e| Error::io(&mask_dir, e))?;
-    let overlay_dir = args.out.join(&video).join("overlay");
+    let write_masks = !args.no_masks;
+    let out_root = args.out.clone().unwrap_or_default();
+    let mask_dir = out_root.join(&video).join(format!("{:03}", args.obj_id));
+    if write_masks {
+        std::fs::create_dir_all(&mask_dir).map_err(|e| Error::io(&mask_dir, e))?;
+    }
+    let overlay_dir = out_root.join(&video).join("overlay");
     if args.overlay {
         std::fs::create_dir_all(&overlay_dir).map_err(|e| Error::io(&overlay_dir, e))?;
     }
-    session.add_prompt(args.prompt_frame, args.obj_id, &prompt)?;
+    let t_prompt = Instant::now();
+    let first = session.add_prompt(args.prompt_frame, args.obj_id, &prompt)?;
+    device.synchronize()?;
+    mask_on_host(&first, 0)?;
+    let first_mask_ms = ms(t_prompt.elapsed());
+    let start_to_first_mask_ms = process_age_ms();
+    drop(first);
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -168,27 +361,184 @@ pub fn run(args: Args) -> Result<()> {
         .map(|i| session.frame_path(i).map(Path::to_path_buf))
         .collect();
     let mut written = vec![false; n];
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut fractions: Vec<f64> = Vec::new();
+    // End of the previous frame's handling; None before the first frame of each propagation
+    // (the prompt frame, whose mask is already known), so it gets no latency.
+    let last: std::cell::Cell<Option<Instant>> = std::cell::Cell::new(None);
     let mut handle = |res: FrameResult| -> Result<()> {
+        device.synchronize()?;
+        let (fg, w, h) = mask_on_host(&res, 0)?;
+        let now = Instant::now();
+        if let Some(prev) = last.get() {
+            latencies.push(ms(now.duration_since(prev)));
+        }
         let f = res.frame_idx;
-        if written[f] {
-            return Ok(());
+        if !written[f] {
+            written[f] = true;
+            let on = fg.iter().filter(|&&v| v).count();
+            fractions.push(on as f64 / fg.len().max(1) as f64);
+            if write_masks {
+                write_mask(&mask_dir.join(format!("{f:05}.png")), &fg, w, h)?;
+            }
+            if let (true, Some(p)) = (args.overlay, &frame_paths[f]) {
+                write_overlay(&overlay_dir.join(format!("{f:05}.png")), p, &fg)?;
+            }
+            bar.inc(1);
         }
-        written[f] = true;
-        let fg = write_mask(&mask_dir.join(format!("{f:05}.png")), &res, 0)?;
-        if let (true, Some(p)) = (args.overlay, &frame_paths[f]) {
-            write_overlay(&overlay_dir.join(format!("{f:05}.png")), p, &fg)?;
-        }
-        bar.inc(1);
+        // Writing PNGs is not part of the next frame's latency.
+        last.set(Some(Instant::now()));
         Ok(())
     };
+    let t_prop = Instant::now();
     session.propagate(Some(args.prompt_frame), None, false, &mut handle)?;
     if args.prompt_frame > 0 {
         // backward from the prompt frame, as the official predictor does with reverse=True
+        last.set(None);
         session.propagate(Some(args.prompt_frame), None, true, &mut handle)?;
     }
+    let propagate_ms = ms(t_prop.elapsed());
     bar.finish_and_clear();
+    let frames = written.iter().filter(|&&w| w).count();
     if !args.quiet {
-        eprintln!("wrote {n} masks to {}", mask_dir.display());
+        if write_masks {
+            eprintln!("wrote {frames} masks to {}", mask_dir.display());
+        } else {
+            eprintln!("tracked {frames} frames (no masks written)");
+        }
+    }
+    if let Some(path) = &args.timing {
+        let peak = |f: fn(&DeviceMemory) -> Result<u64>| mem.as_ref().map(f).transpose();
+        let report = crate::cuda::probe::probe(&device).ok();
+        let mut t = Timing {
+            engine: "vosbench",
+            model: cfg.name.clone(),
+            precision: match dtype {
+                DType::F16 => "f16",
+                DType::BF16 => "bf16",
+                _ => "f32",
+            }
+            .into(),
+            tf32: args.tf32,
+            workspace_mb: args.workspace_mb,
+            cudnn_tuning: args.enable_cudnn_tuning,
+            device: args.device.clone(),
+            device_name: report
+                .as_ref()
+                .map(|r| r.name.clone().unwrap_or_else(|| r.kind.clone()))
+                .unwrap_or_default(),
+            video,
+            video_width,
+            video_height,
+            prompt_frame: args.prompt_frame,
+            frames,
+            warmup_frames: args.warmup_frames,
+            latencies_ms: latencies,
+            fps: None,
+            fps_steady: None,
+            latency_p50_ms: None,
+            latency_p90_ms: None,
+            latency_p99_ms: None,
+            latency_mean_ms: None,
+            run_start_ms,
+            start_to_first_mask_ms,
+            model_load_ms,
+            session_open_ms,
+            first_mask_ms,
+            propagate_ms,
+            device_memory_accounting: mem.as_ref().map(|m| {
+                serde_json::to_value(m.accounting())
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            }),
+            peak_device_alloc_bytes: peak(DeviceMemory::peak_used_bytes)?,
+            peak_device_reserved_bytes: peak(DeviceMemory::peak_reserved_bytes)?,
+            device_alloc_after_load_bytes: alloc_after_load,
+            device_total_used_end_bytes: peak(DeviceMemory::device_used_bytes)?,
+            clock_ticks_per_second: CLOCK_TICKS_PER_SECOND,
+            masks_written: write_masks,
+            mask_fraction: (!fractions.is_empty()).then(|| {
+                let r = |v: f64| crate::bench::results::round(v, 4);
+                let mean = fractions.iter().sum::<f64>() / fractions.len() as f64;
+                let min = fractions.iter().cloned().fold(f64::INFINITY, f64::min);
+                let max = fractions.iter().cloned().fold(0.0, f64::max);
+                [r(min), r(mean), r(max)]
+            }),
+        };
+        t.summarize();
+        let text = serde_json::to_string_pretty(&t)
+            .map_err(|e| Error::Other(format!("timing JSON: {e}")))?;
+        std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starttime_is_field_22_even_with_spaces_in_the_name() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+        // utime stime cutime cstime priority nice threads itrealvalue starttime vsize ...
+        let stat = "4242 (a b) c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1234567 ...";
+        assert_eq!(parse_stat_starttime(stat), Some(987654));
+        assert_eq!(parse_stat_starttime("garbage"), None);
+        assert_eq!(parse_uptime("12345.67 54321.00\n"), Some(12345.67));
+    }
+
+    #[test]
+    fn this_process_has_an_age() {
+        if cfg!(target_os = "linux") {
+            let age = process_age_s().expect("procfs");
+            assert!((0.0..86400.0 * 365.0).contains(&age), "{age}");
+        }
+    }
+
+    #[test]
+    fn summary_skips_warmup_frames() {
+        let mut t = Timing {
+            engine: "vosbench",
+            model: String::new(),
+            precision: "f32".into(),
+            tf32: false,
+            workspace_mb: 256,
+            cudnn_tuning: false,
+            device: "cpu".into(),
+            device_name: String::new(),
+            video: String::new(),
+            video_width: 0,
+            video_height: 0,
+            prompt_frame: 0,
+            frames: 5,
+            warmup_frames: 2,
+            latencies_ms: vec![100.0, 50.0, 10.0, 10.0],
+            fps: None,
+            fps_steady: None,
+            latency_p50_ms: None,
+            latency_p90_ms: None,
+            latency_p99_ms: None,
+            latency_mean_ms: None,
+            run_start_ms: None,
+            start_to_first_mask_ms: None,
+            model_load_ms: 0.0,
+            session_open_ms: 0.0,
+            first_mask_ms: 0.0,
+            propagate_ms: 0.0,
+            device_memory_accounting: None,
+            peak_device_alloc_bytes: None,
+            peak_device_reserved_bytes: None,
+            device_alloc_after_load_bytes: None,
+            device_total_used_end_bytes: None,
+            clock_ticks_per_second: CLOCK_TICKS_PER_SECOND,
+            masks_written: false,
+            mask_fraction: None,
+        };
+        t.summarize();
+        assert_eq!(t.fps_steady, Some(100.0));
+        assert_eq!(t.fps, Some(23.529));
+        assert_eq!(t.latency_p50_ms, Some(10.0));
+        assert_eq!(t.latency_mean_ms, Some(10.0));
+    }
 }

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Speed against PyTorch on the GPU machine (no Rust toolchain, no network there): the official
+# PyTorch predictors (eager; f32 with TF32 as PyTorch allows it, and bf16 autocast as the official
+# demo does) and `vosbench track` (f32, f32 --tf32, bf16) on the same synthetic video with the same
+# seeded random weights, one process per run. Prints one table; docs/performance.md
+# ("Speed against PyTorch: how to run") explains the columns and the targets.
+#
+# Here:  ../shared/tools/cuda-build build --release --features cudnn --bin vosbench
+#        ../shared/tools/torch-ref-sources .pyref
+# There (device run, carry .gpu and .pyref):
+#        bash tests/gpu/speed_vs_torch.sh [VARIANT...]   (default: sam2.1_hiera_tiny
+#                                                         sam2.1_hiera_base_plus edgetam)
+# Settings (environment): FRAMES (64), SIZE (854x480), DEVICE (cuda), WARMUP (5),
+#   TORCH_MODES ("f32 bf16"), VOS_MODES ("f32 f32-tf32 bf16"), RUN_TIMEOUT (seconds per run, 600),
+#   VOS_FLAGS (extra `vosbench track` flags, e.g. --enable-cudnn-tuning), PYTHON (python3),
+#   VOSBENCH (.gpu/vosbench), SAM2_PY / EDGETAM_PY (PYTHONPATH of the official packages).
+# Results land in $OUT (or /tmp/speed_out): one JSON and one log per run, table.txt. A run that
+# fails prints its last log line, gets an error record, and the rest goes on.
+set -uo pipefail
+source .gpu/gpu-env.sh
+out=${OUT:-/tmp/speed_out}
+work=${WORK:-/tmp/speed_work}
+mkdir -p "$out" "$work"
+export SAM2_BUILD_CUDA=0 PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+BIN=${VOSBENCH:-.gpu/vosbench}
+FRAMES=${FRAMES:-64}
+SIZE=${SIZE:-854x480}
+DEVICE=${DEVICE:-cuda}
+WARMUP=${WARMUP:-5}
+TORCH_MODES=${TORCH_MODES:-f32 bf16}
+VOS_MODES=${VOS_MODES:-f32 f32-tf32 bf16}
+RUN_TIMEOUT=${RUN_TIMEOUT:-600}
+VOS_FLAGS=${VOS_FLAGS:-}
+SPEED=tests/gpu/speed_torch.py
+# PYTHONPATH of the two official packages (both are named sam2)
+SAM2_PY=${SAM2_PY:-.pyref/sam2:.pyref/common}
+EDGETAM_PY=${EDGETAM_PY:-.pyref/edgetam:.pyref/common}
+[ $# -gt 0 ] || set -- sam2.1_hiera_tiny sam2.1_hiera_base_plus edgetam
+
+{
+  echo "date: $(date -u +%FT%TZ)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -n 4
+  "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' 2>&1 | tail -n 1
+  "$BIN" --version 2>&1 | head -n 1
+} > "$out/env.txt"
+cat "$out/env.txt"
+
+# one JSON ENGINE VARIANT PRECISION TF32(0|1) CMD...: run CMD, which writes JSON; on failure write
+# an error record with the last line of its log.
+one() {
+  local json=$1 engine=$2 v=$3 prec=$4 tf=$5
+  shift 5
+  local log=${json%.json}.log tf_flag=() label=$prec
+  [ "$tf" = 1 ] && tf_flag=(--tf32) && label="$prec tf32"
+  rm -f "$json"
+  echo "== $v $engine $label"
+  timeout "$RUN_TIMEOUT" "$@" > "$log" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ] || [ ! -s "$json" ]; then
+    [ $rc = 124 ] && echo "timed out after ${RUN_TIMEOUT}s" >> "$log"
+    echo "   FAILED (exit $rc): $(grep -v '^[[:space:]]*$' "$log" | tail -n 1)"
+    "$PY" "$SPEED" fail --json "$json" --engine "$engine" --variant "$v" --precision "$prec" \
+      "${tf_flag[@]}" --log "$log"
+  else
+    "$PY" "$SPEED" table "$json" | sed -n '3s/^/   /p'
+  fi
+}
+
+# every run of a variant as failed (its weights could not be made)
+all_failed() { # variant log
+  for m in $TORCH_MODES; do
+    "$PY" "$SPEED" fail --json "$out/${1}_pytorch_$m.json" --engine pytorch --variant "$1" \
+      --precision "$m" --tf32 --log "$2"
+  done
+  for m in $VOS_MODES; do
+    local tf=()
+    [ "$m" = f32-tf32 ] && tf=(--tf32)
+    "$PY" "$SPEED" fail --json "$out/${1}_vosbench_$m.json" --engine vosbench --variant "$1" \
+      --precision "${m%-tf32}" "${tf[@]}" --log "$2"
+  done
+}
+
+# the video: FRAMES frames of SIZE, JPEG, and a click on the largest object of frame 0
+split=$work/split
+if ! "$BIN" synth --out "$split" --videos 1 --frames "$FRAMES" --size "$SIZE" --objects 4 \
+    --seed 0 > "$out/synth.log" 2>&1; then
+  echo "synth failed: $(tail -n 1 "$out/synth.log")"
+  exit 1
+fi
+frames=$split/JPEGImages_24fps/synth_000
+point=$("$PY" "$SPEED" prompt --split "$split" 2> "$out/prompt.log") \
+  || { echo "prompt failed: $(tail -n 1 "$out/prompt.log")"; exit 1; }
+echo "video: $FRAMES frames $SIZE in $frames, click at $point"
+
+for v in "$@"; do
+  if [ "${v#edgetam}" != "$v" ]; then pyp=$EDGETAM_PY; else pyp=$SAM2_PY; fi
+  w=$work/w_$v
+  model=$v   # the test variants (sam2.1_test, edgetam_test: checking this script on CPU) are files
+  [ -f "tests/models/$v.json" ] && model=tests/models/$v.json
+  echo "== $v: seeded weights"
+  if ! PYTHONPATH=$pyp "$PY" "$SPEED" weights --variant "$v" --out "$w" > "$out/${v}_weights.log" 2>&1 \
+      || ! "$BIN" convert "$w/model.pt" --model "$model" -o "$w/$v.safetensors" >> "$out/${v}_weights.log" 2>&1; then
+    echo "   FAILED: $(grep -v '^[[:space:]]*$' "$out/${v}_weights.log" | tail -n 1)"
+    all_failed "$v" "$out/${v}_weights.log"
+    continue
+  fi
+  cp "$w/weights.json" "$out/${v}_weights.json.txt" 2>/dev/null
+  for m in $TORCH_MODES; do
+    one "$out/${v}_pytorch_$m.json" pytorch "$v" "$m" 1 \
+      env PYTHONPATH=$pyp "$PY" "$SPEED" run --variant "$v" --weights "$w/model.pt" \
+      --frames "$frames" --point "$point" --precision "$m" --device "$DEVICE" \
+      --warmup-frames "$WARMUP" --json "$out/${v}_pytorch_$m.json"
+  done
+  for m in $VOS_MODES; do
+    tf=0 flags=()
+    [ "$m" = f32-tf32 ] && tf=1 && flags=(--tf32)
+    # shellcheck disable=SC2086
+    one "$out/${v}_vosbench_$m.json" vosbench "$v" "${m%-tf32}" $tf \
+      "$BIN" track --model "$model" --weights "$w/$v.safetensors" --frames "$frames" \
+      --point "$point" --device "$DEVICE" --precision "${m%-tf32}" "${flags[@]}" \
+      --warmup-frames "$WARMUP" --no-masks --quiet $VOS_FLAGS \
+      --timing "$out/${v}_vosbench_$m.json"
+  done
+  rm -rf "$w"
+done
+
+echo
+shopt -s nullglob
+jsons=()
+for v in "$@"; do jsons+=("$out/${v}"_pytorch_*.json "$out/${v}"_vosbench_*.json); done
+"$PY" "$SPEED" table "${jsons[@]}" | tee "$out/table.txt"
