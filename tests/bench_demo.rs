@@ -244,3 +244,52 @@ fn bad_input_exits_2_and_keeps_results() {
     a.extend(["--mem-budget-mb".into(), "1".into()]);
     check(a, "budget");
 }
+
+/// A budget that holds at setup but is crossed while tracking: every (video, object, model) row
+/// stops with `budget_exceeded` and the frame it stopped on, and the run goes on to the next row
+/// and exits normally. Setup's budget is generous; the inference config is then given a budget
+/// below what the inference process needs once it has loaded a model (the CPU figure is the
+/// process RSS), which is exactly the state of a run whose prediction was too optimistic.
+#[test]
+fn budget_crossed_while_tracking_fails_rows_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let mut a = base_args(&out);
+    a.extend(["--mem-budget-mb".into(), "100000".into()]);
+    let mut setup = a.clone();
+    setup.push("--skip-inference".into());
+    run_ok(&setup);
+    let cfg_path = out.join("preprocessed").join("inference_config.json");
+    let mut cfg = json(&cfg_path);
+    assert_eq!(cfg["budget_figure"], "process_rss");
+    assert!(cfg["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["fits_budget"] == true));
+    // 8 MiB: below any process that has loaded a model and a frame.
+    cfg["budget_bytes"] = Value::from(8u64 << 20);
+    std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let mut infer = a.clone();
+    infer.push("--skip-setup".into());
+    run_ok(&infer);
+    let (header, rows) = read_csv(&out.join("vosbench_summary.csv"));
+    assert_eq!(header, COLUMNS);
+    let col = |name: &str| COLUMNS.split(',').position(|c| c == name).unwrap();
+    assert!(!rows.is_empty());
+    let n_models = 2;
+    assert_eq!(rows.len() % n_models, 0, "every model has its rows");
+    for r in &rows {
+        assert_eq!(r[col("status")], "budget_exceeded", "{r:?}");
+        let e = &r[col("error")];
+        assert!(
+            e.contains("process_rss used")
+                && e.contains("on frame")
+                && e.contains("8.0 MiB budget"),
+            "{e}"
+        );
+        assert_eq!(r[col("mem_budget_MiB")], "8.0");
+    }
+    let summary = json(&out.join("summary.json"));
+    assert!(summary.is_object());
+}
