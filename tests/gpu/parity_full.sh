@@ -13,7 +13,7 @@ set -uo pipefail
 source .gpu/gpu-env.sh
 out=${OUT:-/tmp/parity_out}
 mkdir -p "$out"
-export SAM2_BUILD_CUDA=0 PYTHONUNBUFFERED=1
+export SAM2_BUILD_CUDA=0 PYTHONUNBUFFERED=1 REF_THREADS=${REF_THREADS:-$(nproc)}
 tracking=0
 if [ "${1:-}" = "--tracking" ]; then tracking=1; shift; fi
 stage_fixture() { # variant dir

@@ -44,7 +44,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("REF_THREADS", "2")))  # full-size runs: tests/gpu/parity_full.sh
 torch.backends.cudnn.allow_tf32 = False
 torch.backends.cuda.matmul.allow_tf32 = False
 
