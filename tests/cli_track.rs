@@ -4,34 +4,12 @@
 
 mod common;
 
-use common::{fixture_dir, get, load_tensors, root};
+use common::{convert_fixture, fixture_dir, get, load_tensors, root, vosbench};
 use std::path::Path;
-use std::process::Command;
-
-fn vosbench(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vosbench"))
-        .args(args)
-        .output()
-        .expect("run vosbench")
-}
 
 fn converted(dir: &Path) -> String {
     let out = dir.join("sam2_test.safetensors");
-    let model_pt = fixture_dir("sam2_test").join("model.pt");
-    let cfg = root().join("tests/models/sam2.1_test.json");
-    let o = vosbench(&[
-        "convert",
-        model_pt.to_str().unwrap(),
-        "--model",
-        cfg.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        o.status.success(),
-        "convert failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    convert_fixture("sam2_test", "sam2.1_test", &out);
     out.to_str().unwrap().to_string()
 }
 

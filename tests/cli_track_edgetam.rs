@@ -8,19 +8,11 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{fixture_dir, get, load_tensors, root, test_config};
+use common::{convert_fixture, fixture_dir, get, load_tensors, root, test_config, vosbench};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use vosbench::weights::convert::write_atomic;
 use vosbench::weights::inspect_converted;
-
-fn vosbench(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vosbench"))
-        .args(args)
-        .output()
-        .expect("run vosbench")
-}
 
 fn variant_json() -> PathBuf {
     root().join("tests/models/edgetam_test.json")
@@ -30,21 +22,7 @@ fn variant_json() -> PathBuf {
 /// converted file (same metadata, validated by the loader's own header check).
 fn converted_with_overrides(dir: &Path) -> PathBuf {
     let plain = dir.join("edgetam_test.safetensors");
-    let model_pt = fixture_dir("edgetam_test").join("model.pt");
-    let cfg_path = variant_json();
-    let o = vosbench(&[
-        "convert",
-        model_pt.to_str().unwrap(),
-        "--model",
-        cfg_path.to_str().unwrap(),
-        "--output",
-        plain.to_str().unwrap(),
-    ]);
-    assert!(
-        o.status.success(),
-        "convert failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    convert_fixture("edgetam_test", "edgetam_test", &plain);
     let cfg = test_config("edgetam_test");
     let info = inspect_converted(&plain, &cfg).expect("converted file passes the loader's check");
     let mut tensors: HashMap<String, Tensor> =

@@ -6,11 +6,10 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use common::tracking::{box_run, point_run};
-use common::{fixture_dir, load_tensors, test_config};
-use std::collections::HashMap;
+use common::{checkpoint_tensors, test_config};
 use vosbench::sam2::sam2_base::Sam2Base;
 use vosbench::tracker::memory_bank::Retention;
 
@@ -19,21 +18,7 @@ const FIXTURE: &str = "edgetam_video";
 /// The committed `edgetam_test` checkpoint with the fixture's few replaced tensors (the
 /// hypernetwork output biases shifted so that masks cover part of the frame; see the script).
 fn model() -> Sam2Base {
-    let p = fixture_dir("edgetam_test").join("model.pt");
-    let mut map: HashMap<String, Tensor> =
-        candle_core::pickle::read_all_with_key(&p, Some("model"))
-            .unwrap_or_else(|e| panic!("cannot read checkpoint {}: {e}", p.display()))
-            .into_iter()
-            .collect();
-    let overrides = load_tensors(FIXTURE, "weight_overrides.safetensors");
-    assert!(!overrides.is_empty());
-    for (k, v) in overrides {
-        let old = map
-            .get(&k)
-            .unwrap_or_else(|| panic!("override {k} is not a checkpoint key"));
-        assert_eq!(old.dims(), v.dims(), "override {k}: shape");
-        map.insert(k, v);
-    }
+    let map = checkpoint_tensors("edgetam_test", Some(FIXTURE));
     let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
     Sam2Base::new(&test_config("edgetam_test"), vb).unwrap()
 }

@@ -5,23 +5,14 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::tracking::{iou, pillow_frames};
-use common::{fixture_dir, get, load_tensors, rel_l2, test_config};
-use std::collections::HashMap;
+use common::tracking::{iou, pillow_frames, point_prompt};
+use common::{checkpoint_tensors, get, load_tensors, rel_l2, test_config};
 use vosbench::sam2::sam2_base::Sam2Base;
-use vosbench::tracker::session::{Prompt, Session, SessionOptions};
+use vosbench::tracker::session::{Session, SessionOptions};
 
 /// The fixture checkpoint (plus the video fixture's weight overrides, if it has any) in `dtype`.
 fn model(cfg: &str, fixture: &str, video: &str, dtype: DType) -> Sam2Base {
-    let p = fixture_dir(fixture).join("model.pt");
-    let tensors = candle_core::pickle::read_all_with_key(&p, Some("model")).unwrap();
-    let mut map: HashMap<String, Tensor> = tensors.into_iter().collect();
-    if fixture_dir(video)
-        .join("weight_overrides.safetensors")
-        .exists()
-    {
-        map.extend(load_tensors(video, "weight_overrides.safetensors"));
-    }
+    let map = checkpoint_tensors(fixture, Some(video));
     let vb = candle_nn::VarBuilder::from_tensors(map, dtype, &Device::Cpu);
     Sam2Base::new(&test_config(cfg), vb).unwrap()
 }
@@ -30,21 +21,8 @@ fn model(cfg: &str, fixture: &str, video: &str, dtype: DType) -> Sam2Base {
 fn click_run(m: &Sam2Base, video_fixture: &str) -> (f64, f64, f64) {
     let t = load_tensors(video_fixture, "tracking.safetensors");
     let mut s = Session::with_frames(m, pillow_frames(), &Device::Cpu, SessionOptions::default());
-    let c = get(&t, "point.prompt.coords")
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let l = get(&t, "point.prompt.labels")
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let prompt = Prompt {
-        points: vec![(c[0], c[1], l[0] as i32)],
-        bbox: None,
-    };
-    s.add_prompt(0, 1, &prompt).unwrap();
+    let (f, prompt) = point_prompt(&t);
+    s.add_prompt(f, 1, &prompt).unwrap();
     let mut results = Vec::new();
     s.propagate(None, None, false, |r| {
         results.push(r);

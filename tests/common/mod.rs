@@ -41,6 +41,63 @@ pub fn pt_var_builder(fixture: &str, file: &str) -> VarBuilder<'static> {
     VarBuilder::from_tensors(map, DType::F32, &Device::Cpu)
 }
 
+/// The tensors of the fixture's original-format checkpoint (`model.pt`), with those of
+/// `tests/fixtures/<video>/weight_overrides.safetensors` put in their place when `video` has that
+/// file (each override must name a checkpoint key of the same shape).
+pub fn checkpoint_tensors(fixture: &str, video: Option<&str>) -> HashMap<String, Tensor> {
+    let p = fixture_dir(fixture).join("model.pt");
+    let mut map: HashMap<String, Tensor> =
+        candle_core::pickle::read_all_with_key(&p, Some("model"))
+            .unwrap_or_else(|e| panic!("cannot read checkpoint {}: {e}", p.display()))
+            .into_iter()
+            .collect();
+    let Some(video) = video else { return map };
+    if !fixture_dir(video)
+        .join("weight_overrides.safetensors")
+        .exists()
+    {
+        return map;
+    }
+    let overrides = load_tensors(video, "weight_overrides.safetensors");
+    assert!(!overrides.is_empty());
+    for (k, v) in overrides {
+        let old = map
+            .get(&k)
+            .unwrap_or_else(|| panic!("override {k} is not a checkpoint key"));
+        assert_eq!(old.dims(), v.dims(), "override {k}: shape");
+        map.insert(k, v);
+    }
+    map
+}
+
+/// Run the `vosbench` binary of this build.
+pub fn vosbench(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_vosbench"))
+        .args(args)
+        .output()
+        .expect("run vosbench")
+}
+
+/// `vosbench convert` of `tests/fixtures/<fixture>/model.pt` for the test variant
+/// `tests/models/<variant>.json` into `out`; panics with its stderr if it fails.
+pub fn convert_fixture(fixture: &str, variant: &str, out: &std::path::Path) {
+    let model_pt = fixture_dir(fixture).join("model.pt");
+    let cfg = root().join("tests/models").join(format!("{variant}.json"));
+    let o = vosbench(&[
+        "convert",
+        model_pt.to_str().unwrap(),
+        "--model",
+        cfg.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success(),
+        "convert failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Fetch a named tensor from a fixture map, with a clear panic if the script did not write it.
 pub fn get(t: &HashMap<String, Tensor>, name: &str) -> Tensor {
     t.get(name)

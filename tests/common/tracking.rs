@@ -126,6 +126,26 @@ fn prompt_iou_ok(r: &FrameResult, t: &HashMap<String, Tensor>, run: &str) {
     assert!(j >= 0.999, "{run}: prompt frame IoU {j}");
 }
 
+/// The fixture's click (`point.prompt.*`): (frame, prompt).
+pub fn point_prompt(t: &HashMap<String, Tensor>) -> (usize, Prompt) {
+    let c = get(t, "point.prompt.coords")
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let l = get(t, "point.prompt.labels")
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let f = get(t, "point.prompt.frame").to_vec1::<f32>().unwrap()[0] as usize;
+    let prompt = Prompt {
+        points: vec![(c[0], c[1], l[0] as i32)],
+        bbox: None,
+    };
+    (f, prompt)
+}
+
 /// The click run of a video fixture (`point.*`): prompt, track forward, compare every frame,
 /// then check the memory bank holds exactly what `retention` keeps (prompt on frame 0, 24
 /// frames, num_maskmem 7, 16 object pointers).
@@ -137,21 +157,7 @@ pub fn point_run(m: &Sam2Base, fixture: &str, retention: Retention) {
         &Device::Cpu,
         SessionOptions { retention },
     );
-    let c = get(&t, "point.prompt.coords")
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let l = get(&t, "point.prompt.labels")
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let f = get(&t, "point.prompt.frame").to_vec1::<f32>().unwrap()[0] as usize;
-    let prompt = Prompt {
-        points: vec![(c[0], c[1], l[0] as i32)],
-        bbox: None,
-    };
+    let (f, prompt) = point_prompt(&t);
     prompt_iou_ok(&s.add_prompt(f, 1, &prompt).unwrap(), &t, "point");
     let mut results = Vec::new();
     s.propagate(None, None, false, |r| {
