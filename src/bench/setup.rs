@@ -34,11 +34,11 @@ pub fn precision_dtype(p: &str) -> Result<DType> {
 /// The convolution settings of a run: the workspace limit and TF32 from the options, the
 /// algorithm search only when asked for and cuDNN runs the convolutions (setup only).
 pub fn conv_options(opts: &BenchOptions, device: &Device, search: bool) -> ConvOptions {
-    ConvOptions {
-        workspace_limit_bytes: opts.workspace_mb << 20,
-        tf32: opts.tf32,
-        tune: search && opts.enable_cudnn_tuning && device.is_cuda() && cfg!(feature = "cudnn"),
-    }
+    ConvOptions::new(
+        opts.workspace_mb,
+        opts.tf32,
+        search && opts.enable_cudnn_tuning && device.is_cuda() && cfg!(feature = "cudnn"),
+    )
 }
 
 /// Run the prompt frame and two tracked frames once so that every convolution shape of the model

@@ -7,8 +7,8 @@ use crate::bench::plan::{
     parse_models, read_json, BenchOptions, InferenceConfig, Metadata, CONFIG_NAME, METADATA_NAME,
     PHASE_ENV,
 };
-use crate::bench::setup::{precision_dtype, run_setup};
-use crate::cli::common::parse_device;
+use crate::bench::setup::run_setup;
+use crate::cli::common::{model_dtype, parse_device};
 use crate::error::{Error, Result};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -238,16 +238,11 @@ impl Args {
             (None, false) => None,
         };
         let models = parse_models(self.models.as_deref().unwrap_or(default_models), imgsz)?;
-        let dtype = precision_dtype(&self.precision)?;
         let cpu = self
             .device
             .as_deref()
             .map_or(!cfg!(feature = "cuda"), |d| d == "cpu");
-        if cpu && dtype == candle_core::DType::BF16 {
-            return Err(Error::Input(
-                "--precision bf16 needs a CUDA device (candle's CPU matmul has no bf16 kernel); use f32 or f16 on CPU".into(),
-            ));
-        }
+        model_dtype(&self.precision, cpu)?;
         if self.max_frames_in_mem == 0 {
             return Err(Error::Input(
                 "--max-frames-in-mem must be at least 1".into(),

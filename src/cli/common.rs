@@ -32,6 +32,18 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         .map_err(|e| Error::Input(format!("cannot open CUDA device {ordinal}: {e}")))
 }
 
+/// The model dtype of `--precision` for a run on the CPU (`cpu`) or a GPU: bf16 needs CUDA, as
+/// candle's CPU matmul has no bf16 kernel.
+pub fn model_dtype(precision: &str, cpu: bool) -> Result<candle_core::DType> {
+    let dtype = crate::bench::setup::precision_dtype(precision)?;
+    if cpu && dtype == candle_core::DType::BF16 {
+        return Err(Error::Input(
+            "--precision bf16 needs a CUDA device (candle's CPU matmul has no bf16 kernel); use f32 or f16 on CPU".into(),
+        ));
+    }
+    Ok(dtype)
+}
+
 /// Where the converted checkpoint of a variant lives.
 pub fn converted_path(weights_dir: &Path, cfg: &ModelConfig) -> PathBuf {
     weights_dir.join(format!("{}.safetensors", cfg.name))

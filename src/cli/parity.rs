@@ -67,11 +67,11 @@ fn prepare(
     args: &Args,
     vb: candle_nn::VarBuilder<'static>,
 ) -> Result<candle_nn::VarBuilder<'static>> {
-    crate::cuda::tuning::set_options(crate::cuda::tuning::ConvOptions {
-        workspace_limit_bytes: args.workspace_mb << 20,
-        tf32: args.tf32,
-        tune: args.enable_cudnn_tuning,
-    });
+    crate::cuda::tuning::set_options(crate::cuda::tuning::ConvOptions::new(
+        args.workspace_mb,
+        args.tf32,
+        args.enable_cudnn_tuning,
+    ));
     crate::cuda::tuning::reset();
     let dtype = crate::bench::setup::precision_dtype(&args.precision)?;
     Ok(vb.set_dtype(dtype))

@@ -201,11 +201,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut table = TuningTable::default();
     if reason.is_none() {
-        tuning::set_options(ConvOptions {
-            workspace_limit_bytes: (workspace_mb as usize) << 20,
-            tf32: args.tf32,
-            tune: true,
-        });
+        tuning::set_options(ConvOptions::new(workspace_mb as usize, args.tf32, true));
         tuning::reset();
         for m in &args.models {
             tune_model(m, args.imgsz, dtype, &device).map_err(|e| match e {

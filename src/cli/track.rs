@@ -4,8 +4,9 @@
 //! and with how much device memory; `tests/gpu/speed_vs_torch.sh` compares that with the official
 //! PyTorch predictors (docs/performance.md).
 
-use crate::bench::setup::precision_dtype;
-use crate::cli::common::{converted_path, parse_device, write_overlay, write_png_atomic};
+use crate::cli::common::{
+    converted_path, model_dtype, parse_device, write_overlay, write_png_atomic,
+};
 use crate::config::Registry;
 use crate::cuda::memory::DeviceMemory;
 use crate::cuda::tuning::ConvOptions;
@@ -280,13 +281,8 @@ pub fn run(args: Args) -> Result<()> {
     let prompt = parse_prompt(&args.points, args.bbox.as_deref())?;
     let reg = Registry::builtin()?;
     let cfg = reg.resolve(&args.model)?;
-    let dtype = precision_dtype(&args.precision)?;
     let device = parse_device(&args.device)?;
-    if dtype == DType::BF16 && device.is_cpu() {
-        return Err(Error::Input(
-            "--precision bf16 needs a CUDA device (candle's CPU matmul has no bf16 kernel); use f32 or f16 on CPU".into(),
-        ));
-    }
+    let dtype = model_dtype(&args.precision, device.is_cpu())?;
     let weights = args
         .weights
         .clone()
@@ -298,11 +294,11 @@ pub fn run(args: Args) -> Result<()> {
             cfg.name
         )));
     }
-    crate::cuda::tuning::set_options(ConvOptions {
-        workspace_limit_bytes: args.workspace_mb << 20,
-        tf32: args.tf32,
-        tune: args.enable_cudnn_tuning,
-    });
+    crate::cuda::tuning::set_options(ConvOptions::new(
+        args.workspace_mb,
+        args.tf32,
+        args.enable_cudnn_tuning,
+    ));
     // Before any allocation: raises the pool's release threshold, and its peaks then cover the
     // whole run, weights included.
     let mem = DeviceMemory::for_device(&device);

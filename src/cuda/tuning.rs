@@ -27,6 +27,17 @@ pub struct ConvOptions {
     pub tune: bool,
 }
 
+impl ConvOptions {
+    /// `--workspace-mb`, `--tf32`, and whether to search.
+    pub fn new(workspace_mb: usize, tf32: bool, tune: bool) -> Self {
+        Self {
+            workspace_limit_bytes: workspace_mb << 20,
+            tf32,
+            tune,
+        }
+    }
+}
+
 impl Default for ConvOptions {
     fn default() -> Self {
         Self {
