@@ -158,7 +158,7 @@ pub struct Timing {
     /// All propagation calls together.
     pub propagate_ms: f64,
     /// Where the device figures come from (`memory_pool` or `device_info`).
-    pub device_memory_accounting: Option<String>,
+    pub device_memory_accounting: Option<crate::cuda::memory::Accounting>,
     /// Peak bytes of live tensor allocations over the whole run, weights included.
     pub peak_device_alloc_bytes: Option<u64>,
     /// Peak bytes the allocator held from the driver over the whole run.
@@ -405,7 +405,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     if let Some(path) = &args.timing {
         let peak = |f: fn(&DeviceMemory) -> Result<u64>| mem.as_ref().map(f).transpose();
-        let report = crate::cuda::probe::probe(&device).ok();
+        let report = crate::cuda::probe::probe(&device)?;
         let mut t = Timing {
             engine: "vosbench",
             model: cfg.name.clone(),
@@ -419,10 +419,7 @@ pub fn run(args: Args) -> Result<()> {
             workspace_mb: args.workspace_mb,
             cudnn_tuning: args.enable_cudnn_tuning,
             device: args.device.clone(),
-            device_name: report
-                .as_ref()
-                .map(|r| r.name.clone().unwrap_or_else(|| r.kind.clone()))
-                .unwrap_or_default(),
+            device_name: report.name.clone().unwrap_or(report.kind),
             video,
             video_width,
             video_height,
@@ -442,12 +439,7 @@ pub fn run(args: Args) -> Result<()> {
             session_open_ms,
             first_mask_ms,
             propagate_ms,
-            device_memory_accounting: mem.as_ref().map(|m| {
-                serde_json::to_value(m.accounting())
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
-            }),
+            device_memory_accounting: mem.as_ref().map(DeviceMemory::accounting),
             peak_device_alloc_bytes: peak(DeviceMemory::peak_used_bytes)?,
             peak_device_reserved_bytes: peak(DeviceMemory::peak_reserved_bytes)?,
             device_alloc_after_load_bytes: alloc_after_load,
