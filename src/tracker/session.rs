@@ -2,14 +2,15 @@
 //! (per-object, `sam2/sam2_video_predictor.py`), for one or several objects, each tracked as
 //! its own object.
 //!
-//! Frames are decoded lazily, one at a time; the backbone features of only the most recently
+//! Frames are decoded lazily (a folder of JPEGs: at most three resized frames in host memory at
+//! once, see [`PrefetchingFrames`]); the backbone features of only the most recently
 //! used frame are cached (as the official predictor does). What the session keeps per object is
 //! bounded by [`Retention`] (see [`crate::tracker::memory_bank`]).
 
 use crate::error::{Error, Result};
 use crate::nn::interpolate;
 use crate::sam2::sam2_base::{FrameFeatures, PointInputs, Sam2Base, NO_OBJ_SCORE};
-use crate::tracker::frames::FrameSource;
+use crate::tracker::frames::{FrameSource, PrefetchingFrames};
 use crate::tracker::memory_bank::{FrameOutput, OutputStore, Retention};
 use crate::tracker::postprocess::fill_holes_in_mask_scores;
 use crate::tracker::preprocess::VideoFrames;
@@ -87,14 +88,15 @@ fn temp_put(v: &mut Vec<(usize, FrameOutput)>, f: usize, out: FrameOutput) {
 }
 
 impl<'m> Session<'m> {
-    /// Open a session on a folder of JPEG frames (`init_state`).
+    /// Open a session on a folder of JPEG frames (`init_state`). Frames are decoded lazily, the
+    /// next two on background threads while the current one runs ([`PrefetchingFrames`]).
     pub fn open(
         model: &'m Sam2Base,
         frames_dir: &Path,
         device: &Device,
         opts: SessionOptions,
     ) -> Result<Self> {
-        let frames = VideoFrames::open(frames_dir)?;
+        let frames = PrefetchingFrames::new(VideoFrames::open(frames_dir)?);
         Ok(Self::with_frames(model, Box::new(frames), device, opts))
     }
 
