@@ -157,6 +157,7 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         imgsz: None,
         precision: "f32".into(),
         tf32: false,
+        check_attention: false,
         json: Some(out.clone()),
     })
     .unwrap();
@@ -176,10 +177,29 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         imgsz: None,
         precision: "f32".into(),
         tf32: false,
+        check_attention: false,
         json: None,
     })
     .unwrap_err();
     assert_eq!(e.exit_code(), 2);
+    assert!(v.get("attention_check").is_none(), "not asked for, not reported");
+    // The fused-attention check needs a CUDA device: on the CPU it is the user's error, and it
+    // fails before anything is written.
+    let out2 = dir.path().join("probe2.json");
+    let e = vosbench::cli::probe::run(vosbench::cli::probe::Args {
+        device: Some("cpu".into()),
+        workspace_mb: None,
+        models: vec![],
+        imgsz: None,
+        precision: "f32".into(),
+        tf32: false,
+        check_attention: true,
+        json: Some(out2.clone()),
+    })
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("--check-attention"), "{e}");
+    assert!(!out2.exists());
 }
 
 #[test]

@@ -25,7 +25,17 @@ pub struct ProbeOutput {
     #[serde(flatten)]
     pub device: DeviceReport,
     pub convolution_tuning: TuningStatus,
+    /// `--check-attention`: the fused attention kernel against the unfused path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attention_check: Option<Vec<AttentionCheckRow>>,
 }
+
+#[cfg(feature = "cuda")]
+pub use crate::cuda::flash_attn::CheckRow as AttentionCheckRow;
+/// (CPU builds never run the attention check.)
+#[cfg(not(feature = "cuda"))]
+#[derive(Debug, serde::Serialize)]
+pub struct AttentionCheckRow;
 
 #[derive(Debug, serde::Serialize)]
 pub struct TuningStatus {
@@ -59,6 +69,10 @@ pub struct Args {
     /// Allow TF32 math for f32 convolutions during the search.
     #[arg(long)]
     pub tf32: bool,
+    /// Check the fused CUDA attention kernel against the unfused path (f32, TF32, f16, bf16 at
+    /// the models' shapes and odd sizes) and time both; exit 1 if a case is out of tolerance.
+    #[arg(long)]
+    pub check_attention: bool,
     /// Write the report (and the tuning table) as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -225,7 +239,16 @@ pub fn run(args: Args) -> Result<()> {
     } else if let Some(r) = &reason {
         println!("{:<24}not run: {r}", "convolution tuning");
     }
+    let attention_check = if args.check_attention {
+        Some(check_attention(&device)?)
+    } else {
+        None
+    };
+    let failed = attention_check
+        .as_ref()
+        .map_or(0, |rows| rows.iter().filter(|r| !attention_ok(r)).count());
     let out = ProbeOutput {
+        attention_check,
         device: report,
         convolution_tuning: TuningStatus {
             ran: reason.is_none(),
@@ -241,5 +264,40 @@ pub fn run(args: Args) -> Result<()> {
         std::fs::write(path, text + "\n").map_err(|e| Error::io(path, e))?;
         println!("wrote {}", path.display());
     }
+    if failed > 0 {
+        return Err(Error::Other(format!(
+            "fused attention check: {failed} case(s) outside tolerance (table above)"
+        )));
+    }
     Ok(())
+}
+
+#[cfg(feature = "cuda")]
+fn check_attention(device: &Device) -> Result<Vec<AttentionCheckRow>> {
+    if !device.is_cuda() {
+        return Err(Error::Input(
+            "--check-attention needs a CUDA device (--device cuda)".into(),
+        ));
+    }
+    let rows = crate::cuda::flash_attn::check(device, true)?;
+    println!("\nfused attention against the unfused path (pure f32 reference):");
+    print!("{}", crate::cuda::flash_attn::render_check(&rows));
+    Ok(rows)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn check_attention(_device: &Device) -> Result<Vec<AttentionCheckRow>> {
+    Err(Error::Input(
+        "--check-attention needs a CUDA build (--features cuda) and device".into(),
+    ))
+}
+
+#[cfg(feature = "cuda")]
+fn attention_ok(r: &AttentionCheckRow) -> bool {
+    r.ok
+}
+
+#[cfg(not(feature = "cuda"))]
+fn attention_ok(_: &AttentionCheckRow) -> bool {
+    false
 }

@@ -15,6 +15,9 @@ use candle_nn::{Linear, VarBuilder};
 ///
 /// q: [B, H, Nq, D], k: [B, H, Nk, D], v: [B, H, Nk, Dv] -> [B, H, Nq, Dv]
 ///
+/// On CUDA, where the fused kernel covers the inputs (`crate::cuda::flash_attn::supports`), no
+/// score matrix is materialised and `chunk` does not apply. Otherwise:
+///
 /// Scale `1/sqrt(D)` (applied to the queries); the softmax runs in f32 and the probabilities are cast back to the input
 /// dtype before the product with `v`. With `chunk = Some(n)` the queries are processed `n` rows
 /// at a time, so the score matrix held at once is at most `B*H*n*Nk`. Every query row goes
@@ -22,6 +25,24 @@ use candle_nn::{Linear, VarBuilder};
 /// the backend picks for the smaller row count, which can change the last bit of a sum (measured
 /// on CPU: at most 9e-8 absolute on unit-scale inputs, and bitwise equal for many chunk sizes).
 pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, chunk: Option<usize>) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if fused_attention() && crate::cuda::flash_attn::supports(q, k, v) {
+        return crate::cuda::flash_attn::sdpa(q, k, v);
+    }
+    sdpa_unfused(q, k, v, chunk)
+}
+
+/// Whether [`sdpa`] may use the fused CUDA kernel (`crate::cuda::flash_attn`): yes unless the
+/// environment says `VOSBENCH_ATTENTION=unfused` (read once per process; for A/B comparisons).
+pub fn fused_attention() -> bool {
+    static FUSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FUSED
+        .get_or_init(|| std::env::var("VOSBENCH_ATTENTION").map_or(true, |v| v.trim() != "unfused"))
+}
+
+/// [`sdpa`] as separate products and softmax on every device (the CPU path, and the reference
+/// the fused CUDA kernel is checked against).
+pub fn sdpa_unfused(q: &Tensor, k: &Tensor, v: &Tensor, chunk: Option<usize>) -> Result<Tensor> {
     let (_, _, nq, d) = q.dims4()?;
     let (_, _, nk, dk) = k.dims4()?;
     let (_, _, nv, _) = v.dims4()?;

@@ -1,0 +1,471 @@
+//! Fused scaled-dot-product attention on CUDA: the kernels of `src/cuda/kernels/flash_attn.cu`
+//! behind a candle custom op.
+//!
+//! Memory attention of SAM 2.1 attends 4096 queries to about 28,700 memory tokens; the unfused
+//! path ([`crate::nn::attention::sdpa`] on other devices) writes the score matrix in query chunks
+//! and runs a softmax over it. This op never materialises scores: one block walks all keys for
+//! 64 queries with a running maximum and sum, the products on tensor cores, and when there are
+//! few query blocks it splits the keys over more blocks and merges their partial results.
+//!
+//! Precision per input type:
+//! - bf16 / f16: products in the input type with f32 accumulation; probabilities rounded to the
+//!   input type before the product with `v`, as the unfused path does;
+//! - f32 with TF32 allowed (`--tf32`, i.e. candle's reduced-precision f32 GEMMs): TF32 products;
+//! - f32 otherwise: each product as three TF32 products of a big/small split of both operands
+//!   (f32-level products; the tensor cores' f32 accumulation is not IEEE-rounded, so each key
+//!   tile's P.V is summed there and added to the output with ordinary f32 arithmetic).
+//!
+//! Head dims 56 (Hiera-B+), 72 (Hiera-L), 96 (Hiera-T/S), 256 (memory attention), 64 and 128 have
+//! kernels (56 and 72 padded with zero columns to 64 and 80); everything else, and devices below compute
+//! capability 8.0 (no `mma.sync` for these types), stays on the unfused path. So does f32 with
+//! TF32 at head dim 256 (memory attention): there cuBLAS's TF32 GEMMs plus the softmax measured
+//! faster than this kernel's TF32 variant on an H200 (docs/performance.md), whose f32 tiles are
+//! limited by shared-memory bandwidth.
+
+use candle_core::backend::BackendStorage;
+use candle_core::cuda_backend::cudarc::driver::{
+    sys, CudaFunction, CudaModule, DeviceRepr, LaunchConfig, PushKernelArg,
+};
+use candle_core::cuda_backend::cudarc::nvrtc::Ptx;
+use candle_core::cuda_backend::{CudaDType, WrapErr};
+use candle_core::{CpuStorage, CudaStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// SASS for the build's compute capability plus PTX (build.rs).
+static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flash_attn.fatbin"));
+
+type Functions = HashMap<(usize, String), CudaFunction>;
+
+/// The kernel `name` on `dev`'s context, the module loaded once per device and the dynamic
+/// shared-memory limit raised to `smem` bytes once per function.
+fn function(dev: &candle_core::CudaDevice, name: &str, smem: usize) -> Result<CudaFunction> {
+    static MODULES: Mutex<Option<(HashMap<usize, Arc<CudaModule>>, Functions)>> = Mutex::new(None);
+    let ctx = dev.cuda_stream().context().clone();
+    let ordinal = ctx.ordinal();
+    let mut guard = MODULES
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("flash attention: module cache poisoned".into()))?;
+    let (modules, funcs) = guard.get_or_insert_with(Default::default);
+    if let Some(f) = funcs.get(&(ordinal, name.to_string())) {
+        return Ok(f.clone());
+    }
+    let module = match modules.get(&ordinal) {
+        Some(m) => m.clone(),
+        None => {
+            let m = ctx.load_module(Ptx::from_binary(FATBIN.to_vec())).w()?;
+            modules.insert(ordinal, m.clone());
+            m
+        }
+    };
+    let f = module.load_function(name).w()?;
+    if smem > 48 * 1024 {
+        f.set_attribute(
+            sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            smem as i32,
+        )
+        .w()?;
+    }
+    funcs.insert((ordinal, name.to_string()), f.clone());
+    Ok(f)
+}
+
+/// Head dims with a compiled kernel.
+pub const HEAD_DIMS: [usize; 6] = [56, 64, 72, 96, 128, 256];
+
+/// The head dim a kernel works in: `d` rounded up to a multiple of 16 (zero columns).
+fn padded(d: usize) -> usize {
+    d.div_ceil(16) * 16
+}
+const BM: usize = 64;
+const THREADS: u32 = 128;
+
+/// How f32 inputs are multiplied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum F32Math {
+    /// three TF32 products per step (f32 accuracy)
+    Exact,
+    /// one TF32 product per step (what `--tf32` asks for)
+    Tf32,
+}
+
+impl F32Math {
+    /// Follows candle's switch for reduced-precision f32 GEMMs, which `--tf32` sets.
+    pub fn current() -> Self {
+        if candle_core::cuda_backend::gemm_reduced_precision_f32() {
+            F32Math::Tf32
+        } else {
+            F32Math::Exact
+        }
+    }
+}
+
+/// Whether the fused kernel can run these inputs: CUDA tensors of compute capability 8.0 or
+/// later, f32/f16/bf16, a head dim in [`HEAD_DIMS`], equal head dims for q, k and v.
+pub fn supports(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
+    let candle_core::Device::Cuda(dev) = q.device() else {
+        return false;
+    };
+    let ok_dtype = matches!(q.dtype(), DType::F32 | DType::F16 | DType::BF16);
+    let d = q.dims().last().copied().unwrap_or(0);
+    ok_dtype
+        && k.dtype() == q.dtype()
+        && v.dtype() == q.dtype()
+        && HEAD_DIMS.contains(&d)
+        && k.dims().last() == Some(&d)
+        && v.dims().last() == Some(&d)
+        && compute_capability(dev).is_some_and(|cc| cc >= 80)
+        && !(q.dtype() == DType::F32 && F32Math::current() == F32Math::Tf32 && d > 128)
+}
+
+fn compute_capability(dev: &candle_core::CudaDevice) -> Option<i32> {
+    let ctx = dev.cuda_stream().context().clone();
+    let major = ctx
+        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+        .ok()?;
+    let minor = ctx
+        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)
+        .ok()?;
+    Some(major * 10 + minor)
+}
+
+/// q: [B, H, Nq, D], k: [B, H, Nk, D], v: [B, H, Nk, D] -> [B, H, Nq, D], scale `1/sqrt(D)`.
+pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
+    let (b, h, nq, d) = q.dims4()?;
+    let (bk, hk, nk, dk) = k.dims4()?;
+    if (bk, hk, dk) != (b, h, d) || v.dims4()? != (b, h, nk, d) {
+        candle_core::bail!(
+            "flash attention: q {:?}, k {:?}, v {:?} do not fit together",
+            q.dims(),
+            k.dims(),
+            v.dims()
+        );
+    }
+    let op = FlashAttn {
+        scale: 1.0 / (d as f32).sqrt(),
+        f32_math: F32Math::current(),
+    };
+    let flat = |t: &Tensor, n: usize| t.contiguous()?.reshape((b * h, n, d));
+    let out = flat(q, nq)?.apply_op3_no_bwd(&flat(k, nk)?, &flat(v, nk)?, &op)?;
+    out.reshape((b, h, nq, d))
+}
+
+struct FlashAttn {
+    scale: f32,
+    f32_math: F32Math,
+}
+
+/// Per element type: kernel name prefix, key tile, shared-memory paddings (as in the .cu file).
+struct Geometry {
+    prefix: &'static str,
+    combine: &'static str,
+    bn: usize,
+    pad_qk: usize,
+    pad_v: usize,
+    pad_p: usize,
+    elem: usize,
+}
+
+impl FlashAttn {
+    fn geometry(&self, dtype: DType) -> Result<Geometry> {
+        let half = |prefix, combine| Geometry {
+            prefix,
+            combine,
+            bn: 64,
+            pad_qk: 8,
+            pad_v: 8,
+            pad_p: 8,
+            elem: 2,
+        };
+        let single = |prefix| Geometry {
+            prefix,
+            combine: "flash_combine_f32",
+            bn: 32,
+            pad_qk: 4,
+            pad_v: 8,
+            pad_p: 4,
+            elem: 4,
+        };
+        Ok(match dtype {
+            DType::BF16 => half("flash_attn_bf16", "flash_combine_bf16"),
+            DType::F16 => half("flash_attn_f16", "flash_combine_f16"),
+            DType::F32 => match self.f32_math {
+                F32Math::Exact => single("flash_attn_f32"),
+                F32Math::Tf32 => single("flash_attn_tf32"),
+            },
+            d => candle_core::bail!("flash attention: unsupported dtype {d:?}"),
+        })
+    }
+
+    fn launch<T: CudaDType + DeviceRepr>(
+        &self,
+        q: &CudaStorage,
+        ql: &Layout,
+        k: &CudaStorage,
+        kl: &Layout,
+        v: &CudaStorage,
+        vl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        let (bh, nq, d) = ql.shape().dims3()?;
+        let (_, nk, _) = kl.shape().dims3()?;
+        for (name, l) in [("q", ql), ("k", kl), ("v", vl)] {
+            if !l.is_contiguous() || (l.start_offset() * std::mem::size_of::<T>()) % 16 != 0 {
+                candle_core::bail!("flash attention: {name} must be contiguous and 16-byte aligned")
+            }
+        }
+        if nq == 0 || nk == 0 {
+            candle_core::bail!("flash attention: {nq} queries, {nk} keys");
+        }
+        let geo = self.geometry(q.dtype())?;
+        let dev = q.device().clone();
+        let qs = q.as_cuda_slice::<T>()?.slice(ql.start_offset()..);
+        let ks = k.as_cuda_slice::<T>()?.slice(kl.start_offset()..);
+        let vs = v.as_cuda_slice::<T>()?.slice(vl.start_offset()..);
+
+        let dp = padded(d);
+        let smem = geo.elem
+            * (BM * (dp + geo.pad_qk)
+                + geo.bn * (dp + geo.pad_qk)
+                + geo.bn * (dp + geo.pad_v)
+                + 4 * 16 * (geo.bn + geo.pad_p));
+        let func = function(&dev, &format!("{}_d{d}", geo.prefix), smem)?;
+        let stream = dev.cuda_stream();
+
+        // Enough blocks for every multiprocessor twice over: split the keys when the query tiles
+        // alone are too few, keeping at least four key tiles per split.
+        let q_tiles = nq.div_ceil(BM);
+        let sms = dev
+            .cuda_stream()
+            .context()
+            .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .w()? as usize;
+        let want = (2 * sms).div_ceil(q_tiles * bh).max(1);
+        let max_splits = nk.div_ceil(4 * geo.bn).max(1);
+        let splits = want.min(max_splits);
+        let keys_per_split = nk.div_ceil(splits).div_ceil(geo.bn) * geo.bn;
+        let splits = nk.div_ceil(keys_per_split);
+
+        let out = unsafe { dev.alloc::<T>(bh * nq * d) }?;
+        let rows = bh * nq;
+        let (opart, ml) = if splits > 1 {
+            (unsafe { dev.alloc::<f32>(splits * rows * d) }?, unsafe {
+                dev.alloc::<f32>(splits * rows * 2)
+            }?)
+        } else {
+            (unsafe { dev.alloc::<f32>(1) }?, unsafe {
+                dev.alloc::<f32>(1)
+            }?)
+        };
+        let (nq_i, nk_i, kps_i) = (nq as i32, nk as i32, keys_per_split as i32);
+        let scale_log2 = self.scale * std::f32::consts::LOG2_E;
+        let cfg = LaunchConfig {
+            grid_dim: (q_tiles as u32, bh as u32, splits as u32),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        let mut b = stream.launch_builder(&func);
+        b.arg(&qs);
+        b.arg(&ks);
+        b.arg(&vs);
+        b.arg(&out);
+        b.arg(&opart);
+        b.arg(&ml);
+        b.arg(&nq_i);
+        b.arg(&nk_i);
+        b.arg(&kps_i);
+        b.arg(&scale_log2);
+        unsafe { b.launch(cfg) }.w()?;
+
+        if splits > 1 {
+            let comb = function(&dev, geo.combine, 0)?;
+            let (splits_i, rows_i, d_i) = (splits as i32, rows as i32, d as i32);
+            let cfg = LaunchConfig {
+                grid_dim: (rows as u32, 1, 1),
+                block_dim: (64, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = stream.launch_builder(&comb);
+            b.arg(&opart);
+            b.arg(&ml);
+            b.arg(&out);
+            b.arg(&splits_i);
+            b.arg(&rows_i);
+            b.arg(&d_i);
+            unsafe { b.launch(cfg) }.w()?;
+        }
+        Ok((
+            CudaStorage::wrap_cuda_slice(out, dev),
+            Shape::from((bh, nq, d)),
+        ))
+    }
+}
+
+impl CustomOp3 for FlashAttn {
+    fn name(&self) -> &'static str {
+        "vosbench-flash-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("the fused attention op runs on CUDA tensors only")
+    }
+
+    fn cuda_fwd(
+        &self,
+        q: &CudaStorage,
+        ql: &Layout,
+        k: &CudaStorage,
+        kl: &Layout,
+        v: &CudaStorage,
+        vl: &Layout,
+    ) -> Result<(CudaStorage, Shape)> {
+        match q.dtype() {
+            DType::F32 => self.launch::<f32>(q, ql, k, kl, v, vl),
+            DType::F16 => self.launch::<half::f16>(q, ql, k, kl, v, vl),
+            DType::BF16 => self.launch::<half::bf16>(q, ql, k, kl, v, vl),
+            d => candle_core::bail!("flash attention: unsupported dtype {d:?}"),
+        }
+    }
+}
+
+/// One case of [`check`]: the fused kernel against the unfused f32 path (pure f32 GEMMs) on the
+/// same device and inputs, and optionally both timed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckRow {
+    /// f32, f32+tf32, f16 or bf16
+    pub math: String,
+    /// [B*H, Nq, Nk, D]
+    pub shape: [usize; 4],
+    pub rel_l2: f64,
+    pub max_abs: f64,
+    pub tolerance: f64,
+    pub ok: bool,
+    /// mean ms per call over 5 calls after one warm-up (timed cases only)
+    pub fused_ms: Option<f64>,
+    /// the unfused path at the same precision, query chunks of 1024 as memory attention runs it
+    pub unfused_ms: Option<f64>,
+}
+
+/// The shapes [`check`] runs: the real ones at a 1024 input (timed) and odd sizes that leave
+/// partial query and key tiles, a single key, and key splits.
+pub const CHECK_SHAPES: [([usize; 4], bool); 9] = [
+    ([1, 4096, 28736, 256], true), // SAM 2.1 memory attention, cross-attention, full bank
+    ([1, 4096, 4096, 256], true),  // its self-attention
+    ([4, 4096, 4096, 96], true),   // Hiera-T global attention (stage 3, 64x64 tokens)
+    ([8, 4096, 4096, 56], true),   // Hiera-B+ global attention (stage 3)
+    ([2, 100, 77, 96], false),
+    ([3, 65, 1, 72], false),
+    ([1, 1, 300, 64], false),
+    ([2, 130, 1000, 128], false),
+    ([1, 200, 2049, 256], false),
+];
+
+/// Run every [`CHECK_SHAPES`] case in f32, f32+TF32, f16 and bf16 on `dev` (a CUDA device).
+/// Candle's TF32 switch is restored afterwards.
+pub fn check(dev: &candle_core::Device, timed: bool) -> Result<Vec<CheckRow>> {
+    let saved = candle_core::cuda_backend::gemm_reduced_precision_f32();
+    let res = check_all(dev, timed);
+    candle_core::cuda_backend::set_gemm_reduced_precision_f32(saved);
+    res
+}
+
+fn check_all(dev: &candle_core::Device, timed: bool) -> Result<Vec<CheckRow>> {
+    use crate::nn::attention::sdpa_unfused;
+    let set_tf32 = candle_core::cuda_backend::set_gemm_reduced_precision_f32;
+    let mut rows = Vec::new();
+    for (si, &([bh, nq, nk, d], time_it)) in CHECK_SHAPES.iter().enumerate() {
+        let seed = si as u64 + 1;
+        dev.set_seed(seed)?;
+        let q = (Tensor::randn(0f32, 1f32, (1, bh, nq, d), dev)? * 1.5)?;
+        let k = Tensor::randn(0f32, 1f32, (1, bh, nk, d), dev)?;
+        let v = Tensor::randn(0f32, 1f32, (1, bh, nk, d), dev)?;
+        for (math, dtype, tf32, tol) in [
+            ("f32", DType::F32, false, 1e-4),
+            ("f32+tf32", DType::F32, true, 3e-3),
+            ("f16", DType::F16, false, 3e-3),
+            ("bf16", DType::BF16, false, 2e-2),
+        ] {
+            let (qd, kd, vd) = (q.to_dtype(dtype)?, k.to_dtype(dtype)?, v.to_dtype(dtype)?);
+            if !supports(&qd, &kd, &vd) {
+                candle_core::bail!("the fused kernel does not cover {math} {:?}", qd.dims());
+            }
+            set_tf32(tf32);
+            let got = sdpa(&qd, &kd, &vd)?.to_dtype(DType::F32)?;
+            set_tf32(false);
+            // reference: the same (rounded) inputs, unfused, pure f32
+            let want = sdpa_unfused(
+                &qd.to_dtype(DType::F32)?,
+                &kd.to_dtype(DType::F32)?,
+                &vd.to_dtype(DType::F32)?,
+                Some(1024),
+            )?;
+            let diff = (&got - &want)?;
+            let num = diff.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            let den = want.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            let rel_l2 = (num / den.max(f64::MIN_POSITIVE)).sqrt();
+            let max_abs = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? as f64;
+            let (mut fused_ms, mut unfused_ms) = (None, None);
+            if timed && time_it {
+                set_tf32(tf32);
+                fused_ms = Some(time_ms(dev, || sdpa(&qd, &kd, &vd).map(|_| ()))?);
+                unfused_ms = Some(time_ms(dev, || {
+                    sdpa_unfused(&qd, &kd, &vd, Some(1024)).map(|_| ())
+                })?);
+                set_tf32(false);
+            }
+            rows.push(CheckRow {
+                math: math.into(),
+                shape: [bh, nq, nk, d],
+                rel_l2,
+                max_abs,
+                tolerance: tol,
+                ok: rel_l2.is_finite() && rel_l2 <= tol,
+                fused_ms,
+                unfused_ms,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn time_ms(dev: &candle_core::Device, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    dev.synchronize()?;
+    let t = std::time::Instant::now();
+    const N: usize = 5;
+    for _ in 0..N {
+        f()?;
+    }
+    dev.synchronize()?;
+    Ok(t.elapsed().as_secs_f64() * 1e3 / N as f64)
+}
+
+/// The check as a table.
+pub fn render_check(rows: &[CheckRow]) -> String {
+    let mut s = format!(
+        "{:<9} {:>26} {:>10} {:>10} {:>8} {:>4} {:>10} {:>11}\n",
+        "math", "[B*H, Nq, Nk, D]", "rel L2", "max abs", "tol", "ok", "fused ms", "unfused ms"
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    for r in rows {
+        s += &format!(
+            "{:<9} {:>26} {:>10.2e} {:>10.2e} {:>8.0e} {:>4} {:>10} {:>11}\n",
+            r.math,
+            format!("{:?}", r.shape),
+            r.rel_l2,
+            r.max_abs,
+            r.tolerance,
+            if r.ok { "yes" } else { "NO" },
+            ms(r.fused_ms),
+            ms(r.unfused_ms)
+        );
+    }
+    s
+}
