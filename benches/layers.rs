@@ -76,7 +76,7 @@ fn devices() -> Vec<Device> {
     #[allow(unused_mut)]
     let mut v = vec![Device::Cpu];
     #[cfg(feature = "cuda")]
-    match Device::new_cuda(0) {
+    match vosbench::cuda::open_cuda(0) {
         Ok(d) => v.push(d),
         Err(e) => eprintln!("layers bench: CUDA device 0 did not open ({e}); CPU only"),
     }

@@ -28,7 +28,7 @@ pub fn parse_device(spec: &str) -> Result<Device> {
             "device '{spec}' needs a CUDA build (cargo build --release --features cudnn)"
         )));
     }
-    Device::new_cuda(ordinal)
+    crate::cuda::open_cuda(ordinal)
         .map_err(|e| Error::Input(format!("cannot open CUDA device {ordinal}: {e}")))
 }
 
