@@ -240,6 +240,34 @@ def summarize(rec):
     return rec
 
 
+# --profile: the propagated frames (counted from the prompt frame) that torch.profiler records;
+# from frame 16 on the memory bank is full, so every profiled frame has the same shapes
+PROFILE_FRAMES = (16, 24)
+
+
+def start_profiler(torch):
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    prof = profile(activities=acts)
+    prof.__enter__()
+    return prof
+
+
+def write_profile(prof, path, frames):
+    """Stop the profiler and write its per-operator and per-kernel tables (device time first)."""
+    prof.__exit__(None, None, None)
+    ka = prof.key_averages()
+    with open(path, "w") as f:
+        f.write(f"torch.profiler over {frames} propagated frames {PROFILE_FRAMES}; "
+                "latencies of these frames include the profiler's overhead\n")
+        for key in ("cuda_time_total", "cpu_time_total"):
+            try:
+                f.write(ka.table(sort_by=key, row_limit=45, max_name_column_width=70) + "\n")
+            except Exception as e:  # the CPU-only case has no cuda_time_total column
+                f.write(f"(no table sorted by {key}: {e})\n")
+
+
 def run(a):
     import contextlib
 
@@ -317,10 +345,16 @@ def run(a):
         last = None
         t_prop = time.perf_counter()
         kw = {} if a.max_frames is None else {"max_frame_num_to_track": a.max_frames}
-        for fidx, _obj_ids, logits in predictor.propagate_in_video(state, **kw):
+        prof = None
+        for count, (fidx, _obj_ids, logits) in enumerate(predictor.propagate_in_video(state, **kw)):
             m = (logits[0] > 0.0).cpu()
             sync()
             now = time.perf_counter()
+            if a.profile and count == PROFILE_FRAMES[0]:
+                prof = start_profiler(torch)
+            elif prof is not None and count == PROFILE_FRAMES[1]:
+                write_profile(prof, a.profile, PROFILE_FRAMES[1] - PROFILE_FRAMES[0])
+                prof = None
             if last is not None:
                 lat.append(round((now - last) * 1e3, 3))
             if fidx not in seen:
@@ -530,6 +564,9 @@ def main():
     r.add_argument("--offload-video", action="store_true",
                    help="init_state(offload_video_to_cpu=True) (default: the official default, frames on the device)")
     r.add_argument("--json", required=True)
+    r.add_argument("--profile", default=None,
+                   help=f"write torch.profiler tables of propagated frames {PROFILE_FRAMES} to this file "
+                        "(those frames' latencies then include the profiler's overhead)")
     t = sub.add_parser("table")
     t.add_argument("json", nargs="+")
     f = sub.add_parser("fail")

@@ -13,7 +13,10 @@
 # Settings (environment): FRAMES (64), SIZE (854x480), DEVICE (cuda), WARMUP (5),
 #   TORCH_MODES ("f32 bf16"), VOS_MODES ("f32 f32-tf32 bf16"), RUN_TIMEOUT (seconds per run, 600),
 #   VOS_FLAGS (extra `vosbench track` flags, e.g. --enable-cudnn-tuning), PYTHON (python3),
-#   VOSBENCH (.gpu/vosbench), SAM2_PY / EDGETAM_PY (PYTHONPATH of the official packages).
+#   VOSBENCH (.gpu/vosbench), SAM2_PY / EDGETAM_PY (PYTHONPATH of the official packages),
+#   PROFILE (set: torch.profiler tables of frames 16-24 in $OUT/*_profile.txt, and vosbench's
+#   VOSBENCH_PROFILE stage table at the end of its log; the profiled runs' timings are not
+#   comparable, so profile in a separate run).
 # Results land in $OUT (or /tmp/speed_out): one JSON and one log per run, table.txt. A run that
 # fails prints its last log line, gets an error record, and the rest goes on.
 set -uo pipefail
@@ -110,14 +113,15 @@ for v in "$@"; do
     one "$out/${v}_pytorch_$m.json" pytorch "$v" "$m" 1 \
       env PYTHONPATH=$pyp "$PY" "$SPEED" run --variant "$v" --weights "$w/model.pt" \
       --frames "$frames" --point "$point" --precision "$m" --device "$DEVICE" \
-      --warmup-frames "$WARMUP" --json "$out/${v}_pytorch_$m.json"
+      --warmup-frames "$WARMUP" --json "$out/${v}_pytorch_$m.json" \
+      ${PROFILE:+--profile "$out/${v}_pytorch_${m}_profile.txt"}
   done
   for m in $VOS_MODES; do
     tf=0 flags=()
     [ "$m" = f32-tf32 ] && tf=1 && flags=(--tf32)
     # shellcheck disable=SC2086
     one "$out/${v}_vosbench_$m.json" vosbench "$v" "${m%-tf32}" $tf \
-      "$BIN" track --model "$model" --weights "$w/$v.safetensors" --frames "$frames" \
+      env ${PROFILE:+VOSBENCH_PROFILE=1} "$BIN" track --model "$model" --weights "$w/$v.safetensors" --frames "$frames" \
       --point "$point" --device "$DEVICE" --precision "${m%-tf32}" "${flags[@]}" \
       --warmup-frames "$WARMUP" --no-masks --quiet $VOS_FLAGS \
       --timing "$out/${v}_vosbench_$m.json"
