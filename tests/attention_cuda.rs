@@ -10,7 +10,10 @@
 fn fused_attention_matches_the_unfused_path_on_cuda() {
     let dev = vosbench::cuda::open_cuda(0).expect("CUDA device 0");
     let rows = vosbench::cuda::flash_attn::check(&dev, false).unwrap();
-    assert_eq!(rows.len(), 4 * vosbench::cuda::flash_attn::CHECK_SHAPES.len());
+    assert_eq!(
+        rows.len(),
+        4 * vosbench::cuda::flash_attn::CHECK_SHAPES.len()
+    );
     assert!(
         rows.iter().all(|r| r.ok),
         "{}",

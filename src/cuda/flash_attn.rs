@@ -24,50 +24,16 @@
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
-    sys, CudaFunction, CudaModule, DeviceRepr, LaunchConfig, PushKernelArg,
+    sys, CudaFunction, DeviceRepr, LaunchConfig, PushKernelArg,
 };
-use candle_core::cuda_backend::cudarc::nvrtc::Ptx;
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{CpuStorage, CudaStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 /// SASS for the build's compute capability plus PTX (build.rs).
 static FATBIN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flash_attn.fatbin"));
 
-type Functions = HashMap<(usize, String), CudaFunction>;
-
-/// The kernel `name` on `dev`'s context, the module loaded once per device and the dynamic
-/// shared-memory limit raised to `smem` bytes once per function.
 fn function(dev: &candle_core::CudaDevice, name: &str, smem: usize) -> Result<CudaFunction> {
-    static MODULES: Mutex<Option<(HashMap<usize, Arc<CudaModule>>, Functions)>> = Mutex::new(None);
-    let ctx = dev.cuda_stream().context().clone();
-    let ordinal = ctx.ordinal();
-    let mut guard = MODULES
-        .lock()
-        .map_err(|_| candle_core::Error::Msg("flash attention: module cache poisoned".into()))?;
-    let (modules, funcs) = guard.get_or_insert_with(Default::default);
-    if let Some(f) = funcs.get(&(ordinal, name.to_string())) {
-        return Ok(f.clone());
-    }
-    let module = match modules.get(&ordinal) {
-        Some(m) => m.clone(),
-        None => {
-            let m = ctx.load_module(Ptx::from_binary(FATBIN.to_vec())).w()?;
-            modules.insert(ordinal, m.clone());
-            m
-        }
-    };
-    let f = module.load_function(name).w()?;
-    if smem > 48 * 1024 {
-        f.set_attribute(
-            sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            smem as i32,
-        )
-        .w()?;
-    }
-    funcs.insert((ordinal, name.to_string()), f.clone());
-    Ok(f)
+    super::kernels::function(dev, "flash_attn", FATBIN, name, smem)
 }
 
 /// Head dims with a compiled kernel.

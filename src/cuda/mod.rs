@@ -2,12 +2,18 @@
 //! driver is behind the `cuda` feature (cuDNN behind `cudnn`); a CPU build compiles the same API,
 //! reports the host only, never has device memory, and keeps an empty tuning table.
 
+#[cfg(feature = "cuda")]
+pub mod bias_add;
 #[cfg(feature = "cudnn")]
 pub mod cudnn_conv;
 #[cfg(feature = "cuda")]
 pub mod flash_attn;
+#[cfg(feature = "cuda")]
+pub mod kernels;
 pub mod memory;
 pub mod probe;
+#[cfg(feature = "cuda")]
+pub mod strided_copy;
 pub mod tuning;
 
 /// Open CUDA device `ordinal` the way vosbench runs it: one stream, so cudarc's per-buffer event

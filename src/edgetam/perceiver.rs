@@ -16,10 +16,11 @@
 
 use crate::config::PerceiverConfig;
 use crate::nn::attention::{recombine_heads, sdpa, separate_heads};
+use crate::nn::linear::{linear_no_bias, Linear};
 use crate::nn::norm::layer_norm;
 use crate::nn::position_encoding::PositionEmbeddingSine;
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{linear_no_bias, LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, VarBuilder};
 
 /// `nn.LayerNorm` default epsilon, used by every norm of the perceiver.
 const LN_EPS: f64 = 1e-5;

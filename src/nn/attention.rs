@@ -8,8 +8,10 @@
 //! RoPE attention of memory attention can insert the rotary embedding between projection and
 //! [`sdpa`] while reading the same weight keys.
 
+use crate::nn::linear::Linear;
+use crate::nn::ContiguousExt;
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 /// Scaled dot-product attention.
 ///
@@ -61,7 +63,7 @@ pub fn sdpa_unfused(q: &Tensor, k: &Tensor, v: &Tensor, chunk: Option<usize>) ->
             let mut start = 0;
             while start < nq {
                 let len = n.min(nq - start);
-                let qc = q.narrow(2, start, len)?.contiguous()?;
+                let qc = q.narrow(2, start, len)?.contiguous_fast()?;
                 outs.push(sdpa_block(&qc, &kt, v, scale)?);
                 start += len;
             }
@@ -118,10 +120,10 @@ impl Attention {
         }
         let kv_in = kv_in_dim.unwrap_or(embedding_dim);
         Ok(Self {
-            q_proj: candle_nn::linear(embedding_dim, internal_dim, vb.pp("q_proj"))?,
-            k_proj: candle_nn::linear(kv_in, internal_dim, vb.pp("k_proj"))?,
-            v_proj: candle_nn::linear(kv_in, internal_dim, vb.pp("v_proj"))?,
-            out_proj: candle_nn::linear(internal_dim, embedding_dim, vb.pp("out_proj"))?,
+            q_proj: crate::nn::linear::linear(embedding_dim, internal_dim, vb.pp("q_proj"))?,
+            k_proj: crate::nn::linear::linear(kv_in, internal_dim, vb.pp("k_proj"))?,
+            v_proj: crate::nn::linear::linear(kv_in, internal_dim, vb.pp("v_proj"))?,
+            out_proj: crate::nn::linear::linear(internal_dim, embedding_dim, vb.pp("out_proj"))?,
             num_heads,
             internal_dim,
             chunk: None,
@@ -180,13 +182,13 @@ pub fn separate_heads(x: &Tensor, num_heads: usize) -> Result<Tensor> {
     }
     x.reshape((b, n, num_heads, c / num_heads))?
         .transpose(1, 2)?
-        .contiguous()
+        .contiguous_fast()
 }
 
 /// x: [B, heads, N, c] -> [B, N, heads*c]
 pub fn recombine_heads(x: &Tensor) -> Result<Tensor> {
     let (b, h, n, c) = x.dims4()?;
-    x.transpose(1, 2)?.contiguous()?.reshape((b, n, h * c))
+    x.transpose(1, 2)?.contiguous_fast()?.reshape((b, n, h * c))
 }
 
 /// Naive reference used by the unit tests: per-row softmax computed with plain tensor ops.
@@ -303,9 +305,9 @@ mod tests {
             let (b, n, ch) = x.dims3()?;
             x.reshape((b, n, heads, ch / heads))?.permute((0, 2, 1, 3))
         };
-        let qh = split(lin(&q, "q_proj")?)?.contiguous()?;
-        let kh = split(lin(&k, "k_proj")?)?.contiguous()?;
-        let vh = split(lin(&v, "v_proj")?)?.contiguous()?;
+        let qh = split(lin(&q, "q_proj")?)?.contiguous_fast()?;
+        let kh = split(lin(&k, "k_proj")?)?.contiguous_fast()?;
+        let vh = split(lin(&v, "v_proj")?)?.contiguous_fast()?;
         let o = sdpa_naive(&qh, &kh, &vh)?
             .permute((0, 2, 1, 3))?
             .reshape((2, 5, internal))?;

@@ -1,8 +1,9 @@
 //! `MLP` of `sam2/modeling/sam2_utils.py`: `num_layers` linear layers with ReLU between them and
 //! an optional sigmoid on the output.
 
+use crate::nn::linear::Linear;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 #[derive(Debug, Clone)]
 pub struct Mlp {
@@ -28,7 +29,11 @@ impl Mlp {
             } else {
                 hidden_dim
             };
-            layers.push(candle_nn::linear(n_in, n_out, vb.pp("layers").pp(i))?);
+            layers.push(crate::nn::linear::linear(
+                n_in,
+                n_out,
+                vb.pp("layers").pp(i),
+            )?);
         }
         Ok(Self {
             layers,

@@ -9,9 +9,11 @@ use crate::config::HieraConfig;
 use crate::nn::attention::sdpa;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::interpolate::bicubic;
+use crate::nn::linear::Linear;
 use crate::nn::norm::layer_norm;
+use crate::nn::ContiguousExt;
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{Conv2dConfig, LayerNorm, VarBuilder};
 
 /// Hiera LayerNorms use eps 1e-6 (`hieradet.py` passes it explicitly).
 const LN_EPS: f64 = 1e-6;
@@ -60,7 +62,7 @@ fn max_pool_nhwc(x: &Tensor, stride: (usize, usize)) -> Result<Tensor> {
         }
     }
     match acc {
-        Some(a) => a.contiguous(),
+        Some(a) => a.contiguous_fast(),
         None => candle_core::bail!("q-pool: empty stride"),
     }
 }
@@ -80,6 +82,7 @@ fn window_partition(x: &Tensor, ws: usize) -> Result<(Tensor, (usize, usize))> {
     let windows = x
         .reshape((b, hp / ws, ws, wp / ws, ws, c))?
         .permute((0, 1, 3, 2, 4, 5))?
+        .contiguous_fast()?
         .reshape((b * (hp / ws) * (wp / ws), ws, ws, c))?;
     Ok((windows, (hp, wp)))
 }
@@ -103,9 +106,10 @@ fn window_unpartition(
     let x = windows
         .reshape((b, hp / ws, wp / ws, ws, ws, c))?
         .permute((0, 1, 3, 2, 4, 5))?
+        .contiguous_fast()?
         .reshape((b, hp, wp, c))?;
     if hp > h || wp > w {
-        x.narrow(1, 0, h)?.narrow(2, 0, w)?.contiguous()
+        x.narrow(1, 0, h)?.narrow(2, 0, w)?.contiguous_fast()
     } else {
         Ok(x)
     }
@@ -136,8 +140,8 @@ impl MultiScaleAttention {
                 "hiera attention: {dim_out} channels do not split into {num_heads} heads"
             )
         }
-        let qkv = candle_nn::linear(dim, 3 * dim_out, vb.pp("qkv"))?;
-        let proj = candle_nn::linear(dim_out, dim_out, vb.pp("proj"))?;
+        let qkv = crate::nn::linear::linear(dim, 3 * dim_out, vb.pp("qkv"))?;
+        let proj = crate::nn::linear::linear(dim_out, dim_out, vb.pp("proj"))?;
         Ok(Self {
             qkv,
             proj,
@@ -171,14 +175,17 @@ impl Module for MultiScaleAttention {
         }
         let (q, k, v) = crate::profile::stage("hiera.attn.heads", dev, || {
             Ok::<_, candle_core::Error>((
-                q.transpose(1, 2)?.contiguous()?,
-                k.transpose(1, 2)?.contiguous()?,
-                v.transpose(1, 2)?.contiguous()?,
+                q.transpose(1, 2)?.contiguous_fast()?,
+                k.transpose(1, 2)?.contiguous_fast()?,
+                v.transpose(1, 2)?.contiguous_fast()?,
             ))
         })?;
         // [B, heads, N', hd]
         let o = crate::profile::stage("hiera.attn.sdpa", dev, || sdpa(&q, &k, &v, self.chunk))?;
-        let o = o.transpose(1, 2)?.reshape((b, ho, wo, self.dim_out))?;
+        let o = o
+            .transpose(1, 2)?
+            .contiguous_fast()?
+            .reshape((b, ho, wo, self.dim_out))?;
         crate::profile::stage("hiera.attn.proj", dev, || linear_last(&self.proj, &o))
     }
 }
@@ -211,10 +218,10 @@ impl MultiScaleBlock {
         let attn = MultiScaleAttention::new(dim, dim_out, num_heads, q_stride, vb.pp("attn"))?;
         let norm2 = layer_norm(dim_out, LN_EPS, vb.pp("norm2"))?;
         let hidden = (dim_out as f64 * mlp_ratio) as usize;
-        let mlp_in = candle_nn::linear(dim_out, hidden, vb.pp("mlp").pp("layers").pp(0))?;
-        let mlp_out = candle_nn::linear(hidden, dim_out, vb.pp("mlp").pp("layers").pp(1))?;
+        let mlp_in = crate::nn::linear::linear(dim_out, hidden, vb.pp("mlp").pp("layers").pp(0))?;
+        let mlp_out = crate::nn::linear::linear(hidden, dim_out, vb.pp("mlp").pp("layers").pp(1))?;
         let proj = if dim != dim_out {
-            Some(candle_nn::linear(dim, dim_out, vb.pp("proj"))?)
+            Some(crate::nn::linear::linear(dim, dim_out, vb.pp("proj"))?)
         } else {
             None
         };
@@ -476,7 +483,7 @@ impl Hiera {
             .reshape((1, c, 1, wh, 1, ww))?
             .broadcast_as((1, c, h / wh, wh, w / ww, ww))?
             .reshape((1, c, h, w))?;
-        (pe + win)?.permute((0, 2, 3, 1))?.contiguous()
+        (pe + win)?.permute((0, 2, 3, 1))?.contiguous_fast()
     }
 
     fn pos_embed(&self, hw: (usize, usize), x: &Tensor) -> Result<Tensor> {
@@ -505,7 +512,7 @@ impl Hiera {
                 inter.push(x.clone());
             }
             if self.stage_ends.contains(&i) {
-                outs.push(x.permute((0, 3, 1, 2))?.contiguous()?);
+                outs.push(x.permute((0, 3, 1, 2))?.contiguous_fast()?);
             }
         }
         Ok((outs, inter))

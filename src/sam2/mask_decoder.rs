@@ -9,11 +9,12 @@
 
 use crate::config::ModelConfig;
 use crate::nn::conv::{conv2d, conv_transpose2d, Conv2d, ConvTranspose2d};
+use crate::nn::linear::Linear;
 use crate::nn::mlp::Mlp;
 use crate::nn::norm::LayerNorm2d;
 use crate::sam2::transformer::TwoWayTransformer;
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
 /// Object-score head: a 3-layer MLP (`pred_obj_scores_mlp`) or a single Linear.
 #[derive(Debug, Clone)]
@@ -151,7 +152,7 @@ impl MaskDecoder {
                 false,
                 vb.pp("pred_obj_score_head"),
             )?)),
-            (true, false) => Some(ObjScoreHead::Linear(candle_nn::linear(
+            (true, false) => Some(ObjScoreHead::Linear(crate::nn::linear::linear(
                 c,
                 1,
                 vb.pp("pred_obj_score_head"),

@@ -10,10 +10,12 @@
 
 use crate::config::{MemoryAttentionConfig, RopeAttentionConfig, RopeKind};
 use crate::nn::attention::Attention;
+use crate::nn::linear::Linear;
 use crate::nn::norm::layer_norm;
 use crate::nn::rope::{self, AxialRope};
+use crate::nn::ContiguousExt;
 use candle_core::{bail, Module, Result, Tensor};
-use candle_nn::{LayerNorm, Linear, VarBuilder};
+use candle_nn::{LayerNorm, VarBuilder};
 use std::sync::Arc;
 
 /// Default number of query rows per attention block: bounds the score matrix to
@@ -232,8 +234,8 @@ impl MemoryAttentionLayer {
                 cache,
                 vb.pp("cross_attn_image"),
             )?,
-            linear1: candle_nn::linear(d, cfg.dim_feedforward, vb.pp("linear1"))?,
-            linear2: candle_nn::linear(cfg.dim_feedforward, d, vb.pp("linear2"))?,
+            linear1: crate::nn::linear::linear(d, cfg.dim_feedforward, vb.pp("linear1"))?,
+            linear2: crate::nn::linear::linear(cfg.dim_feedforward, d, vb.pp("linear2"))?,
             norm1: layer_norm(d, LN_EPS, vb.pp("norm1"))?,
             norm2: layer_norm(d, LN_EPS, vb.pp("norm2"))?,
             norm3: layer_norm(d, LN_EPS, vb.pp("norm3"))?,
@@ -425,10 +427,10 @@ impl MemoryAttention {
             out = (out + (curr_pos * 0.1)?)?;
         }
         // Batch-first inside the layers.
-        let mut out = out.transpose(0, 1)?.contiguous()?;
-        let curr_pos = curr_pos.transpose(0, 1)?.contiguous()?;
-        let memory = memory.transpose(0, 1)?.contiguous()?;
-        let memory_pos = memory_pos.transpose(0, 1)?.contiguous()?;
+        let mut out = out.transpose(0, 1)?.contiguous_fast()?;
+        let curr_pos = curr_pos.transpose(0, 1)?.contiguous_fast()?;
+        let memory = memory.transpose(0, 1)?.contiguous_fast()?;
+        let memory_pos = memory_pos.transpose(0, 1)?.contiguous_fast()?;
         let mut per_layer = Vec::new();
         for layer in &self.layers {
             out = layer.forward(
@@ -443,7 +445,11 @@ impl MemoryAttention {
                 per_layer.push(out.clone());
             }
         }
-        let out = self.norm.forward(&out)?.transpose(0, 1)?.contiguous()?;
+        let out = self
+            .norm
+            .forward(&out)?
+            .transpose(0, 1)?
+            .contiguous_fast()?;
         debug_assert_eq!(out.dims(), [n, b, c]);
         Ok((out, per_layer))
     }

@@ -8,10 +8,11 @@
 
 use crate::config::{FuserConfig, MaskDownSamplerConfig, MemoryEncoderConfig};
 use crate::nn::conv::{conv2d, Conv2d};
+use crate::nn::linear::Linear;
 use crate::nn::norm::LayerNorm2d;
 use crate::nn::position_encoding::PositionEmbeddingSine;
 use candle_core::{bail, Module, Result, Tensor};
-use candle_nn::{Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{Conv2dConfig, VarBuilder};
 
 /// Temperature of the memory position encoding (`PositionEmbeddingSine(temperature=10000)` in
 /// every released config; the variant files carry no field for it).
@@ -109,8 +110,8 @@ impl CXBlock {
         Ok(Self {
             dwconv: conv2d(dim, dim, cfg.kernel_size, dw_cfg, vb.pp("dwconv"))?,
             norm: LayerNorm2d::new(dim, LN2D_EPS, vb.pp("norm"))?,
-            pwconv1: candle_nn::linear(dim, 4 * dim, vb.pp("pwconv1"))?,
-            pwconv2: candle_nn::linear(4 * dim, dim, vb.pp("pwconv2"))?,
+            pwconv1: crate::nn::linear::linear(dim, 4 * dim, vb.pp("pwconv1"))?,
+            pwconv2: crate::nn::linear::linear(4 * dim, dim, vb.pp("pwconv2"))?,
             gamma: vb.get(dim, "gamma")?,
         })
     }

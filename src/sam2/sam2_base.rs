@@ -11,15 +11,17 @@ use crate::config::ModelConfig;
 use crate::edgetam::perceiver::PerceiverResampler;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::interpolate;
+use crate::nn::linear::Linear;
 use crate::nn::mlp::Mlp;
 use crate::nn::position_encoding::get_1d_sine_pe;
+use crate::nn::ContiguousExt;
 use crate::sam2::image_encoder::ImageEncoder;
 use crate::sam2::mask_decoder::MaskDecoder;
 use crate::sam2::memory_attention::MemoryAttention;
 use crate::sam2::memory_encoder::MemoryEncoder;
 use crate::sam2::prompt_encoder::PromptEncoder;
 use candle_core::{DType, Module, Result, Tensor, D};
-use candle_nn::{Linear, VarBuilder};
+use candle_nn::VarBuilder;
 
 /// Mask logit written where the object is predicted absent.
 pub const NO_OBJ_SCORE: f64 = -1024.0;
@@ -159,10 +161,14 @@ impl Sam2Base {
         let obj_ptr_proj = if t.use_mlp_for_obj_ptr_proj {
             ObjPtrProj::Mlp(Mlp::new(c, c, c, 3, false, vb.pp("obj_ptr_proj"))?)
         } else {
-            ObjPtrProj::Linear(candle_nn::linear(c, c, vb.pp("obj_ptr_proj"))?)
+            ObjPtrProj::Linear(crate::nn::linear::linear(c, c, vb.pp("obj_ptr_proj"))?)
         };
         let obj_ptr_tpos_proj = if t.add_tpos_enc_to_obj_ptrs && t.proj_tpos_enc_in_obj_ptrs {
-            Some(candle_nn::linear(c, cm, vb.pp("obj_ptr_tpos_proj"))?)
+            Some(crate::nn::linear::linear(
+                c,
+                cm,
+                vb.pp("obj_ptr_tpos_proj"),
+            )?)
         } else {
             None
         };
@@ -315,7 +321,7 @@ impl Sam2Base {
                 let idx = best
                     .reshape((bb, 1, 1, 1))?
                     .broadcast_as((bb, 1, h, w))?
-                    .contiguous()?;
+                    .contiguous_fast()?;
                 let _ = m;
                 t.gather(&idx, 1)
             };
@@ -327,7 +333,7 @@ impl Sam2Base {
                 let idx = best
                     .reshape((b, 1, 1))?
                     .broadcast_as((b, 1, c))?
-                    .contiguous()?;
+                    .contiguous_fast()?;
                 tokens.gather(&idx, 1)?.squeeze(1)?
             } else {
                 tokens.narrow(1, 0, 1)?.squeeze(1)?
@@ -465,7 +471,7 @@ impl Sam2Base {
                 .to_dtype(self.dtype())?
                 .unsqueeze(1)?
                 .broadcast_as((np, b, cm))?
-                .contiguous()?;
+                .contiguous_fast()?;
             let (obj_ptrs, obj_pos) = if cm < c {
                 let split = c / cm;
                 let o = obj_ptrs
@@ -500,7 +506,9 @@ impl Sam2Base {
             num_obj_ptr_tokens,
             Some(num_spatial_mem),
         )?;
-        out.permute((1, 2, 0))?.reshape((b, c, h, w))
+        out.permute((1, 2, 0))?
+            .contiguous_fast()?
+            .reshape((b, c, h, w))
     }
 
     /// Temporal encoding of object pointers at signed distances `positions` from the current
@@ -576,8 +584,11 @@ impl Sam2Base {
         let (features, pos) = match &self.spatial_perceiver {
             Some(p) => p.forward(&features, &pos)?,
             None => (
-                features.flatten_from(2)?.transpose(1, 2)?.contiguous()?,
-                pos.flatten_from(2)?.transpose(1, 2)?.contiguous()?,
+                features
+                    .flatten_from(2)?
+                    .transpose(1, 2)?
+                    .contiguous_fast()?,
+                pos.flatten_from(2)?.transpose(1, 2)?.contiguous_fast()?,
             ),
         };
         Ok(Memory { features, pos })

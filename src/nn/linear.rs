@@ -1,0 +1,88 @@
+//! `nn.Linear` with the bias added by vosbench's in-place CUDA kernel (`crate::cuda::bias_add`)
+//! where it applies, and by candle's broadcast add everywhere else (the CPU path is unchanged).
+//! Same weight keys (`weight` [out, in], `bias` [out]) and the same matmul as `candle_nn::Linear`.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
+
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `candle_nn::Linear` without its bias: the matmul for any input rank.
+    inner: candle_nn::Linear,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self {
+            inner: candle_nn::Linear::new(weight, None),
+            bias,
+        }
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        self.inner.weight()
+    }
+
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+}
+
+/// Weights `weight` [out_dim, in_dim] and `bias` [out_dim] under `vb`.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let l = candle_nn::linear(in_dim, out_dim, vb)?;
+    Ok(Linear::new(l.weight().clone(), l.bias().cloned()))
+}
+
+/// Weight `weight` [out_dim, in_dim] under `vb`, no bias.
+pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let l = candle_nn::linear_no_bias(in_dim, out_dim, vb)?;
+    Ok(Linear::new(l.weight().clone(), None))
+}
+
+/// `y + b` over the last axis, in place on CUDA when the fast kernel applies (y must be a fresh
+/// tensor: its storage is modified).
+fn add_bias(y: Tensor, b: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if crate::cuda::bias_add::supports(&y, b) {
+        crate::cuda::bias_add::add_bias_inplace(&y, b)?;
+        return Ok(y);
+    }
+    y.broadcast_add(b)
+}
+
+impl Module for Linear {
+    /// x: [.., in_dim] -> [.., out_dim]
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.inner.forward(x)?;
+        match &self.bias {
+            Some(b) => add_bias(y, b),
+            None => Ok(y),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn forward_equals_candle_linear() -> Result<()> {
+        let dev = Device::Cpu;
+        let w = Tensor::arange(0f32, 12., &dev)?.reshape((3, 4))?;
+        let b = Tensor::new(&[0.5f32, -1., 2.], &dev)?;
+        let x = Tensor::arange(0f32, 24., &dev)?.reshape((2, 3, 4))?;
+        let ours = Linear::new(w.clone(), Some(b.clone())).forward(&x)?;
+        let theirs = candle_nn::Linear::new(w.clone(), Some(b)).forward(&x)?;
+        assert_eq!(ours.to_vec3::<f32>()?, theirs.to_vec3::<f32>()?);
+        let nb = Linear::new(w.clone(), None).forward(&x)?;
+        let want = candle_nn::Linear::new(w, None).forward(&x)?;
+        assert_eq!(nb.to_vec3::<f32>()?, want.to_vec3::<f32>()?);
+        let vb = VarBuilder::zeros(DType::F32, &dev);
+        assert!(linear(4, 3, vb.clone())?.bias().is_some());
+        assert!(linear_no_bias(4, 3, vb)?.bias().is_none());
+        Ok(())
+    }
+}
