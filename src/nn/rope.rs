@@ -8,6 +8,7 @@
 //! them, cached per grid size and device, and applied in f32 whatever the input dtype (the
 //! official code does `x.float()` and casts back).
 
+use crate::nn::ContiguousExt;
 use candle_core::{bail, DType, Device, DeviceLocation, Result, Tensor};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -140,7 +141,7 @@ pub fn rotate(x: &Tensor, table: &RopeTable) -> Result<Tensor> {
         );
     }
     let dtype = x.dtype();
-    let xf = x.to_dtype(DType::F32)?.contiguous()?;
+    let xf = x.to_dtype(DType::F32)?.contiguous_fast()?;
     candle_nn::rotary_emb::rope_i(&xf, &table.cos, &table.sin)?.to_dtype(dtype)
 }
 
@@ -157,7 +158,7 @@ pub fn rotate_repeated(x: &Tensor, table: &RopeTable) -> Result<Tensor> {
         return rotate(x, table);
     }
     // [B, H, r*N, D] and [B, H*r, N, D] share one memory layout.
-    let y = rotate(&x.contiguous()?.reshape((b, h * r, n, d))?, table)?;
+    let y = rotate(&x.contiguous_fast()?.reshape((b, h * r, n, d))?, table)?;
     y.reshape((b, h, nk, d))
 }
 
@@ -232,7 +233,7 @@ pub fn apply_rotary_enc_v2(x: &Tensor, table: &RopeTable, repeat_freqs: usize) -
     }
     let no_rope = per_frame - rope_tokens;
     let xf = x
-        .contiguous()?
+        .contiguous_fast()?
         .reshape((b, h * repeat_freqs, per_frame, d))?;
     let plain = xf.narrow(2, 0, no_rope)?;
     let rotated = rotate(&xf.narrow(2, no_rope, rope_tokens)?, table)?;
