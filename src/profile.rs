@@ -1,6 +1,7 @@
 //! Opt-in stage timing for finding where a frame's time goes: set `VOSBENCH_PROFILE=1` and every
 //! instrumented stage synchronizes its device before and after it runs and adds its wall time to
-//! a process-wide table, printed to stderr when the CLI exits. Off (the default), a stage costs
+//! a process-wide table, printed to stderr when the CLI exits. `VOSBENCH_PROFILE=host` skips the
+//! closing synchronization, so a stage's time is what the host spends issuing it. Off (the default), a stage costs
 //! one relaxed atomic load and nothing is synchronized, so benchmark timings are unaffected.
 
 use candle_core::Device;
@@ -9,21 +10,35 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// 0 = not read yet, 1 = off, 2 = on.
+/// 0 = not read yet, 1 = off, 2 = on (device time), 3 = host (enqueue time).
 static ENABLED: AtomicU8 = AtomicU8::new(0);
 static TABLE: Mutex<BTreeMap<&'static str, (Duration, u64)>> = Mutex::new(BTreeMap::new());
 
+fn mode() -> u8 {
+    match ENABLED.load(Ordering::Relaxed) {
+        0 => {
+            let m = match std::env::var("VOSBENCH_PROFILE").as_deref() {
+                Err(_) | Ok("") | Ok("0") => 1,
+                Ok("host") => 3,
+                Ok(_) => 2,
+            };
+            ENABLED.store(m, Ordering::Relaxed);
+            m
+        }
+        m => m,
+    }
+}
+
 /// Whether `VOSBENCH_PROFILE` is set to something other than `0` or empty.
 pub fn enabled() -> bool {
-    match ENABLED.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
-            let on = std::env::var("VOSBENCH_PROFILE").is_ok_and(|v| !v.is_empty() && v != "0");
-            ENABLED.store(if on { 2 } else { 1 }, Ordering::Relaxed);
-            on
-        }
-    }
+    mode() > 1
+}
+
+/// `VOSBENCH_PROFILE=host`: a stage starts on an idle device and its time ends when the host has
+/// issued its work, without waiting for the device. Where this equals the synchronized time, the
+/// stage is bound by the host issuing kernels, not by the device running them.
+pub fn host_only() -> bool {
+    mode() == 3
 }
 
 /// Run `f` as stage `name` on `device` (timed only when profiling is on). Errors pass through
@@ -39,7 +54,9 @@ pub fn stage<T, E: From<candle_core::Error>>(
     device.synchronize()?;
     let t = Instant::now();
     let out = f()?;
-    device.synchronize()?;
+    if !host_only() {
+        device.synchronize()?;
+    }
     let dt = t.elapsed();
     let mut table = TABLE.lock().unwrap_or_else(|p| p.into_inner());
     let e = table.entry(name).or_insert((Duration::ZERO, 0));

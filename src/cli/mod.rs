@@ -67,7 +67,12 @@ pub fn main() -> i32 {
         Command::Parity(a) => parity::run(a),
     };
     if let Some(r) = crate::profile::report() {
-        eprintln!("\nstage timings (VOSBENCH_PROFILE):\n{r}");
+        let what = if crate::profile::host_only() {
+            "host time to issue each stage, VOSBENCH_PROFILE=host"
+        } else {
+            "VOSBENCH_PROFILE"
+        };
+        eprintln!("\nstage timings ({what}):\n{r}");
     }
     match res {
         Ok(()) => 0,
