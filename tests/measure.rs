@@ -182,7 +182,10 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
     })
     .unwrap_err();
     assert_eq!(e.exit_code(), 2);
-    assert!(v.get("attention_check").is_none(), "not asked for, not reported");
+    assert!(
+        v.get("attention_check").is_none(),
+        "not asked for, not reported"
+    );
     // The fused-attention check needs a CUDA device: on the CPU it is the user's error, and it
     // fails before anything is written.
     let out2 = dir.path().join("probe2.json");
