@@ -175,7 +175,9 @@ impl FlashAttn {
         let (bh, nq, d) = ql.shape().dims3()?;
         let (_, nk, _) = kl.shape().dims3()?;
         for (name, l) in [("q", ql), ("k", kl), ("v", vl)] {
-            if !l.is_contiguous() || (l.start_offset() * std::mem::size_of::<T>()) % 16 != 0 {
+            if !l.is_contiguous()
+                || !(l.start_offset() * std::mem::size_of::<T>()).is_multiple_of(16)
+            {
                 candle_core::bail!("flash attention: {name} must be contiguous and 16-byte aligned")
             }
         }
