@@ -4,7 +4,7 @@
 //! a SAM 2.1 frame (ncu, docs/performance.md).
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg};
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{CpuStorage, CudaStorage, DType, InplaceOp2, Layout, Result, Tensor};
 
@@ -58,13 +58,7 @@ impl BiasAdd {
             .as_cuda_slice_mut::<T>()?
             .slice_mut(xl.start_offset()..xl.start_offset() + n);
         let (n_u, cols_u) = (n as u32, cols as u32);
-        let threads = 256u32;
-        let blocks = (n as u32).div_ceil(threads).min(65535 * 8);
-        let cfg = LaunchConfig {
-            grid_dim: (blocks.max(1), 1, 1),
-            block_dim: (threads, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = super::kernels::grid_1d(n_u);
         let stream = dev.cuda_stream();
         let mut builder = stream.launch_builder(&func);
         builder.arg(&mut xs);

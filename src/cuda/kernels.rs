@@ -2,7 +2,7 @@
 //! build.rs into fat binaries: SASS for the build's compute capability plus PTX), once per
 //! device, and their functions once per name.
 
-use candle_core::cuda_backend::cudarc::driver::{sys, CudaFunction, CudaModule};
+use candle_core::cuda_backend::cudarc::driver::{sys, CudaFunction, CudaModule, LaunchConfig};
 use candle_core::cuda_backend::cudarc::nvrtc::Ptx;
 use candle_core::cuda_backend::WrapErr;
 use candle_core::Result;
@@ -53,4 +53,15 @@ pub fn function(
     }
     cache.functions.insert(key, f.clone());
     Ok(f)
+}
+
+/// Launch shape of the grid-stride elementwise kernels: 256 threads a block, enough blocks for
+/// `n` elements up to a cap (the kernels loop over the rest).
+pub fn grid_1d(n: u32) -> LaunchConfig {
+    const THREADS: u32 = 256;
+    LaunchConfig {
+        grid_dim: (n.div_ceil(THREADS).clamp(1, 65535 * 8), 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
 }

@@ -3,7 +3,7 @@
 //! was the second-largest kernel of a SAM 2.1 frame in the ncu profile (docs/performance.md).
 
 use candle_core::backend::BackendStorage;
-use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::cudarc::driver::{DeviceRepr, PushKernelArg};
 use candle_core::cuda_backend::{CudaDType, WrapErr};
 use candle_core::{CpuStorage, CudaStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 
@@ -93,12 +93,7 @@ impl StridedCopy {
         let src = x.as_cuda_slice::<T>()?.slice(l.start_offset()..);
         let out = unsafe { dev.alloc::<T>(n) }?;
         let n_u = n as u32;
-        let threads = 256u32;
-        let cfg = LaunchConfig {
-            grid_dim: (n_u.div_ceil(threads).clamp(1, 65535 * 8), 1, 1),
-            block_dim: (threads, 1, 1),
-            shared_mem_bytes: 0,
-        };
+        let cfg = super::kernels::grid_1d(n_u);
         let stream = dev.cuda_stream();
         let mut b = stream.launch_builder(&func);
         b.arg(&src);
