@@ -24,6 +24,9 @@ constexpr int BM = 64;
 constexpr int WARPS = 4;
 constexpr int THREADS = WARPS * 32;
 
+// mma.sync with these types needs compute capability 8.0. Builds for older GPUs compile the
+// kernels with trapping stubs; `flash_attn::supports` never sends such a device here.
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
 __device__ __forceinline__ uint32_t to_tf32(float x) {
     uint32_t r;
     asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
@@ -53,6 +56,12 @@ __device__ __forceinline__ void mma_f16(float (&c)[4], const uint32_t (&a)[4], c
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+#else
+__device__ __forceinline__ uint32_t to_tf32(float x) { __trap(); return 0; }
+__device__ __forceinline__ void mma_tf32(float (&)[4], const uint32_t (&)[4], const uint32_t (&)[2]) { __trap(); }
+__device__ __forceinline__ void mma_bf16(float (&)[4], const uint32_t (&)[4], const uint32_t (&)[2]) { __trap(); }
+__device__ __forceinline__ void mma_f16(float (&)[4], const uint32_t (&)[4], const uint32_t (&)[2]) { __trap(); }
+#endif
 
 // Per element type: the k extent of one mma, shared-memory padding, fragment loads and the mma.
 // Fragment layouts are PTX's (g = lane / 4, t = lane % 4). Shared arrays are row-major with
