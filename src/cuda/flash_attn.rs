@@ -17,10 +17,11 @@
 //!
 //! Head dims 56 (Hiera-B+), 72 (Hiera-L), 96 (Hiera-T/S), 256 (memory attention), 64 and 128 have
 //! kernels (56 and 72 padded with zero columns to 64 and 80); everything else, and devices below compute
-//! capability 8.0 (no `mma.sync` for these types), stays on the unfused path. So does f32 with
-//! TF32 at head dim 256 (memory attention): there cuBLAS's TF32 GEMMs plus the softmax measured
-//! faster than this kernel's TF32 variant on an H200 (docs/performance.md), whose f32 tiles are
-//! limited by shared-memory bandwidth.
+//! capability 8.0 (no `mma.sync` for these types), stays on the unfused path. So does f32 (with or
+//! without TF32) at head dim 256, memory attention: there cuBLAS's GEMMs around vosbench's row
+//! softmax (`crate::cuda::softmax`) measured about twice as fast as this kernel's f32 variants on
+//! an H200 (docs/performance.md), whose f32 tiles are limited by shared-memory traffic; the
+//! unfused path's score chunk (1024 query rows) bounds its memory.
 
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::cudarc::driver::{
@@ -81,7 +82,7 @@ pub fn supports(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
         && k.dims().last() == Some(&d)
         && v.dims().last() == Some(&d)
         && compute_capability(dev).is_some_and(|cc| cc >= 80)
-        && !(q.dtype() == DType::F32 && F32Math::current() == F32Math::Tf32 && d > 128)
+        && !(q.dtype() == DType::F32 && d > 128)
 }
 
 fn compute_capability(dev: &candle_core::CudaDevice) -> Option<i32> {

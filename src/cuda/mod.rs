@@ -13,6 +13,8 @@ pub mod kernels;
 pub mod memory;
 pub mod probe;
 #[cfg(feature = "cuda")]
+pub mod softmax;
+#[cfg(feature = "cuda")]
 pub mod strided_copy;
 pub mod tuning;
 

@@ -78,9 +78,19 @@ fn sdpa_block(q: &Tensor, kt: &Tensor, v: &Tensor, scale: f64) -> Result<Tensor>
     let dtype = q.dtype();
     // Scaling the queries instead of the scores saves a pass over the [n, Nk] score matrix (the
     // largest tensor of memory attention); the products differ in the last bit at most.
-    let scores = (q * scale)?.matmul(kt)?;
-    let probs = candle_nn::ops::softmax_last_dim(&scores.to_dtype(DType::F32)?)?.to_dtype(dtype)?;
-    probs.matmul(v)
+    let scores = (q * scale)?.matmul(kt)?.to_dtype(DType::F32)?;
+    softmax_f32(scores)?.to_dtype(dtype)?.matmul(v)
+}
+
+/// Softmax over the last axis of f32 scores, in place through vosbench's kernel on CUDA
+/// (`crate::cuda::softmax`), candle's softmax elsewhere. `scores` is consumed.
+fn softmax_f32(scores: Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if crate::cuda::softmax::supports(&scores) {
+        crate::cuda::softmax::softmax_last_dim_inplace(&scores)?;
+        return Ok(scores);
+    }
+    candle_nn::ops::softmax_last_dim(&scores)
 }
 
 /// `Attention` of `sam/transformer.py`: projections to `internal_dim = embedding_dim /
