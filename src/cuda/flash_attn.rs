@@ -67,9 +67,17 @@ impl F32Math {
     }
 }
 
-/// Whether the fused kernel can run these inputs: CUDA tensors of compute capability 8.0 or
-/// later, f32/f16/bf16, a head dim in [`HEAD_DIMS`], equal head dims for q, k and v.
+/// Whether [`crate::nn::attention::sdpa`] sends these inputs to the fused kernel: [`covers`],
+/// except f32 at head dims above 128, where the unfused path (cuBLAS and the row-softmax kernel,
+/// in 1024-row chunks) measured faster (docs/performance.md).
 pub fn supports(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
+    let d = q.dims().last().copied().unwrap_or(0);
+    covers(q, k, v) && !(q.dtype() == DType::F32 && d > 128)
+}
+
+/// Whether the kernel can run these inputs at all: CUDA tensors of compute capability 8.0 or
+/// later, f32/f16/bf16, a head dim in [`HEAD_DIMS`], equal head dims for q, k and v.
+pub fn covers(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
     let candle_core::Device::Cuda(dev) = q.device() else {
         return false;
     };
@@ -82,7 +90,6 @@ pub fn supports(q: &Tensor, k: &Tensor, v: &Tensor) -> bool {
         && k.dims().last() == Some(&d)
         && v.dims().last() == Some(&d)
         && compute_capability(dev).is_some_and(|cc| cc >= 80)
-        && !(q.dtype() == DType::F32 && d > 128)
 }
 
 fn compute_capability(dev: &candle_core::CudaDevice) -> Option<i32> {
@@ -320,6 +327,8 @@ pub struct CheckRow {
     pub fused_ms: Option<f64>,
     /// the unfused path at the same precision, query chunks of 1024 as memory attention runs it
     pub unfused_ms: Option<f64>,
+    /// whether `nn::attention::sdpa` takes the fused kernel for these inputs ([`supports`])
+    pub used: bool,
 }
 
 /// The shapes [`check`] runs: the real ones at a 1024 input (timed) and odd sizes that leave
@@ -362,9 +371,10 @@ fn check_all(dev: &candle_core::Device, timed: bool) -> Result<Vec<CheckRow>> {
             ("bf16", DType::BF16, false, 2e-2),
         ] {
             let (qd, kd, vd) = (q.to_dtype(dtype)?, k.to_dtype(dtype)?, v.to_dtype(dtype)?);
-            if !supports(&qd, &kd, &vd) {
+            if !covers(&qd, &kd, &vd) {
                 candle_core::bail!("the fused kernel does not cover {math} {:?}", qd.dims());
             }
+            let used = supports(&qd, &kd, &vd);
             set_tf32(tf32);
             let got = sdpa(&qd, &kd, &vd)?.to_dtype(DType::F32)?;
             set_tf32(false);
@@ -398,6 +408,7 @@ fn check_all(dev: &candle_core::Device, timed: bool) -> Result<Vec<CheckRow>> {
                 ok: rel_l2.is_finite() && rel_l2 <= tol,
                 fused_ms,
                 unfused_ms,
+                used,
             });
         }
     }
@@ -419,13 +430,21 @@ fn time_ms(dev: &candle_core::Device, mut f: impl FnMut() -> Result<()>) -> Resu
 /// The check as a table.
 pub fn render_check(rows: &[CheckRow]) -> String {
     let mut s = format!(
-        "{:<9} {:>26} {:>10} {:>10} {:>8} {:>4} {:>10} {:>11}\n",
-        "math", "[B*H, Nq, Nk, D]", "rel L2", "max abs", "tol", "ok", "fused ms", "unfused ms"
+        "{:<9} {:>26} {:>10} {:>10} {:>8} {:>4} {:>10} {:>11} {:>8}\n",
+        "math",
+        "[B*H, Nq, Nk, D]",
+        "rel L2",
+        "max abs",
+        "tol",
+        "ok",
+        "fused ms",
+        "unfused ms",
+        "used"
     );
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     for r in rows {
         s += &format!(
-            "{:<9} {:>26} {:>10.2e} {:>10.2e} {:>8.0e} {:>4} {:>10} {:>11}\n",
+            "{:<9} {:>26} {:>10.2e} {:>10.2e} {:>8.0e} {:>4} {:>10} {:>11} {:>8}\n",
             r.math,
             format!("{:?}", r.shape),
             r.rel_l2,
@@ -433,7 +452,8 @@ pub fn render_check(rows: &[CheckRow]) -> String {
             r.tolerance,
             if r.ok { "yes" } else { "NO" },
             ms(r.fused_ms),
-            ms(r.unfused_ms)
+            ms(r.unfused_ms),
+            if r.used { "fused" } else { "unfused" }
         );
     }
     s
