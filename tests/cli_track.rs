@@ -4,14 +4,11 @@
 
 mod common;
 
-use common::{convert_fixture, fixture_dir, get, load_tensors, root, vosbench};
+use common::{
+    assert_bad_input, click_arg, converted_sam2_test, fixture_dir, get, load_tensors, root,
+    vosbench,
+};
 use std::path::Path;
-
-fn converted(dir: &Path) -> String {
-    let out = dir.join("sam2_test.safetensors");
-    convert_fixture("sam2_test", "sam2.1_test", &out);
-    out.to_str().unwrap().to_string()
-}
 
 fn read_mask(p: &Path) -> (Vec<bool>, u32, u32) {
     let img = image::open(p)
@@ -24,17 +21,12 @@ fn read_mask(p: &Path) -> (Vec<bool>, u32, u32) {
 #[test]
 fn track_writes_sav_layout_masks_close_to_the_official_ones() {
     let tmp = tempfile::tempdir().unwrap();
-    let weights = converted(tmp.path());
+    let weights = converted_sam2_test(tmp.path());
     let frames = fixture_dir("video_test").join("frames");
     let cfg = root().join("tests/models/sam2.1_test.json");
     let out = tmp.path().join("out");
     let t = load_tensors("video_test", "tracking.safetensors");
-    let c = get(&t, "point.prompt.coords")
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let point = format!("{},{}", c[0], c[1]);
+    let point = click_arg(&t);
     let o = vosbench(&[
         "track",
         "--model",
@@ -91,19 +83,6 @@ fn track_writes_sav_layout_masks_close_to_the_official_ones() {
     assert!(mean >= 0.95 && min >= 0.85, "mean IoU {mean}, min {min}");
 }
 
-fn assert_bad_input(args: &[&str], needle: &str) {
-    let o = vosbench(args);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "args {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
-    assert!(err.contains(needle), "'{needle}' not in: {err}");
-}
-
 #[test]
 fn track_bad_input_is_one_line_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
@@ -157,7 +136,7 @@ fn track_bad_input_is_one_line_exit_2() {
         ],
         "bad point",
     );
-    let weights = converted(tmp.path());
+    let weights = converted_sam2_test(tmp.path());
     assert_bad_input(
         &[
             "track",

@@ -8,7 +8,9 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
-use common::{convert_fixture, fixture_dir, get, load_tensors, root, test_config, vosbench};
+use common::{
+    click_arg, convert_fixture, fixture_dir, get, load_tensors, root, test_config, vosbench,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use vosbench::weights::convert::write_atomic;
@@ -127,12 +129,7 @@ fn edgetam_convert_and_track_match_the_official_predictor() {
     let weights = converted_with_overrides(tmp.path());
     let t = load_tensors("edgetam_video", "tracking.safetensors");
 
-    let c = get(&t, "point.prompt.coords")
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let point = format!("{},{}", c[0], c[1]);
+    let point = click_arg(&t);
     let out = tmp.path().join("point");
     track(&weights, &out, &["--point", &point]);
     let (mean, min) = compare(&out, "point", &t);

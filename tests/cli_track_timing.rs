@@ -4,14 +4,11 @@
 
 mod common;
 
-use common::{convert_fixture, fixture_dir, get, load_tensors, root, vosbench};
+use common::{
+    assert_bad_input, click_arg, converted_sam2_test, fixture_dir, get, load_tensors, root,
+    vosbench,
+};
 use std::path::Path;
-
-fn converted(dir: &Path) -> String {
-    let out = dir.join("sam2_test.safetensors");
-    convert_fixture("sam2_test", "sam2.1_test", &out);
-    out.to_str().unwrap().to_string()
-}
 
 fn num(v: &serde_json::Value, key: &str) -> f64 {
     v[key]
@@ -119,14 +116,9 @@ fn check_common(t: &serde_json::Value, warmup: usize) {
 #[test]
 fn timing_json_forward_from_a_click_without_masks() {
     let tmp = tempfile::tempdir().unwrap();
-    let weights = converted(tmp.path());
+    let weights = converted_sam2_test(tmp.path());
     let t = load_tensors("video_test", "tracking.safetensors");
-    let c = get(&t, "point.prompt.coords")
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
-    let point = format!("{},{}", c[0], c[1]);
+    let point = click_arg(&t);
     let t = timed(tmp.path(), &weights, &["--point", &point, "--no-masks"]);
     check_common(&t, 5);
     assert_eq!(t["precision"], "f32");
@@ -143,7 +135,7 @@ fn timing_json_forward_from_a_click_without_masks() {
 #[test]
 fn timing_json_backward_and_forward_from_a_box_in_f16_with_masks() {
     let tmp = tempfile::tempdir().unwrap();
-    let weights = converted(tmp.path());
+    let weights = converted_sam2_test(tmp.path());
     let t = load_tensors("video_test", "tracking.safetensors");
     let b = get(&t, "box.prompt.box").to_vec1::<f32>().unwrap();
     let bbox = format!("{},{},{},{}", b[0], b[1], b[2], b[3]);
@@ -175,23 +167,10 @@ fn timing_json_backward_and_forward_from_a_box_in_f16_with_masks() {
     }
 }
 
-fn assert_bad_input(args: &[&str], needle: &str) {
-    let o = vosbench(args);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "expected exit code 2 for {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.contains(needle), "'{needle}' not in: {err}");
-}
-
 #[test]
 fn bf16_on_cpu_and_bad_precision_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let weights = converted(tmp.path());
+    let weights = converted_sam2_test(tmp.path());
     let frames = fixture_dir("video_test").join("frames");
     let cfg = root().join("tests/models/sam2.1_test.json");
     let base = [

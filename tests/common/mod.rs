@@ -78,6 +78,39 @@ pub fn vosbench(args: &[&str]) -> std::process::Output {
         .expect("run vosbench")
 }
 
+/// Assert that `vosbench ARGS` is refused as bad input: exit code 2 and a one-line message on
+/// stderr containing `needle`.
+pub fn assert_bad_input(args: &[&str], needle: &str) {
+    let o = vosbench(args);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "expected exit code 2 for {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err}");
+    assert!(err.contains(needle), "'{needle}' not in: {err}");
+}
+
+/// The fixture's click (`point.prompt.coords`, video pixels) as `--point X,Y`.
+pub fn click_arg(t: &HashMap<String, Tensor>) -> String {
+    let c = get(t, "point.prompt.coords")
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    format!("{},{}", c[0], c[1])
+}
+
+/// The committed `sam2_test` checkpoint converted for `tests/models/sam2.1_test.json` into
+/// `dir/sam2_test.safetensors`; its path.
+pub fn converted_sam2_test(dir: &std::path::Path) -> String {
+    let out = dir.join("sam2_test.safetensors");
+    convert_fixture("sam2_test", "sam2.1_test", &out);
+    out.to_str().unwrap().to_string()
+}
+
 /// `vosbench convert` of `tests/fixtures/<fixture>/model.pt` for the test variant
 /// `tests/models/<variant>.json` into `out`; panics with its stderr if it fails.
 pub fn convert_fixture(fixture: &str, variant: &str, out: &std::path::Path) {
