@@ -3,6 +3,12 @@
 //! a process-wide table, printed to stderr when the CLI exits. `VOSBENCH_PROFILE=host` skips the
 //! closing synchronization, so a stage's time is what the host spends issuing it. Off (the default), a stage costs
 //! one relaxed atomic load and nothing is synchronized, so benchmark timings are unaffected.
+//!
+//! On a CUDA device with a memory pool the table also says which stages raise the pool's
+//! high-water marks: for each stage, by how many MiB its calls raised the reserved peak (memory
+//! the pool took from the driver) and the live-tensor peak, summed over its calls. A stage that
+//! never sets a new peak shows 0 even if it allocates a lot: the columns say where the process
+//! peak is made, not how much a stage uses.
 
 use candle_core::Device;
 use std::collections::BTreeMap;
@@ -12,7 +18,34 @@ use std::time::{Duration, Instant};
 
 /// 0 = not read yet, 1 = off, 2 = on (device time), 3 = host (enqueue time).
 static ENABLED: AtomicU8 = AtomicU8::new(0);
-static TABLE: Mutex<BTreeMap<&'static str, (Duration, u64)>> = Mutex::new(BTreeMap::new());
+static TABLE: Mutex<BTreeMap<&'static str, Entry>> = Mutex::new(BTreeMap::new());
+/// The pool of the first CUDA device profiled (attached without changing its settings).
+static POOL: Mutex<Option<crate::cuda::memory::DeviceMemory>> = Mutex::new(None);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Entry {
+    time: Duration,
+    calls: u64,
+    /// Bytes by which this stage's calls raised the pool's reserved / live high-water marks.
+    reserved_growth: u64,
+    used_growth: u64,
+}
+
+/// The pool's (live, reserved) high-water marks now, None off CUDA or without a pool.
+fn pool_peaks(device: &Device) -> Option<(u64, u64)> {
+    if !matches!(device, Device::Cuda(_)) {
+        return None;
+    }
+    let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
+    if pool.is_none() {
+        *pool = crate::cuda::memory::DeviceMemory::attach(device);
+    }
+    let m = pool.as_ref()?;
+    if m.accounting() != crate::cuda::memory::Accounting::MemoryPool {
+        return None;
+    }
+    Some((m.peak_used_bytes().ok()?, m.peak_reserved_bytes().ok()?))
+}
 
 fn mode() -> u8 {
     match ENABLED.load(Ordering::Relaxed) {
@@ -52,36 +85,62 @@ pub fn stage<T, E: From<candle_core::Error>>(
         return f();
     }
     device.synchronize()?;
+    let before = pool_peaks(device);
     let t = Instant::now();
     let out = f()?;
     if !host_only() {
         device.synchronize()?;
     }
     let dt = t.elapsed();
+    let after = before.and_then(|_| pool_peaks(device));
     let mut table = TABLE.lock().unwrap_or_else(|p| p.into_inner());
-    let e = table.entry(name).or_insert((Duration::ZERO, 0));
-    e.0 += dt;
-    e.1 += 1;
+    let e = table.entry(name).or_default();
+    e.time += dt;
+    e.calls += 1;
+    if let (Some((u0, r0)), Some((u1, r1))) = (before, after) {
+        e.used_growth += u1.saturating_sub(u0);
+        e.reserved_growth += r1.saturating_sub(r0);
+    }
     Ok(out)
 }
 
-/// The table as text: stage, calls, total and mean milliseconds (stages nest: a stage's time
-/// includes the stages inside it).
+/// The table as text: stage, calls, total and mean milliseconds, and on CUDA the MiB by which
+/// the stage raised the pool's reserved and live peaks (stages nest: a stage's figures include
+/// the stages inside it).
 pub fn report() -> Option<String> {
     let table = TABLE.lock().unwrap_or_else(|p| p.into_inner());
     if table.is_empty() {
         return None;
     }
+    let memory = POOL
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .is_some_and(|m| m.accounting() == crate::cuda::memory::Accounting::MemoryPool);
     let mut s = format!(
-        "{:<28} {:>7} {:>11} {:>10}\n",
+        "{:<28} {:>7} {:>11} {:>10}",
         "stage", "calls", "total ms", "mean ms"
     );
-    for (name, (d, n)) in table.iter() {
-        let ms = d.as_secs_f64() * 1e3;
+    if memory {
+        s.push_str(&format!(" {:>13} {:>13}", "+peak res MiB", "+peak live MiB"));
+    }
+    s.push('\n');
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    for (name, e) in table.iter() {
+        let ms = e.time.as_secs_f64() * 1e3;
         s.push_str(&format!(
-            "{name:<28} {n:>7} {ms:>11.1} {:>10.3}\n",
-            ms / (*n).max(1) as f64
+            "{name:<28} {:>7} {ms:>11.1} {:>10.3}",
+            e.calls,
+            ms / e.calls.max(1) as f64
         ));
+        if memory {
+            s.push_str(&format!(
+                " {:>13.1} {:>14.1}",
+                mib(e.reserved_growth),
+                mib(e.used_growth)
+            ));
+        }
+        s.push('\n');
     }
     Some(s)
 }

@@ -167,6 +167,10 @@ pub struct Timing {
     pub device_alloc_after_load_bytes: Option<u64>,
     /// `total - free` of the whole device at the end (CUDA context and libraries included).
     pub device_total_used_end_bytes: Option<u64>,
+    /// The memory pool after each frame's mask was on the host, in the order the frames were
+    /// produced (prompt frame first): live and reserved bytes and the high-water marks so far.
+    /// Empty on CPU.
+    pub device_pool_per_frame: Vec<crate::cuda::memory::PoolSample>,
     pub clock_ticks_per_second: f64,
     pub masks_written: bool,
     /// Positive-pixel fraction of the masks (min, mean, max over the tracked frames): a sanity
@@ -302,6 +306,10 @@ pub fn run(args: Args) -> Result<()> {
     // Before any allocation: raises the pool's release threshold, and its peaks then cover the
     // whole run, weights included.
     let mem = DeviceMemory::for_device(&device);
+    let pool_policy = crate::cuda::memory::PoolPolicy::from_env()?;
+    if let (Some(m), Some(bytes)) = (&mem, pool_policy.release_threshold_bytes) {
+        m.set_release_threshold(bytes)?;
+    }
     let t_load = Instant::now();
     let vb = crate::weights::load_var_builder(&weights, &cfg, dtype, &device)?;
     let model = Sam2Base::new(&cfg, vb)?;
@@ -341,6 +349,13 @@ pub fn run(args: Args) -> Result<()> {
     let first_mask_ms = ms(t_prompt.elapsed());
     let start_to_first_mask_ms = process_age_ms();
     drop(first);
+    let pool_memory = mem
+        .as_ref()
+        .filter(|m| m.accounting() == crate::cuda::memory::Accounting::MemoryPool);
+    let mut pool_samples = Vec::new();
+    if let Some(m) = pool_memory {
+        pool_samples.push(m.sample()?);
+    }
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -381,6 +396,12 @@ pub fn run(args: Args) -> Result<()> {
                 write_overlay(&overlay_dir.join(format!("{f:05}.png")), p, &fg)?;
             }
             bar.inc(1);
+        }
+        if let Some(m) = pool_memory {
+            pool_samples.push(m.sample()?);
+            if let Some(keep) = pool_policy.trim_each_frame_bytes {
+                m.trim_to(keep)?;
+            }
         }
         // Writing PNGs is not part of the next frame's latency.
         last.set(Some(Instant::now()));
@@ -444,6 +465,7 @@ pub fn run(args: Args) -> Result<()> {
             peak_device_reserved_bytes: peak(DeviceMemory::peak_reserved_bytes)?,
             device_alloc_after_load_bytes: alloc_after_load,
             device_total_used_end_bytes: peak(DeviceMemory::device_used_bytes)?,
+            device_pool_per_frame: pool_samples,
             clock_ticks_per_second: CLOCK_TICKS_PER_SECOND,
             masks_written: write_masks,
             mask_fraction: (!fractions.is_empty()).then(|| {
@@ -519,6 +541,7 @@ mod tests {
             peak_device_reserved_bytes: None,
             device_alloc_after_load_bytes: None,
             device_total_used_end_bytes: None,
+            device_pool_per_frame: Vec::new(),
             clock_ticks_per_second: CLOCK_TICKS_PER_SECOND,
             masks_written: false,
             mask_fraction: None,

@@ -38,6 +38,123 @@ pub enum Accounting {
     DeviceInfo,
 }
 
+/// Pool settings read from the environment, for measuring their effect without a rebuild:
+/// `VOSBENCH_POOL_RELEASE_MB` (the release threshold instead of "keep everything") and
+/// `VOSBENCH_POOL_TRIM_MB` (after each frame, trim the pool to its live bytes plus this many MiB).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolPolicy {
+    pub release_threshold_bytes: Option<u64>,
+    pub trim_each_frame_bytes: Option<u64>,
+}
+
+impl PoolPolicy {
+    /// The policy the environment asks for; a value that is not a whole number of MiB is an
+    /// input error.
+    pub fn from_env() -> Result<Self> {
+        let mib = |name: &str| -> Result<Option<u64>> {
+            match std::env::var(name) {
+                Err(_) => Ok(None),
+                Ok(v) if v.trim().is_empty() => Ok(None),
+                Ok(v) => v.trim().parse::<u64>().map(|m| Some(m << 20)).map_err(|_| {
+                    crate::error::Error::Input(format!("{name}={v}: expected a number of MiB"))
+                }),
+            }
+        };
+        Ok(Self {
+            release_threshold_bytes: mib("VOSBENCH_POOL_RELEASE_MB")?,
+            trim_each_frame_bytes: mib("VOSBENCH_POOL_TRIM_MB")?,
+        })
+    }
+}
+
+/// The points of a frame where [`fence`] may wait for the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FencePoint {
+    /// After the image encoder's trunk.
+    Trunk,
+    /// After the image encoder's neck.
+    Neck,
+    /// After memory conditioning (memory attention).
+    MemoryConditioning,
+    /// After the prompt encoder and mask decoder.
+    Heads,
+    /// After every Hiera block.
+    HieraBlock,
+    /// After every memory-attention layer.
+    MemoryAttentionLayer,
+}
+
+impl FencePoint {
+    const ALL: [FencePoint; 6] = [
+        FencePoint::Trunk,
+        FencePoint::Neck,
+        FencePoint::MemoryConditioning,
+        FencePoint::Heads,
+        FencePoint::HieraBlock,
+        FencePoint::MemoryAttentionLayer,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            FencePoint::Trunk => "trunk",
+            FencePoint::Neck => "neck",
+            FencePoint::MemoryConditioning => "memcond",
+            FencePoint::Heads => "heads",
+            FencePoint::HieraBlock => "block",
+            FencePoint::MemoryAttentionLayer => "layer",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// The points the environment enables: `VOSBENCH_POOL_FENCE` is a comma-separated list of
+    /// point names (`trunk`, `neck`, `memcond`, `heads`, `block`, `layer`), `module` (the first
+    /// four), `all` or `off`. Read once per process; unknown names are ignored.
+    fn configured() -> u8 {
+        static MASK: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+        *MASK.get_or_init(|| {
+            let v = std::env::var("VOSBENCH_POOL_FENCE").unwrap_or_default();
+            let mut mask = 0u8;
+            for name in v.split(',').map(str::trim) {
+                for p in FencePoint::ALL {
+                    let on = match name {
+                        "all" => true,
+                        "module" => (p as u8) < 4,
+                        n => n == p.name(),
+                    };
+                    if on {
+                        mask |= p.bit();
+                    }
+                }
+            }
+            mask
+        })
+    }
+}
+
+/// A memory fence: on CUDA, wait for the device if `point` is enabled; elsewhere nothing. The
+/// memory pool merges the blocks that queued frees return only once the device has run past
+/// them; while the host runs ahead, an allocation that needs a large block can find only pieces
+/// and maps new memory instead. Waiting at a few points of a frame keeps the pool close to the
+/// live size (docs/performance.md, "Peak memory").
+pub fn fence(device: &Device, point: FencePoint) -> candle_core::Result<()> {
+    if matches!(device, Device::Cuda(_)) && FencePoint::configured() & point.bit() != 0 {
+        device.synchronize()?;
+    }
+    Ok(())
+}
+
+/// One reading of the pool ([`DeviceMemory::sample`]), in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PoolSample {
+    pub used_bytes: u64,
+    pub reserved_bytes: u64,
+    pub peak_used_bytes: u64,
+    pub peak_reserved_bytes: u64,
+}
+
 /// Memory accounting for one CUDA device; see the module documentation.
 #[derive(Debug)]
 pub struct DeviceMemory {
@@ -50,7 +167,31 @@ impl DeviceMemory {
     /// memory-pool support but whose pool cannot be read falls back to [`Accounting::DeviceInfo`]
     /// and records why in [`DeviceMemory::fallback_reason`].
     pub fn for_device(device: &Device) -> Option<DeviceMemory> {
-        imp::Inner::for_device(device).map(|inner| DeviceMemory { inner })
+        imp::Inner::for_device(device, true).map(|inner| DeviceMemory { inner })
+    }
+
+    /// As [`DeviceMemory::for_device`], but leaves the pool's release threshold as it is (for
+    /// observers such as the stage profiler, which must not change what they measure).
+    pub fn attach(device: &Device) -> Option<DeviceMemory> {
+        imp::Inner::for_device(device, false).map(|inner| DeviceMemory { inner })
+    }
+
+    /// The four pool figures at once: live and reserved bytes now and their high-water marks.
+    pub fn sample(&self) -> Result<PoolSample> {
+        Ok(PoolSample {
+            used_bytes: self.used_bytes()?,
+            reserved_bytes: self.reserved_bytes()?,
+            peak_used_bytes: self.peak_used_bytes()?,
+            peak_reserved_bytes: self.peak_reserved_bytes()?,
+        })
+    }
+
+    /// Give unused pool memory back to the driver until the pool holds at most `keep_bytes` more
+    /// than is live (it cannot release memory that shares a driver allocation with a live
+    /// tensor). Does not synchronise: memory freed by queued work is released once that work has
+    /// run.
+    pub fn trim_to(&self, keep_bytes: u64) -> Result<()> {
+        self.inner.trim_to(keep_bytes)
     }
 
     /// Where the numbers come from.
@@ -127,7 +268,7 @@ mod imp {
     pub(super) struct Inner(Infallible);
 
     impl Inner {
-        pub(super) fn for_device(_device: &Device) -> Option<Inner> {
+        pub(super) fn for_device(_device: &Device, _raise_threshold: bool) -> Option<Inner> {
             None
         }
         pub(super) fn accounting(&self) -> Accounting {
@@ -161,6 +302,9 @@ mod imp {
             match self.0 {}
         }
         pub(super) fn set_release_threshold(&self, _bytes: u64) -> Result<()> {
+            match self.0 {}
+        }
+        pub(super) fn trim_to(&self, _keep_bytes: u64) -> Result<()> {
             match self.0 {}
         }
         pub(super) fn release_threshold(&self) -> Result<Option<u64>> {
@@ -203,7 +347,7 @@ mod imp {
     }
 
     impl Inner {
-        pub(super) fn for_device(device: &Device) -> Option<Inner> {
+        pub(super) fn for_device(device: &Device, raise_threshold: bool) -> Option<Inner> {
             let Device::Cuda(cuda) = device else {
                 return None;
             };
@@ -218,7 +362,7 @@ mod imp {
                     ),
                 )
             } else {
-                match open_pool(&ctx) {
+                match open_pool(&ctx, raise_threshold) {
                     Ok(pool) => (Some(pool), None),
                     Err(e) => (
                         None,
@@ -363,6 +507,17 @@ mod imp {
             Ok(())
         }
 
+        pub(super) fn trim_to(&self, keep_bytes: u64) -> Result<()> {
+            if let Some(pool) = &self.pool {
+                self.bind()?;
+                let used = self.get(pool, Attr::CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?;
+                // SAFETY: the pool is the device's live current pool.
+                unsafe { result::mem_pool::trim_to(pool.0, used.saturating_add(keep_bytes) as usize) }
+                    .map_err(|e| driver_err("cuMemPoolTrimTo", e))?;
+            }
+            Ok(())
+        }
+
         pub(super) fn set_release_threshold(&self, bytes: u64) -> Result<()> {
             match &self.pool {
                 Some(pool) => self.set(pool, Attr::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, bytes),
@@ -384,14 +539,17 @@ mod imp {
     }
 
     /// The device's current pool (where cuMemAllocAsync allocates), with the release threshold
-    /// raised so freed memory is kept for reuse.
-    fn open_pool(ctx: &Arc<CudaContext>) -> Result<Pool> {
+    /// raised so freed memory is kept for reuse when `raise_threshold`.
+    fn open_pool(ctx: &Arc<CudaContext>, raise_threshold: bool) -> Result<Pool> {
         ctx.bind_to_thread()
             .map_err(|e| driver_err("bind context", e))?;
         // SAFETY: cu_device() is a device handle obtained from the driver by the context.
         let raw = unsafe { result::device::get_mem_pool(ctx.cu_device()) }
             .map_err(|e| driver_err("cuDeviceGetMemPool", e))?;
         let pool = Pool(raw);
+        if !raise_threshold {
+            return Ok(pool);
+        }
         let mut v = u64::MAX;
         // SAFETY: RELEASE_THRESHOLD is a cuuint64_t attribute of a live pool.
         unsafe {

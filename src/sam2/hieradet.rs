@@ -508,6 +508,7 @@ impl Hiera {
         let mut inter = Vec::new();
         for (i, blk) in self.blocks.iter().enumerate() {
             x = blk.forward(&x)?;
+            crate::cuda::memory::fence(x.device(), crate::cuda::memory::FencePoint::HieraBlock)?;
             if keep {
                 inter.push(x.clone());
             }

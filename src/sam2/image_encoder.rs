@@ -226,9 +226,12 @@ impl ImageEncoder {
     /// image: [B, 3, S, S] normalized -> features of the kept levels.
     pub fn forward(&self, image: &Tensor) -> Result<ImageEncoderOutput> {
         let dev = image.device();
+        use crate::cuda::memory::{fence, FencePoint};
         let xs = crate::profile::stage("image_encoder.trunk", dev, || self.trunk.forward(image))?;
+        fence(dev, FencePoint::Trunk)?;
         let (mut features, mut pos) =
             crate::profile::stage("image_encoder.neck", dev, || self.neck.forward(&xs))?;
+        fence(dev, FencePoint::Neck)?;
         let keep = features.len().saturating_sub(self.scalp);
         features.truncate(keep);
         pos.truncate(keep);

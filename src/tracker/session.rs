@@ -8,6 +8,7 @@
 //! bounded by [`Retention`] (see [`crate::tracker::memory_bank`]).
 
 use crate::error::{Error, Result};
+use crate::cuda::memory::{fence, FencePoint};
 use crate::nn::interpolate;
 use crate::sam2::sam2_base::{FrameFeatures, PointInputs, Sam2Base, NO_OBJ_SCORE};
 use crate::tracker::frames::{FrameSource, PrefetchingFrames};
@@ -287,6 +288,7 @@ impl<'m> Session<'m> {
                 model.memory_conditioned_features(&feats, is_init_cond, &mems, &ptrs, num_frames)
             })?
         };
+        fence(&dev, FencePoint::MemoryConditioning)?;
         let num_pts = match point_inputs {
             Some(p) => p.num_points()?,
             None => 0,
@@ -296,6 +298,7 @@ impl<'m> Session<'m> {
         let sam = crate::profile::stage("sam_heads", &dev, || {
             model.forward_sam_heads(&pix_feat, point_inputs, prev_logits, high_res, multimask)
         })?;
+        fence(&dev, FencePoint::Heads)?;
         let memory = if run_mem_encoder && tcfg.num_maskmem > 0 {
             Some(crate::profile::stage("memory_encoder", &dev, || {
                 model.store_memory(model.encode_new_memory(
