@@ -122,7 +122,10 @@ pub fn report() -> Option<String> {
         "stage", "calls", "total ms", "mean ms"
     );
     if memory {
-        s.push_str(&format!(" {:>13} {:>13}", "+peak res MiB", "+peak live MiB"));
+        s.push_str(&format!(
+            " {:>13} {:>13}",
+            "+peak res MiB", "+peak live MiB"
+        ));
     }
     s.push('\n');
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;

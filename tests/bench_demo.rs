@@ -107,6 +107,7 @@ fn demo_runs_in_two_processes_and_resumes_after_a_kill() {
     let cfg = json(&pre.join("inference_config.json"));
     assert_eq!(cfg["setup_pid"].as_u64(), Some(setup_pid as u64));
     assert_eq!(cfg["models"].as_array().unwrap().len(), 2);
+    assert_eq!(cfg["options"]["memory_fence"], "auto");
     let meta = json(&pre.join("metadata.json"));
     let videos = meta["videos"].as_array().unwrap();
     assert_eq!(videos.len(), 2);
@@ -243,6 +244,9 @@ fn bad_input_exits_2_and_keeps_results() {
     let mut a = base_args(&out);
     a.extend(["--mem-budget-mb".into(), "1".into()]);
     check(a, "budget");
+    let mut a = base_args(&out);
+    a.extend(["--memory-fence".into(), "neck,sometimes".into()]);
+    check(a, "unknown point 'sometimes'");
 }
 
 /// A budget that holds at setup but is crossed while tracking: every (video, object, model) row

@@ -99,6 +99,7 @@ fn check_common(t: &serde_json::Value, warmup: usize) {
     // CPU: no device memory figures
     assert!(t["peak_device_alloc_bytes"].is_null());
     assert!(t["peak_device_reserved_bytes"].is_null());
+    assert_eq!(t["device_pool_per_frame"], serde_json::json!([]));
     assert!(t.get("device_name").and_then(|v| v.as_str()).is_some());
     let frac: Vec<f64> = t["mask_fraction"]
         .as_array()
@@ -123,6 +124,8 @@ fn timing_json_forward_from_a_click_without_masks() {
     check_common(&t, 5);
     assert_eq!(t["precision"], "f32");
     assert_eq!(t["tf32"], false);
+    // --memory-fence auto in f32: one fence after memory conditioning
+    assert_eq!(t["memory_fences"], "memcond");
     assert_eq!(t["masks_written"], false);
     // nothing but the JSON and the converted weights in the folder: no mask tree
     let names: Vec<String> = std::fs::read_dir(tmp.path())
@@ -154,10 +157,14 @@ fn timing_json_backward_and_forward_from_a_box_in_f16_with_masks() {
             "3",
             "--out",
             out.to_str().unwrap(),
+            "--memory-fence",
+            "heads, trunk",
         ],
     );
     check_common(&t, 3);
     assert_eq!(t["precision"], "f16");
+    // given explicitly (auto would be none in half precision), listed in frame order
+    assert_eq!(t["memory_fences"], "trunk,heads");
     assert_eq!(t["masks_written"], true);
     for i in 0..24 {
         assert!(
@@ -192,4 +199,7 @@ fn bf16_on_cpu_and_bad_precision_are_refused() {
     let mut a = base.to_vec();
     a.push("f8");
     assert_bad_input(&a, "bad --precision 'f8'");
+    let mut a = base.to_vec();
+    a.extend(["f32", "--memory-fence", "trunk,bogus"]);
+    assert_bad_input(&a, "--memory-fence 'trunk,bogus': unknown point 'bogus'");
 }

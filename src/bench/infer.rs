@@ -17,7 +17,7 @@ use crate::data::sav::Annotation;
 use crate::error::{Error, Result};
 use crate::eval::evaluator::ObjectScorer;
 use crate::sam2::sam2_base::Sam2Base;
-use crate::tracker::session::{Session, SessionOptions};
+use crate::tracker::session::Session;
 use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -164,8 +164,12 @@ impl RowContext<'_> {
             })?;
         let t_setup = Instant::now();
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
-        let mut session =
-            Session::with_frames(model, Box::new(frames), device, SessionOptions::default());
+        let mut session = Session::with_frames(
+            model,
+            Box::new(frames),
+            device,
+            opts.session_options(model.dtype())?,
+        );
         session.add_prompt(o.prompt_frame, 1, &object_prompt_for(o, self.plan.prompt))?;
         device.synchronize()?;
         row.setup_ms = Some(round(t_setup.elapsed().as_secs_f64() * 1e3, 1));

@@ -111,6 +111,26 @@ pub fn with_image_size(cfg: &ModelConfig, side: usize) -> Result<ModelConfig> {
     Ok(c)
 }
 
+fn auto_fence() -> String {
+    "auto".into()
+}
+
+impl BenchOptions {
+    /// The session options of every tracked clip (the fences resolved for `dtype`).
+    pub fn session_options(
+        &self,
+        dtype: candle_core::DType,
+    ) -> crate::error::Result<crate::tracker::session::SessionOptions> {
+        Ok(crate::tracker::session::SessionOptions {
+            memory_fences: Some(crate::cuda::memory::FenceSet::from_arg(
+                &self.memory_fence,
+                dtype,
+            )?),
+            ..Default::default()
+        })
+    }
+}
+
 /// Everything the two phases are told (from the command line).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchOptions {
@@ -126,6 +146,9 @@ pub struct BenchOptions {
     /// TF32 allowed for f32 convolutions and matmuls.
     #[serde(default)]
     pub tf32: bool,
+    /// `--memory-fence`: auto, off, all or a list of fence points (`crate::cuda::memory`).
+    #[serde(default = "auto_fence")]
+    pub memory_fence: String,
     pub max_frames_in_mem: usize,
     pub mem_budget_mb: Option<u64>,
     pub limit_videos: usize,

@@ -10,6 +10,7 @@ use crate::bench::plan::{
 use crate::bench::setup::run_setup;
 use crate::cli::common::{model_dtype, parse_device};
 use crate::error::{Error, Result};
+use candle_core::DType;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -51,6 +52,11 @@ pub struct Args {
     /// convolutions). Off by default: pure f32.
     #[arg(long)]
     pub tf32: bool,
+    /// Where each frame waits for the device so the memory pool can reuse what the frame freed
+    /// (CUDA): auto (after memory attention in f32, nowhere in f16/bf16), off, all, or a comma
+    /// list of trunk, neck, memcond, heads, block, layer (docs/performance.md, "Peak memory").
+    #[arg(long, default_value = "auto")]
+    pub memory_fence: String,
     /// Most decoded frames resident at once in phase B.
     #[arg(long, alias = "max_frames_in_mem", default_value_t = 600)]
     pub max_frames_in_mem: usize,
@@ -172,6 +178,7 @@ impl Args {
         opt("precision", Some(self.precision.clone().into()));
         opt("device", self.device.clone().map(Into::into));
         opt("workspace-mb", Some(self.workspace_mb.to_string().into()));
+        opt("memory-fence", Some(self.memory_fence.clone().into()));
         opt(
             "max-frames-in-mem",
             Some(self.max_frames_in_mem.to_string().into()),
@@ -264,6 +271,11 @@ impl Args {
             }),
             enable_cudnn_tuning: self.enable_cudnn_tuning,
             tf32: self.tf32,
+            memory_fence: {
+                // A bad value fails here, before setup writes anything.
+                crate::cuda::memory::FenceSet::from_arg(&self.memory_fence, DType::F32)?;
+                self.memory_fence.clone()
+            },
             workspace_mb: self.workspace_mb,
             max_frames_in_mem: self.max_frames_in_mem,
             mem_budget_mb: self.mem_budget_mb,

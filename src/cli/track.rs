@@ -8,7 +8,7 @@ use crate::cli::common::{
     converted_path, model_dtype, parse_device, write_overlay, write_png_atomic,
 };
 use crate::config::Registry;
-use crate::cuda::memory::DeviceMemory;
+use crate::cuda::memory::{DeviceMemory, FenceSet};
 use crate::cuda::tuning::ConvOptions;
 use crate::error::{Error, Result};
 use crate::sam2::sam2_base::Sam2Base;
@@ -65,6 +65,12 @@ pub struct Args {
     /// Upper bound of the cuDNN convolution workspace, in MiB (CUDA).
     #[arg(long, default_value_t = 256)]
     pub workspace_mb: usize,
+    /// Where each frame waits for the device so the memory pool can reuse what the frame freed
+    /// (CUDA): auto (after memory attention in f32, nowhere in f16/bf16), off, all, or a comma
+    /// list of trunk, neck, memcond, heads, block, layer. Trades a little speed for a lower
+    /// reserved peak (docs/performance.md, "Peak memory").
+    #[arg(long, default_value = "auto")]
+    pub memory_fence: String,
     /// Time the cuDNN algorithms of every convolution shape instead of trusting the heuristic
     /// (CUDA; the search runs on the first frame and counts in its latency).
     #[arg(long)]
@@ -123,6 +129,8 @@ pub struct Timing {
     pub precision: String,
     pub tf32: bool,
     pub workspace_mb: usize,
+    /// The `--memory-fence` points in force (`off` for none).
+    pub memory_fences: String,
     pub cudnn_tuning: bool,
     pub device: String,
     pub device_name: String,
@@ -287,6 +295,7 @@ pub fn run(args: Args) -> Result<()> {
     let cfg = reg.resolve(&args.model)?;
     let device = parse_device(&args.device)?;
     let dtype = model_dtype(&args.precision, device.is_cpu())?;
+    let memory_fences = FenceSet::from_arg(&args.memory_fence, dtype)?;
     let weights = args
         .weights
         .clone()
@@ -306,10 +315,6 @@ pub fn run(args: Args) -> Result<()> {
     // Before any allocation: raises the pool's release threshold, and its peaks then cover the
     // whole run, weights included.
     let mem = DeviceMemory::for_device(&device);
-    let pool_policy = crate::cuda::memory::PoolPolicy::from_env()?;
-    if let (Some(m), Some(bytes)) = (&mem, pool_policy.release_threshold_bytes) {
-        m.set_release_threshold(bytes)?;
-    }
     let t_load = Instant::now();
     let vb = crate::weights::load_var_builder(&weights, &cfg, dtype, &device)?;
     let model = Sam2Base::new(&cfg, vb)?;
@@ -317,7 +322,11 @@ pub fn run(args: Args) -> Result<()> {
     let model_load_ms = ms(t_load.elapsed());
     let alloc_after_load = mem.as_ref().map(|m| m.used_bytes()).transpose()?;
     let t_open = Instant::now();
-    let mut session = Session::open(&model, &args.frames, &device, SessionOptions::default())?;
+    let session_opts = SessionOptions {
+        memory_fences: Some(memory_fences),
+        ..SessionOptions::default()
+    };
+    let mut session = Session::open(&model, &args.frames, &device, session_opts)?;
     let session_open_ms = ms(t_open.elapsed());
     let n = session.num_frames();
     let (video_height, video_width) = session.video_size();
@@ -399,9 +408,6 @@ pub fn run(args: Args) -> Result<()> {
         }
         if let Some(m) = pool_memory {
             pool_samples.push(m.sample()?);
-            if let Some(keep) = pool_policy.trim_each_frame_bytes {
-                m.trim_to(keep)?;
-            }
         }
         // Writing PNGs is not part of the next frame's latency.
         last.set(Some(Instant::now()));
@@ -438,6 +444,7 @@ pub fn run(args: Args) -> Result<()> {
             .into(),
             tf32: args.tf32,
             workspace_mb: args.workspace_mb,
+            memory_fences: memory_fences.to_string(),
             cudnn_tuning: args.enable_cudnn_tuning,
             device: args.device.clone(),
             device_name: report.name.clone().unwrap_or(report.kind),
@@ -514,6 +521,7 @@ mod tests {
             precision: "f32".into(),
             tf32: false,
             workspace_mb: 256,
+            memory_fences: "off".into(),
             cudnn_tuning: false,
             device: "cpu".into(),
             device_name: String::new(),

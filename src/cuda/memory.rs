@@ -38,35 +38,6 @@ pub enum Accounting {
     DeviceInfo,
 }
 
-/// Pool settings read from the environment, for measuring their effect without a rebuild:
-/// `VOSBENCH_POOL_RELEASE_MB` (the release threshold instead of "keep everything") and
-/// `VOSBENCH_POOL_TRIM_MB` (after each frame, trim the pool to its live bytes plus this many MiB).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PoolPolicy {
-    pub release_threshold_bytes: Option<u64>,
-    pub trim_each_frame_bytes: Option<u64>,
-}
-
-impl PoolPolicy {
-    /// The policy the environment asks for; a value that is not a whole number of MiB is an
-    /// input error.
-    pub fn from_env() -> Result<Self> {
-        let mib = |name: &str| -> Result<Option<u64>> {
-            match std::env::var(name) {
-                Err(_) => Ok(None),
-                Ok(v) if v.trim().is_empty() => Ok(None),
-                Ok(v) => v.trim().parse::<u64>().map(|m| Some(m << 20)).map_err(|_| {
-                    crate::error::Error::Input(format!("{name}={v}: expected a number of MiB"))
-                }),
-            }
-        };
-        Ok(Self {
-            release_threshold_bytes: mib("VOSBENCH_POOL_RELEASE_MB")?,
-            trim_each_frame_bytes: mib("VOSBENCH_POOL_TRIM_MB")?,
-        })
-    }
-}
-
 /// The points of a frame where [`fence`] may wait for the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FencePoint {
@@ -85,7 +56,8 @@ pub enum FencePoint {
 }
 
 impl FencePoint {
-    const ALL: [FencePoint; 6] = [
+    /// Every point, in the order of a frame (coarse ones first).
+    pub const ALL: [FencePoint; 6] = [
         FencePoint::Trunk,
         FencePoint::Neck,
         FencePoint::MemoryConditioning,
@@ -94,7 +66,8 @@ impl FencePoint {
         FencePoint::MemoryAttentionLayer,
     ];
 
-    fn name(self) -> &'static str {
+    /// The name `--memory-fence` uses.
+    pub fn name(self) -> &'static str {
         match self {
             FencePoint::Trunk => "trunk",
             FencePoint::Neck => "neck",
@@ -108,39 +81,114 @@ impl FencePoint {
     fn bit(self) -> u8 {
         1 << (self as u8)
     }
+}
 
-    /// The points the environment enables: `VOSBENCH_POOL_FENCE` is a comma-separated list of
-    /// point names (`trunk`, `neck`, `memcond`, `heads`, `block`, `layer`), `module` (the first
-    /// four), `all` or `off`. Read once per process; unknown names are ignored.
-    fn configured() -> u8 {
-        static MASK: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-        *MASK.get_or_init(|| {
-            let v = std::env::var("VOSBENCH_POOL_FENCE").unwrap_or_default();
-            let mut mask = 0u8;
-            for name in v.split(',').map(str::trim) {
-                for p in FencePoint::ALL {
-                    let on = match name {
-                        "all" => true,
-                        "module" => (p as u8) < 4,
-                        n => n == p.name(),
-                    };
-                    if on {
-                        mask |= p.bit();
-                    }
-                }
+/// A set of [`FencePoint`]s: where a frame waits for the device so that the memory pool can
+/// reuse what the frame freed (see [`fence`] and docs/performance.md, "Peak memory").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FenceSet(u8);
+
+impl FenceSet {
+    /// No fences.
+    pub const NONE: FenceSet = FenceSet(0);
+
+    /// What `--memory-fence auto` picks for a model run in `dtype`: in f32 the device, not the
+    /// host, bounds a frame, so one wait after memory conditioning costs little and keeps the
+    /// pool near the live size (SAM 2.1 tiny, H200: reserved peak 1376 -> 960 MiB, same FPS).
+    /// In f16/bf16 the host issuing kernels bounds a frame, a wait loses the overlap (tiny bf16:
+    /// 45 -> 37 FPS), and the pool's peak is already small: none.
+    pub fn auto(dtype: candle_core::DType) -> FenceSet {
+        match dtype {
+            candle_core::DType::F32 => FenceSet::NONE.with(FencePoint::MemoryConditioning),
+            _ => FenceSet::NONE,
+        }
+    }
+
+    /// This set and `point`.
+    pub fn with(self, point: FencePoint) -> FenceSet {
+        FenceSet(self.0 | point.bit())
+    }
+
+    pub fn contains(self, point: FencePoint) -> bool {
+        self.0 & point.bit() != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// `off`, `all`, or a comma-separated list of point names ([`FencePoint::name`]).
+    pub fn parse(spec: &str) -> Result<FenceSet> {
+        let spec = spec.trim();
+        match spec {
+            "off" | "none" => return Ok(FenceSet::NONE),
+            "all" => {
+                return Ok(FencePoint::ALL
+                    .iter()
+                    .fold(FenceSet::NONE, |s, &p| s.with(p)))
             }
-            mask
-        })
+            _ => {}
+        }
+        let mut set = FenceSet::NONE;
+        for name in spec.split(',').map(str::trim) {
+            let Some(p) = FencePoint::ALL.iter().find(|p| p.name() == name) else {
+                return Err(crate::error::Error::Input(format!(
+                    "--memory-fence '{spec}': unknown point '{name}' (expected auto, off, all or a \
+                     comma list of {})",
+                    FencePoint::ALL.map(FencePoint::name).join(", ")
+                )));
+            };
+            set = set.with(*p);
+        }
+        Ok(set)
+    }
+
+    /// `--memory-fence` as given: `auto` resolves for `dtype` ([`FenceSet::auto`]).
+    pub fn from_arg(spec: &str, dtype: candle_core::DType) -> Result<FenceSet> {
+        if spec.trim() == "auto" {
+            Ok(FenceSet::auto(dtype))
+        } else {
+            FenceSet::parse(spec)
+        }
     }
 }
 
-/// A memory fence: on CUDA, wait for the device if `point` is enabled; elsewhere nothing. The
-/// memory pool merges the blocks that queued frees return only once the device has run past
-/// them; while the host runs ahead, an allocation that needs a large block can find only pieces
-/// and maps new memory instead. Waiting at a few points of a frame keeps the pool close to the
-/// live size (docs/performance.md, "Peak memory").
+impl std::fmt::Display for FenceSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return f.write_str("off");
+        }
+        let names: Vec<&str> = FencePoint::ALL
+            .iter()
+            .filter(|p| self.contains(**p))
+            .map(|p| p.name())
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// The process-wide fence set ([`set_fences`]); none until set.
+static FENCES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Set where [`fence`] waits, for the whole process (a session applies its own at open; see
+/// `SessionOptions::memory_fences`).
+pub fn set_fences(set: FenceSet) {
+    FENCES.store(set.0, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The fence set in force.
+pub fn fences() -> FenceSet {
+    FenceSet(FENCES.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// A memory fence: on CUDA, wait for the device if `point` is in the set in force; elsewhere
+/// nothing. With the host running ahead of the device, a frame's allocations are served while the
+/// blocks its earlier work freed are still queued; measured on an H200, the pool then maps new
+/// memory instead of reusing them and its reserved peak grows frame after frame to 1.5-1.8x the
+/// live peak. Waiting once or twice a frame keeps it near the live size (docs/performance.md,
+/// "Peak memory").
 pub fn fence(device: &Device, point: FencePoint) -> candle_core::Result<()> {
-    if matches!(device, Device::Cuda(_)) && FencePoint::configured() & point.bit() != 0 {
+    if matches!(device, Device::Cuda(_)) && fences().contains(point) {
         device.synchronize()?;
     }
     Ok(())
@@ -184,14 +232,6 @@ impl DeviceMemory {
             peak_used_bytes: self.peak_used_bytes()?,
             peak_reserved_bytes: self.peak_reserved_bytes()?,
         })
-    }
-
-    /// Give unused pool memory back to the driver until the pool holds at most `keep_bytes` more
-    /// than is live (it cannot release memory that shares a driver allocation with a live
-    /// tensor). Does not synchronise: memory freed by queued work is released once that work has
-    /// run.
-    pub fn trim_to(&self, keep_bytes: u64) -> Result<()> {
-        self.inner.trim_to(keep_bytes)
     }
 
     /// Where the numbers come from.
@@ -302,9 +342,6 @@ mod imp {
             match self.0 {}
         }
         pub(super) fn set_release_threshold(&self, _bytes: u64) -> Result<()> {
-            match self.0 {}
-        }
-        pub(super) fn trim_to(&self, _keep_bytes: u64) -> Result<()> {
             match self.0 {}
         }
         pub(super) fn release_threshold(&self) -> Result<Option<u64>> {
@@ -507,17 +544,6 @@ mod imp {
             Ok(())
         }
 
-        pub(super) fn trim_to(&self, keep_bytes: u64) -> Result<()> {
-            if let Some(pool) = &self.pool {
-                self.bind()?;
-                let used = self.get(pool, Attr::CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?;
-                // SAFETY: the pool is the device's live current pool.
-                unsafe { result::mem_pool::trim_to(pool.0, used.saturating_add(keep_bytes) as usize) }
-                    .map_err(|e| driver_err("cuMemPoolTrimTo", e))?;
-            }
-            Ok(())
-        }
-
         pub(super) fn set_release_threshold(&self, bytes: u64) -> Result<()> {
             match &self.pool {
                 Some(pool) => self.set(pool, Attr::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, bytes),
@@ -561,5 +587,61 @@ mod imp {
         }
         .map_err(|e| driver_err("set the pool release threshold", e))?;
         Ok(pool)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+
+    #[test]
+    fn fence_sets_parse_print_and_resolve() {
+        let all = FenceSet::parse("all").unwrap();
+        for p in FencePoint::ALL {
+            assert!(all.contains(p), "{p:?}");
+            assert!(!FenceSet::parse("off").unwrap().contains(p));
+            let one = FenceSet::parse(p.name()).unwrap();
+            assert_eq!(one, FenceSet::NONE.with(p));
+            assert_eq!(one.to_string(), p.name());
+        }
+        assert_eq!(all.to_string(), "trunk,neck,memcond,heads,block,layer");
+        // any order, spaces allowed; printed in frame order
+        let s = FenceSet::parse(" layer , trunk,memcond").unwrap();
+        assert_eq!(s.to_string(), "trunk,memcond,layer");
+        assert_eq!(FenceSet::parse(&s.to_string()).unwrap(), s);
+        assert_eq!(FenceSet::NONE.to_string(), "off");
+        assert!(FenceSet::parse("none").unwrap().is_empty());
+
+        assert_eq!(
+            FenceSet::from_arg("auto", DType::F32).unwrap().to_string(),
+            "memcond"
+        );
+        for dt in [DType::F16, DType::BF16] {
+            assert!(FenceSet::from_arg("auto", dt).unwrap().is_empty(), "{dt:?}");
+        }
+        assert_eq!(
+            FenceSet::from_arg("heads", DType::BF16).unwrap(),
+            FenceSet::NONE.with(FencePoint::Heads)
+        );
+    }
+
+    #[test]
+    fn unknown_fence_points_are_input_errors() {
+        for bad in ["", "trunk,", "Trunk", "auto,trunk", "memory"] {
+            match FenceSet::parse(bad) {
+                Err(crate::error::Error::Input(m)) => {
+                    assert!(
+                        m.starts_with(&format!("--memory-fence '{}'", bad.trim())),
+                        "{m}"
+                    );
+                    assert!(
+                        m.contains("trunk, neck, memcond, heads, block, layer"),
+                        "{m}"
+                    );
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
     }
 }

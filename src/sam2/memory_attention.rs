@@ -22,20 +22,6 @@ use std::sync::Arc;
 /// `1024 x Nk` per head (about 115 MB in f32 for 28k memory tokens) without changing the result.
 pub const DEFAULT_QUERY_CHUNK: usize = 1024;
 
-/// The query chunk memory attention starts with: [`DEFAULT_QUERY_CHUNK`] unless the environment
-/// sets `VOSBENCH_ATTN_CHUNK` to a positive row count (read once per process; for measuring the
-/// chunk's effect on speed and peak memory without a rebuild).
-pub fn default_query_chunk() -> usize {
-    static CHUNK: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CHUNK.get_or_init(|| {
-        std::env::var("VOSBENCH_ATTN_CHUNK")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(DEFAULT_QUERY_CHUNK)
-    })
-}
-
 /// Epsilon of the `nn.LayerNorm`s of memory attention (PyTorch default).
 const LN_EPS: f64 = 1e-5;
 
@@ -108,7 +94,7 @@ impl RoPEAttention {
             cfg.kv_in_dim,
             vb,
         )?
-        .with_chunk(Some(default_query_chunk()));
+        .with_chunk(Some(DEFAULT_QUERY_CHUNK));
         let rope = cache.get(attn.internal_dim / attn.num_heads, cfg.rope_theta)?;
         let layout = match cfg.kind {
             RopeKind::Rope => {
@@ -329,7 +315,7 @@ impl MemoryAttention {
             norm: layer_norm(cfg.d_model, LN_EPS, vb.pp("norm"))?,
             pos_enc_at_input: cfg.pos_enc_at_input,
             d_model: cfg.d_model,
-            chunk: Some(default_query_chunk()),
+            chunk: Some(DEFAULT_QUERY_CHUNK),
         })
     }
 
@@ -455,7 +441,10 @@ impl MemoryAttention {
                 num_obj_ptr_tokens,
                 num_spatial_mem,
             )?;
-            crate::cuda::memory::fence(out.device(), crate::cuda::memory::FencePoint::MemoryAttentionLayer)?;
+            crate::cuda::memory::fence(
+                out.device(),
+                crate::cuda::memory::FencePoint::MemoryAttentionLayer,
+            )?;
             if keep_layers {
                 per_layer.push(out.clone());
             }

@@ -7,8 +7,8 @@
 //! used frame are cached (as the official predictor does). What the session keeps per object is
 //! bounded by [`Retention`] (see [`crate::tracker::memory_bank`]).
 
+use crate::cuda::memory::{fence, FencePoint, FenceSet};
 use crate::error::{Error, Result};
-use crate::cuda::memory::{fence, FencePoint};
 use crate::nn::interpolate;
 use crate::sam2::sam2_base::{FrameFeatures, PointInputs, Sam2Base, NO_OBJ_SCORE};
 use crate::tracker::frames::{FrameSource, PrefetchingFrames};
@@ -31,12 +31,17 @@ pub struct Prompt {
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
     pub retention: Retention,
+    /// Where each frame waits for the device so the memory pool can reuse what the frame freed
+    /// (CUDA; `crate::cuda::memory::fence`). None: [`FenceSet::auto`] for the model's dtype.
+    /// Applied process-wide when the session opens.
+    pub memory_fences: Option<FenceSet>,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
         Self {
             retention: Retention::Window,
+            memory_fences: None,
         }
     }
 }
@@ -108,6 +113,10 @@ impl<'m> Session<'m> {
         device: &Device,
         opts: SessionOptions,
     ) -> Self {
+        crate::cuda::memory::set_fences(
+            opts.memory_fences
+                .unwrap_or_else(|| FenceSet::auto(model.dtype())),
+        );
         Self {
             model,
             frames,

@@ -155,7 +155,10 @@ pub fn point_run(m: &Sam2Base, fixture: &str, retention: Retention) {
         m,
         pillow_frames(),
         &Device::Cpu,
-        SessionOptions { retention },
+        SessionOptions {
+            retention,
+            ..SessionOptions::default()
+        },
     );
     let (f, prompt) = point_prompt(&t);
     prompt_iou_ok(&s.add_prompt(f, 1, &prompt).unwrap(), &t, "point");

@@ -7,11 +7,11 @@
 #
 # There (device run, carry .gpu and .pyref):
 #   bash tests/gpu/memory_check.sh [VARIANT...]        (default: sam2.1_hiera_tiny)
-# Settings (environment): MODES ("f32 f32-tf32"), SETTINGS (space-separated NAME=ENV,ENV...
-#   entries, "base=" for none; ENV is one VAR=VALUE understood by vosbench, e.g.
-#   "chunk512=VOSBENCH_ATTN_CHUNK=512 trim=VOSBENCH_POOL_TRIM_MB=0"; an entry starting with -- is
-#   a `vosbench track` flag instead, e.g. "ws64=--workspace-mb=64"), PROFILE_SETTING (the setting
-#   also run once with VOSBENCH_PROFILE=1; default base), FRAMES (64), SIZE (854x480),
+# Settings (environment): MODES ("f32 f32-tf32"), SETTINGS (space-separated NAME=ITEM,ITEM...
+#   entries, "base=" for none; an ITEM starting with -- is a `vosbench track` flag, anything else
+#   an environment variable for it, e.g. "off=--memory-fence=off trunk=--memory-fence=trunk
+#   unfused=VOSBENCH_ATTENTION=unfused"), PROFILE_SETTING (the setting also run once with
+#   VOSBENCH_PROFILE=1; default base), FRAMES (64), SIZE (854x480),
 #   DEVICE (cuda), PYTHON (python3), VOSBENCH (.gpu/vosbench). On CPU (checking the script:
 #   DEVICE=cpu VOSBENCH=target/release/vosbench ... sam2.1_test) the memory columns are blank.
 # Results in $OUT (or /tmp/memory_out): JSON and log per run, summary.txt.
