@@ -108,6 +108,7 @@ fn demo_runs_in_two_processes_and_resumes_after_a_kill() {
     assert_eq!(cfg["setup_pid"].as_u64(), Some(setup_pid as u64));
     assert_eq!(cfg["models"].as_array().unwrap().len(), 2);
     assert_eq!(cfg["options"]["memory_fence"], "auto");
+    assert_eq!(cfg["options"]["cuda_graph"], "auto");
     let meta = json(&pre.join("metadata.json"));
     let videos = meta["videos"].as_array().unwrap();
     assert_eq!(videos.len(), 2);
@@ -247,6 +248,9 @@ fn bad_input_exits_2_and_keeps_results() {
     let mut a = base_args(&out);
     a.extend(["--memory-fence".into(), "neck,sometimes".into()]);
     check(a, "unknown point 'sometimes'");
+    let mut a = base_args(&out);
+    a.extend(["--cuda-graph".into(), "sometimes".into()]);
+    check(a, "--cuda-graph 'sometimes'");
 }
 
 /// A budget that holds at setup but is crossed while tracking: every (video, object, model) row

@@ -126,6 +126,8 @@ fn timing_json_forward_from_a_click_without_masks() {
     assert_eq!(t["tf32"], false);
     // --memory-fence auto in f32: one fence after memory conditioning
     assert_eq!(t["memory_fences"], "memcond");
+    // no CUDA graph on the CPU
+    assert_eq!(t["cuda_graph"], "off");
     assert_eq!(t["masks_written"], false);
     // nothing but the JSON and the converted weights in the folder: no mask tree
     let names: Vec<String> = std::fs::read_dir(tmp.path())
@@ -202,4 +204,7 @@ fn bf16_on_cpu_and_bad_precision_are_refused() {
     let mut a = base.to_vec();
     a.extend(["f32", "--memory-fence", "trunk,bogus"]);
     assert_bad_input(&a, "--memory-fence 'trunk,bogus': unknown point 'bogus'");
+    let mut a = base.to_vec();
+    a.extend(["f32", "--cuda-graph", "maybe"]);
+    assert_bad_input(&a, "--cuda-graph 'maybe': expected auto, on or off");
 }

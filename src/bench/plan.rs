@@ -111,7 +111,8 @@ pub fn with_image_size(cfg: &ModelConfig, side: usize) -> Result<ModelConfig> {
     Ok(c)
 }
 
-fn auto_fence() -> String {
+/// The default of `memory_fence` and `cuda_graph` in configs written before they existed.
+fn auto_setting() -> String {
     "auto".into()
 }
 
@@ -147,8 +148,11 @@ pub struct BenchOptions {
     #[serde(default)]
     pub tf32: bool,
     /// `--memory-fence`: auto, off, all or a list of fence points (`crate::cuda::memory`).
-    #[serde(default = "auto_fence")]
+    #[serde(default = "auto_setting")]
     pub memory_fence: String,
+    /// `--cuda-graph`: auto, on or off (`crate::cuda::graph`).
+    #[serde(default = "auto_setting")]
+    pub cuda_graph: String,
     pub max_frames_in_mem: usize,
     pub mem_budget_mb: Option<u64>,
     pub limit_videos: usize,

@@ -57,6 +57,10 @@ pub struct Args {
     /// list of trunk, neck, memcond, heads, block, layer (docs/performance.md, "Peak memory").
     #[arg(long, default_value = "auto")]
     pub memory_fence: String,
+    /// Replay the image encoder's trunk as a CUDA graph (CUDA): auto (on in f16/bf16, off in
+    /// f32), on or off (docs/performance.md, "CUDA graphs").
+    #[arg(long, default_value = "auto")]
+    pub cuda_graph: String,
     /// Most decoded frames resident at once in phase B.
     #[arg(long, alias = "max_frames_in_mem", default_value_t = 600)]
     pub max_frames_in_mem: usize,
@@ -179,6 +183,7 @@ impl Args {
         opt("device", self.device.clone().map(Into::into));
         opt("workspace-mb", Some(self.workspace_mb.to_string().into()));
         opt("memory-fence", Some(self.memory_fence.clone().into()));
+        opt("cuda-graph", Some(self.cuda_graph.clone().into()));
         opt(
             "max-frames-in-mem",
             Some(self.max_frames_in_mem.to_string().into()),
@@ -277,6 +282,10 @@ impl Args {
                 self.memory_fence.clone()
             },
             workspace_mb: self.workspace_mb,
+            cuda_graph: {
+                crate::cuda::graph::from_arg(&self.cuda_graph, DType::F32)?;
+                self.cuda_graph.clone()
+            },
             max_frames_in_mem: self.max_frames_in_mem,
             mem_budget_mb: self.mem_budget_mb,
             limit_videos: self.limit_videos,

@@ -71,6 +71,12 @@ pub struct Args {
     /// reserved peak (docs/performance.md, "Peak memory").
     #[arg(long, default_value = "auto")]
     pub memory_fence: String,
+    /// Replay the image encoder's trunk as a CUDA graph from the second tracked frame on (CUDA):
+    /// one launch instead of hundreds of kernel launches per frame, same kernels, same results.
+    /// auto (on in f16/bf16, off in f32, where it costs memory), on or off (docs/performance.md,
+    /// "CUDA graphs").
+    #[arg(long, default_value = "auto")]
+    pub cuda_graph: String,
     /// Time the cuDNN algorithms of every convolution shape instead of trusting the heuristic
     /// (CUDA; the search runs on the first frame and counts in its latency).
     #[arg(long)]
@@ -131,6 +137,8 @@ pub struct Timing {
     pub workspace_mb: usize,
     /// The `--memory-fence` points in force (`off` for none).
     pub memory_fences: String,
+    /// The trunk's CUDA graph at the end: `off`, `eager`, `captured` or `failed: <why>`.
+    pub cuda_graph: String,
     pub cudnn_tuning: bool,
     pub device: String,
     pub device_name: String,
@@ -296,6 +304,7 @@ pub fn run(args: Args) -> Result<()> {
     let device = parse_device(&args.device)?;
     let dtype = model_dtype(&args.precision, device.is_cpu())?;
     let memory_fences = FenceSet::from_arg(&args.memory_fence, dtype)?;
+    crate::cuda::graph::set_enabled(crate::cuda::graph::from_arg(&args.cuda_graph, dtype)?);
     let weights = args
         .weights
         .clone()
@@ -445,6 +454,7 @@ pub fn run(args: Args) -> Result<()> {
             tf32: args.tf32,
             workspace_mb: args.workspace_mb,
             memory_fences: memory_fences.to_string(),
+            cuda_graph: model.image_encoder.trunk_graph_status(),
             cudnn_tuning: args.enable_cudnn_tuning,
             device: args.device.clone(),
             device_name: report.name.clone().unwrap_or(report.kind),
@@ -522,6 +532,7 @@ mod tests {
             tf32: false,
             workspace_mb: 256,
             memory_fences: "off".into(),
+            cuda_graph: "off".into(),
             cudnn_tuning: false,
             device: "cpu".into(),
             device_name: String::new(),

@@ -421,6 +421,8 @@ fn grow_arena(
     bytes: usize,
 ) -> Result<()> {
     if bytes > 0 && arena.as_ref().is_none_or(|a| a.len() < bytes) {
+        // A captured CUDA graph holds the old arena's address (`crate::cuda::graph`).
+        crate::cuda::graph::invalidate();
         *arena = None;
         let a = unsafe { stream.alloc::<u8>(bytes) }
             .map_err(|e| err(&format!("workspace of {} MiB", bytes.div_ceil(1 << 20)), e))?;
@@ -431,6 +433,7 @@ fn grow_arena(
 
 /// Release every thread's arena on this thread (between videos; the plans stay).
 pub fn release_workspace() {
+    crate::cuda::graph::invalidate();
     ENGINES.with(|e| {
         for eng in e.borrow_mut().values_mut() {
             eng.arena = None;

@@ -13,6 +13,11 @@
 //! - peaks = `USED_MEM_HIGH` / `RESERVED_MEM_HIGH`, kept by the driver between calls, so nothing
 //!   is missed between samples; `reset_peak` sets them back to the current values.
 //!
+//! Each figure adds the same figure of the device's graph memory pool
+//! (`cuDeviceGetGraphMemAttribute`), where the allocations made inside CUDA graphs live
+//! ([`crate::cuda::graph`]); it is zero without graphs. The two pools' peaks may fall at different
+//! moments, so their sum is an upper bound of the combined peak.
+//!
 //! Memory taken outside the pool (the CUDA context, kernels, cuBLAS/cuDNN handles and workspaces
 //! allocated with `cuMemAlloc`) is not in these numbers; [`DeviceMemory::device_used_bytes`]
 //! (`total - free` from `cuMemGetInfo`, which also counts other processes) is there for that.
@@ -188,7 +193,10 @@ pub fn fences() -> FenceSet {
 /// live peak. Waiting once or twice a frame keeps it near the live size (docs/performance.md,
 /// "Peak memory").
 pub fn fence(device: &Device, point: FencePoint) -> candle_core::Result<()> {
-    if matches!(device, Device::Cuda(_)) && fences().contains(point) {
+    if matches!(device, Device::Cuda(_))
+        && fences().contains(point)
+        && !crate::cuda::graph::capturing()
+    {
         device.synchronize()?;
     }
     Ok(())
@@ -355,6 +363,7 @@ mod imp {
     use super::Accounting;
     use crate::error::{Error, Result};
     use candle_core::Device;
+    use cudarc::driver::sys::CUgraphMem_attribute as GraphAttr;
     use cudarc::driver::sys::CUmemPool_attribute as Attr;
     use cudarc::driver::{result, sys, CudaContext, DriverError};
     use std::ffi::c_void;
@@ -484,13 +493,57 @@ mod imp {
             Ok(used)
         }
 
+        /// A figure of the device's graph memory pool.
+        fn graph(&self, attr: GraphAttr) -> Result<u64> {
+            self.bind()?;
+            let mut v: u64 = 0;
+            // SAFETY: cu_device() is the context's device; the graph-memory attributes are
+            // cuuint64_t.
+            unsafe {
+                sys::cuDeviceGetGraphMemAttribute(
+                    self.ctx.cu_device(),
+                    attr,
+                    &mut v as *mut u64 as *mut c_void,
+                )
+            }
+            .result()
+            .map_err(|e| driver_err(&format!("read graph memory attribute {attr:?}"), e))?;
+            Ok(v)
+        }
+
+        fn reset_graph_peaks(&self) -> Result<()> {
+            self.bind()?;
+            for attr in [
+                GraphAttr::CU_GRAPH_MEM_ATTR_USED_MEM_HIGH,
+                GraphAttr::CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH,
+            ] {
+                let mut v: u64 = 0;
+                // SAFETY: as in `graph`; the high-water marks accept 0 (restart from current).
+                unsafe {
+                    sys::cuDeviceSetGraphMemAttribute(
+                        self.ctx.cu_device(),
+                        attr,
+                        &mut v as *mut u64 as *mut c_void,
+                    )
+                }
+                .result()
+                .map_err(|e| driver_err(&format!("reset graph memory attribute {attr:?}"), e))?;
+            }
+            Ok(())
+        }
+
         pub(super) fn reset_peak(&self) -> Result<()> {
             match &self.pool {
                 // The driver accepts only 0 for the high-water marks and then restarts them
                 // from the current value.
                 Some(pool) => {
                     self.set(pool, Attr::CU_MEMPOOL_ATTR_USED_MEM_HIGH, 0)?;
-                    self.set(pool, Attr::CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH, 0)
+                    self.set(pool, Attr::CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH, 0)?;
+                    // Without graphs the graph pool is empty and its marks stay 0.
+                    if crate::cuda::graph::enabled() {
+                        self.reset_graph_peaks()?;
+                    }
+                    Ok(())
                 }
                 None => {
                     let used = self.device_used_bytes()?;
@@ -502,7 +555,8 @@ mod imp {
 
         pub(super) fn peak_used_bytes(&self) -> Result<u64> {
             match &self.pool {
-                Some(pool) => self.get(pool, Attr::CU_MEMPOOL_ATTR_USED_MEM_HIGH),
+                Some(pool) => Ok(self.get(pool, Attr::CU_MEMPOOL_ATTR_USED_MEM_HIGH)?
+                    + self.graph(GraphAttr::CU_GRAPH_MEM_ATTR_USED_MEM_HIGH)?),
                 None => {
                     self.observe()?;
                     Ok(self.seen_peak.load(Ordering::Relaxed))
@@ -512,21 +566,24 @@ mod imp {
 
         pub(super) fn peak_reserved_bytes(&self) -> Result<u64> {
             match &self.pool {
-                Some(pool) => self.get(pool, Attr::CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH),
+                Some(pool) => Ok(self.get(pool, Attr::CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH)?
+                    + self.graph(GraphAttr::CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH)?),
                 None => self.peak_used_bytes(),
             }
         }
 
         pub(super) fn used_bytes(&self) -> Result<u64> {
             match &self.pool {
-                Some(pool) => self.get(pool, Attr::CU_MEMPOOL_ATTR_USED_MEM_CURRENT),
+                Some(pool) => Ok(self.get(pool, Attr::CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?
+                    + self.graph(GraphAttr::CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT)?),
                 None => self.observe(),
             }
         }
 
         pub(super) fn reserved_bytes(&self) -> Result<u64> {
             match &self.pool {
-                Some(pool) => self.get(pool, Attr::CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT),
+                Some(pool) => Ok(self.get(pool, Attr::CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT)?
+                    + self.graph(GraphAttr::CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT)?),
                 None => self.observe(),
             }
         }
@@ -540,6 +597,12 @@ mod imp {
                 // SAFETY: the pool is the device's live current pool.
                 unsafe { result::mem_pool::trim_to(pool.0, 0) }
                     .map_err(|e| driver_err("cuMemPoolTrimTo", e))?;
+                if crate::cuda::graph::enabled() {
+                    // SAFETY: cu_device() is the context's device.
+                    unsafe { sys::cuDeviceGraphMemTrim(self.ctx.cu_device()) }
+                        .result()
+                        .map_err(|e| driver_err("cuDeviceGraphMemTrim", e))?;
+                }
             }
             Ok(())
         }

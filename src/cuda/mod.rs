@@ -8,6 +8,7 @@ pub mod bias_add;
 pub mod cudnn_conv;
 #[cfg(feature = "cuda")]
 pub mod flash_attn;
+pub mod graph;
 #[cfg(feature = "cuda")]
 pub mod kernels;
 pub mod memory;

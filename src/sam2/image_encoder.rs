@@ -163,6 +163,8 @@ pub struct ImageEncoder {
     trunk: Box<dyn Trunk>,
     neck: FpnNeck,
     scalp: usize,
+    /// The trunk replayed as a CUDA graph when `crate::cuda::graph` is enabled.
+    trunk_graph: crate::cuda::graph::GraphedFn,
 }
 
 impl ImageEncoder {
@@ -207,12 +209,24 @@ impl ImageEncoder {
             trunk,
             neck,
             scalp: ie.scalp,
+            trunk_graph: Default::default(),
         })
     }
 
     /// Build from an already constructed trunk (EdgeTAM's RepViT, or a test trunk).
     pub fn from_parts(trunk: Box<dyn Trunk>, neck: FpnNeck, scalp: usize) -> Self {
-        Self { trunk, neck, scalp }
+        Self {
+            trunk,
+            neck,
+            scalp,
+            trunk_graph: Default::default(),
+        }
+    }
+
+    /// Whether the trunk runs as a CUDA graph: `off`, `eager` (warming up), `captured` or
+    /// `failed: <why>` (`crate::cuda::graph`).
+    pub fn trunk_graph_status(&self) -> String {
+        self.trunk_graph.status()
     }
 
     pub fn trunk(&self) -> &dyn Trunk {
@@ -227,7 +241,9 @@ impl ImageEncoder {
     pub fn forward(&self, image: &Tensor) -> Result<ImageEncoderOutput> {
         let dev = image.device();
         use crate::cuda::memory::{fence, FencePoint};
-        let xs = crate::profile::stage("image_encoder.trunk", dev, || self.trunk.forward(image))?;
+        let xs = crate::profile::stage("image_encoder.trunk", dev, || {
+            self.trunk_graph.run(image, &|x| self.trunk.forward(x))
+        })?;
         fence(dev, FencePoint::Trunk)?;
         let (mut features, mut pos) =
             crate::profile::stage("image_encoder.neck", dev, || self.neck.forward(&xs))?;

@@ -12,7 +12,8 @@
 #   an environment variable for it, e.g. "off=--memory-fence=off trunk=--memory-fence=trunk
 #   unfused=VOSBENCH_ATTENTION=unfused"), PROFILE_SETTING (the setting also run once with
 #   VOSBENCH_PROFILE=1; default base), FRAMES (64), SIZE (854x480),
-#   DEVICE (cuda), PYTHON (python3), VOSBENCH (.gpu/vosbench). On CPU (checking the script:
+#   DEVICE (cuda), PYTHON (python3), VOSBENCH (.gpu/vosbench), MASKS (set: write the masks and
+#   compare every setting's PNGs with the first setting's, per variant and mode). On CPU (checking the script:
 #   DEVICE=cpu VOSBENCH=target/release/vosbench ... sam2.1_test) the memory columns are blank.
 # Results in $OUT (or /tmp/memory_out): JSON and log per run, summary.txt.
 set -uo pipefail
@@ -67,15 +68,35 @@ for v in "$@"; do
         extra=()
         [ "$r" != "$name" ] && extra=(VOSBENCH_PROFILE=1)
         json=$out/${v}_${m}_$r.json
+        masks=(--no-masks)
+        [ -n "${MASKS:-}" ] && masks=(--out "$work/masks/${v}_${m}_$r")
         env ${envs[@]+"${envs[@]}"} ${extra[@]+"${extra[@]}"} "$BIN" track --model "$model" --weights "$w/$v.safetensors" \
           --frames "$frames" --point "$point" --device "$DEVICE" --precision "${m%-tf32}" ${flags[@]+"${flags[@]}"} \
-          ${sflags[@]+"${sflags[@]}"} --no-masks --quiet --timing "$json" > "${json%.json}.log" 2>&1 \
+          ${sflags[@]+"${sflags[@]}"} "${masks[@]}" --quiet --timing "$json" > "${json%.json}.log" 2>&1 \
           || echo "$v $m $r FAILED: $(tail -n 1 "${json%.json}.log")"
       done
     done
   done
   rm -rf "$w"
 done
+
+if [ -n "${MASKS:-}" ]; then
+  first=${SETTINGS%% *}
+  first=${first%%=*}
+  for d in "$work"/masks/*_"$first"; do
+    base=${d%_"$first"}
+    for other in "$base"_*; do
+      [ "$other" = "$d" ] && continue
+      n=0 same=0
+      while IFS= read -r f; do
+        n=$((n + 1))
+        cmp -s "$f" "$other/${f#"$d"/}" && same=$((same + 1))
+      done < <(find "$d" -name '*.png' | sort)
+      echo "masks ${other##*/} vs ${d##*/}: $same of $n identical"
+    done
+  done > "$out/masks.txt"
+  cat "$out/masks.txt"
+fi
 
 "$PY" - "$out" > "$out/summary.txt" <<'EOF'
 import json, sys, glob, os
@@ -96,7 +117,8 @@ for p in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
             last = x["peak_reserved_bytes"]
     print(f"{name}: fps {t.get('fps_steady')} peak res {mib(t['peak_device_reserved_bytes']):.0f} "
           f"live {mib(t['peak_device_alloc_bytes']):.0f} after-load {mib(t['device_alloc_after_load_bytes']):.0f} MiB; "
-          f"end used/res {mib(s[-1]['used_bytes']):.0f}/{mib(s[-1]['reserved_bytes']):.0f}")
+          f"end used/res {mib(s[-1]['used_bytes']):.0f}/{mib(s[-1]['reserved_bytes']):.0f}; "
+          f"fences {t.get('memory_fences')}, graph {t.get('cuda_graph')}")
     print("   reserved-peak growth by frame:", " ".join(grow))
 EOF
 cat "$out/summary.txt"

@@ -1,0 +1,313 @@
+//! CUDA graphs for a fixed-shape piece of a frame (the image encoder's trunk).
+//!
+//! In half precision a frame is bound by the host issuing kernels: the Hiera trunk alone is a few
+//! hundred candle ops per frame, each costing tens of microseconds of host time, and the device
+//! waits for them (docs/performance.md, "Session 4"). The trunk sees the same input shape on
+//! every frame, so its kernels can be recorded once with stream capture and replayed with one
+//! launch. [`GraphedFn::run`] does that:
+//!
+//! 1. the first call with a new input shape runs eagerly with candle's parameter cache on
+//!    (`enable_cuda_graph_htod_cache`: the shape/stride vectors of strided kernels are uploaded
+//!    once and reused, because a graph cannot capture an upload from host memory), which also
+//!    loads every module, plans every convolution and grows the workspace arena;
+//! 2. the second call copies its input into a buffer the graph owns the address of, captures the
+//!    trunk on candle's stream, instantiates the graph (allocations inside it come from the
+//!    driver's graph memory pool and are freed again on the next launch) and launches it;
+//! 3. later calls copy the input in, launch, and copy the outputs out into ordinary tensors (the
+//!    graph's own outputs are overwritten by the next launch).
+//!
+//! A capture that fails (an op that cannot be captured) leaves the trunk eager for good and says
+//! why in [`GraphedFn::status`]. Anything that moves memory the graph refers to (the convolution
+//! workspace arena growing or being released) calls [`invalidate`], and the next call starts
+//! again at step 1. Results are those of the eager kernels: the same kernels run on the same
+//! data.
+
+use candle_core::{Result, Tensor};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static CAPTURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `--cuda-graph` as given: `on`, `off`, or `auto` (on in f16/bf16, off in f32). Measured on an
+/// H200 (docs/performance.md, "CUDA graphs"): in bf16 the graphed trunk kept the reserved peak
+/// of SAM 2.1 where it was and made EdgeTAM 2.3x faster; in f32 it added the trunk's working set
+/// in the graph's own memory pool (SAM 2.1 tiny with TF32: reserved peak 1024 -> 1376 MiB) for
+/// 0-9 % more speed on SAM 2.1, so auto leaves f32 eager.
+pub fn from_arg(spec: &str, dtype: candle_core::DType) -> crate::error::Result<bool> {
+    match spec.trim() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        "auto" => Ok(matches!(
+            dtype,
+            candle_core::DType::F16 | candle_core::DType::BF16
+        )),
+        other => Err(crate::error::Error::Input(format!(
+            "--cuda-graph '{other}': expected auto, on or off"
+        ))),
+    }
+}
+
+/// Use graphs where [`GraphedFn`] is used (process-wide; off until set).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Memory a captured graph may refer to has moved: every graph is captured again before its next
+/// use.
+pub fn invalidate() {
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Whether this thread is recording a graph (device synchronisation is not allowed then).
+pub fn capturing() -> bool {
+    CAPTURING.with(|c| c.get())
+}
+
+/// The per-shape state of one [`GraphedFn`].
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+enum State {
+    /// Nothing run yet, or the last graph was invalidated.
+    Idle,
+    /// One eager run with the parameter cache done for this input shape and arena generation.
+    Warm {
+        key: (Vec<usize>, candle_core::DType),
+        generation: u64,
+    },
+    #[cfg(feature = "cuda")]
+    Captured(imp::Captured),
+    /// Capture failed; the function runs eagerly from now on.
+    Failed(String),
+}
+
+/// A function of one tensor run through a CUDA graph once it has seen its input shape twice (see
+/// the module documentation). On CPU, with graphs disabled, or while stage profiling
+/// (`VOSBENCH_PROFILE`, which synchronises inside), it is a plain call.
+pub struct GraphedFn {
+    state: std::sync::Mutex<State>,
+}
+
+impl std::fmt::Debug for GraphedFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GraphedFn({})", self.status())
+    }
+}
+
+impl Default for GraphedFn {
+    fn default() -> Self {
+        Self {
+            state: std::sync::Mutex::new(State::Idle),
+        }
+    }
+}
+
+impl GraphedFn {
+    /// `off` (never graphed), `eager` (warming up), `captured`, or `failed: <why>`.
+    pub fn status(&self) -> String {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match &*st {
+            State::Idle => "off".into(),
+            State::Warm { .. } => "eager".into(),
+            #[cfg(feature = "cuda")]
+            State::Captured(_) => "captured".into(),
+            State::Failed(why) => format!("failed: {why}"),
+        }
+    }
+
+    /// `f(x)`, through a CUDA graph when possible. `f` must be a pure function of `x` (same
+    /// kernels for the same input shape) that leaves no device work behind except its outputs.
+    pub fn run(
+        &self,
+        x: &Tensor,
+        f: &dyn Fn(&Tensor) -> Result<Vec<Tensor>>,
+    ) -> Result<Vec<Tensor>> {
+        #[cfg(feature = "cuda")]
+        if let candle_core::Device::Cuda(dev) = x.device() {
+            if enabled() && !crate::profile::enabled() && !capturing() {
+                return imp::run(&self.state, dev, x, f);
+            }
+        }
+        f(x)
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod imp {
+    use super::{State, CAPTURING, GENERATION};
+    use candle_core::{CudaDevice, Result, Tensor};
+    use cudarc::driver::sys;
+    use cudarc::driver::CudaGraph;
+    use std::sync::atomic::Ordering;
+    use std::sync::Mutex;
+
+    /// A recorded graph with the buffers whose addresses it holds.
+    pub(super) struct Captured {
+        key: (Vec<usize>, candle_core::DType),
+        generation: u64,
+        /// The graph's outputs (its own allocations, rewritten by every launch); dropped first.
+        outputs: Vec<Tensor>,
+        graph: CudaGraph,
+        /// Where the graph reads its input.
+        input: Tensor,
+    }
+
+    // SAFETY: a CudaGraph is only used under the GraphedFn's mutex, from one thread at a time.
+    unsafe impl Send for Captured {}
+
+    impl Captured {
+        fn launch(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+            self.input.slice_set(&x.contiguous()?, 0, 0)?;
+            self.graph.launch().map_err(candle_core::Error::wrap)?;
+            self.outputs.iter().map(|t| t.copy()).collect()
+        }
+    }
+
+    pub(super) fn run(
+        state: &Mutex<State>,
+        dev: &CudaDevice,
+        x: &Tensor,
+        f: &dyn Fn(&Tensor) -> Result<Vec<Tensor>>,
+    ) -> Result<Vec<Tensor>> {
+        let key = (x.dims().to_vec(), x.dtype());
+        let generation = GENERATION.load(Ordering::Relaxed);
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        match &*st {
+            State::Failed(_) => return f(x),
+            State::Captured(c) if c.key == key && c.generation == generation => return c.launch(x),
+            State::Warm {
+                key: k,
+                generation: g,
+            } if *k == key && *g == generation => {
+                return match capture(dev, x, f, key, generation) {
+                    Ok(c) => {
+                        let out = c.launch(x)?;
+                        *st = State::Captured(c);
+                        Ok(out)
+                    }
+                    Err(why) => {
+                        *st = State::Failed(why);
+                        f(x)
+                    }
+                };
+            }
+            _ => {}
+        }
+        // A new shape, or the old graph refers to memory that moved: warm up eagerly.
+        *st = State::Idle;
+        let out = {
+            let _cache = dev.enable_cuda_graph_htod_cache();
+            f(x)?
+        };
+        *st = State::Warm {
+            key,
+            generation: GENERATION.load(Ordering::Relaxed),
+        };
+        Ok(out)
+    }
+
+    fn capture(
+        dev: &CudaDevice,
+        x: &Tensor,
+        f: &dyn Fn(&Tensor) -> Result<Vec<Tensor>>,
+        key: (Vec<usize>, candle_core::DType),
+        generation: u64,
+    ) -> std::result::Result<Captured, String> {
+        let stream = dev.cuda_stream();
+        let _cache = dev.enable_cuda_graph_htod_cache();
+        let input = x
+            .contiguous()
+            .and_then(|t| t.copy())
+            .map_err(|e| format!("input buffer: {e}"))?;
+        stream
+            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(|e| format!("begin capture: {e}"))?;
+        CAPTURING.with(|c| c.set(true));
+        let res = f(&input);
+        let end = stream.end_capture(
+            sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH,
+        );
+        CAPTURING.with(|c| c.set(false));
+        let moved = GENERATION.load(Ordering::Relaxed) != generation;
+        let why = match (res, end) {
+            (Ok(outputs), Ok(Some(graph))) if !moved => {
+                return Ok(Captured {
+                    key,
+                    generation,
+                    outputs,
+                    graph,
+                    input,
+                })
+            }
+            (Ok(outputs), end) => {
+                // Addresses of an abandoned capture: never to be freed.
+                std::mem::forget(outputs);
+                match end {
+                    Err(e) => format!("end capture: {e}"),
+                    Ok(None) => "end capture returned no graph".into(),
+                    Ok(Some(_)) => "the convolution workspace moved while capturing".into(),
+                }
+            }
+            (Err(e), _) => e.to_string(),
+        };
+        if moved {
+            // The arena was reallocated inside the capture: its address is not real memory.
+            #[cfg(feature = "cudnn")]
+            crate::cuda::cudnn_conv::release_workspace();
+        }
+        // Frees of capture addresses after the capture ended leave an error on the context.
+        let _ = stream.context().check_err();
+        Err(why.lines().next().unwrap_or("").to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn off_the_gpu_it_is_a_plain_call() -> Result<()> {
+        // Enabling graphs changes nothing on the CPU: every call runs `f`, nothing is captured.
+        set_enabled(true);
+        let g = GraphedFn::default();
+        let calls = std::cell::Cell::new(0);
+        let f = |x: &Tensor| -> Result<Vec<Tensor>> {
+            calls.set(calls.get() + 1);
+            Ok(vec![(x * 2.0)?, x.sum_all()?])
+        };
+        let x = Tensor::arange(0f32, 6., &Device::Cpu)?.reshape((2, 3))?;
+        for _ in 0..3 {
+            let out = g.run(&x, &f)?;
+            assert_eq!(out[0].to_vec2::<f32>()?, [[0., 2., 4.], [6., 8., 10.]]);
+            assert_eq!(out[1].to_scalar::<f32>()?, 15.);
+        }
+        assert_eq!(calls.get(), 3);
+        assert_eq!(g.status(), "off");
+        assert!(!capturing());
+        set_enabled(false);
+        Ok(())
+    }
+
+    #[test]
+    fn the_flag_resolves_per_precision() {
+        use candle_core::DType;
+        assert!(!from_arg("auto", DType::F32).unwrap());
+        assert!(from_arg("auto", DType::BF16).unwrap());
+        assert!(from_arg(" auto ", DType::F16).unwrap());
+        assert!(from_arg("on", DType::F32).unwrap());
+        assert!(!from_arg("off", DType::BF16).unwrap());
+        match from_arg("yes", DType::F32) {
+            Err(crate::error::Error::Input(m)) => {
+                assert_eq!(m, "--cuda-graph 'yes': expected auto, on or off")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
