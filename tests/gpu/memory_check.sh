@@ -17,38 +17,18 @@
 #   DEVICE=cpu VOSBENCH=target/release/vosbench ... sam2.1_test) the memory columns are blank.
 # Results in $OUT (or /tmp/memory_out): JSON and log per run, summary.txt.
 set -uo pipefail
-source .gpu/gpu-env.sh
 out=${OUT:-/tmp/memory_out}
 work=${WORK:-/tmp/memory_work}
-mkdir -p "$out" "$work"
-export SAM2_BUILD_CUDA=0 PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
-BIN=${VOSBENCH:-.gpu/vosbench}
-FRAMES=${FRAMES:-64}
-SIZE=${SIZE:-854x480}
-DEVICE=${DEVICE:-cuda}
+source tests/gpu/speed_common.sh
 MODES=${MODES:-f32 f32-tf32}
 SETTINGS=${SETTINGS:-base=}
 PROFILE_SETTING=${PROFILE_SETTING:-base}
-SPEED=tests/gpu/speed_torch.py
-SAM2_PY=${SAM2_PY:-.pyref/sam2:.pyref/common}
-EDGETAM_PY=${EDGETAM_PY:-.pyref/edgetam:.pyref/common}
 [ $# -gt 0 ] || set -- sam2.1_hiera_tiny
 
-split=$work/split
-"$BIN" synth --out "$split" --videos 1 --frames "$FRAMES" --size "$SIZE" --objects 4 --seed 0 \
-  > "$out/synth.log" 2>&1 || { echo "synth failed: $(tail -n 1 "$out/synth.log")"; exit 1; }
-frames=$split/JPEGImages_24fps/synth_000
-point=$("$PY" "$SPEED" prompt --split "$split" 2> "$out/prompt.log") \
-  || { echo "prompt failed: $(tail -n 1 "$out/prompt.log")"; exit 1; }
+make_video
 
 for v in "$@"; do
-  if [ "${v#edgetam}" != "$v" ]; then pyp=$EDGETAM_PY; else pyp=$SAM2_PY; fi
-  w=$work/w_$v
-  model=$v   # test variants (checking this script on CPU) are files
-  [ -f "tests/models/$v.json" ] && model=tests/models/$v.json
-  if ! PYTHONPATH=$pyp "$PY" "$SPEED" weights --variant "$v" --out "$w" > "$out/${v}_weights.log" 2>&1 \
-      || ! "$BIN" convert "$w/model.pt" --model "$model" -o "$w/$v.safetensors" >> "$out/${v}_weights.log" 2>&1; then
+  if ! make_weights "$v"; then
     echo "$v: weights failed: $(tail -n 1 "$out/${v}_weights.log")"
     continue
   fi

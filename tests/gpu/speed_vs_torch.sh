@@ -20,25 +20,14 @@
 # Results land in $OUT (or /tmp/speed_out): one JSON and one log per run, table.txt. A run that
 # fails prints its last log line, gets an error record, and the rest goes on.
 set -uo pipefail
-source .gpu/gpu-env.sh
 out=${OUT:-/tmp/speed_out}
 work=${WORK:-/tmp/speed_work}
-mkdir -p "$out" "$work"
-export SAM2_BUILD_CUDA=0 PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
-BIN=${VOSBENCH:-.gpu/vosbench}
-FRAMES=${FRAMES:-64}
-SIZE=${SIZE:-854x480}
-DEVICE=${DEVICE:-cuda}
+source tests/gpu/speed_common.sh
 WARMUP=${WARMUP:-5}
 TORCH_MODES=${TORCH_MODES:-f32 bf16}
 VOS_MODES=${VOS_MODES:-f32 f32-tf32 bf16}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
 VOS_FLAGS=${VOS_FLAGS:-}
-SPEED=tests/gpu/speed_torch.py
-# PYTHONPATH of the two official packages (both are named sam2)
-SAM2_PY=${SAM2_PY:-.pyref/sam2:.pyref/common}
-EDGETAM_PY=${EDGETAM_PY:-.pyref/edgetam:.pyref/common}
 [ $# -gt 0 ] || set -- sam2.1_hiera_tiny sam2.1_hiera_base_plus edgetam
 
 {
@@ -84,26 +73,12 @@ all_failed() { # variant log
   done
 }
 
-# the video: FRAMES frames of SIZE, JPEG, and a click on the largest object of frame 0
-split=$work/split
-if ! "$BIN" synth --out "$split" --videos 1 --frames "$FRAMES" --size "$SIZE" --objects 4 \
-    --seed 0 > "$out/synth.log" 2>&1; then
-  echo "synth failed: $(tail -n 1 "$out/synth.log")"
-  exit 1
-fi
-frames=$split/JPEGImages_24fps/synth_000
-point=$("$PY" "$SPEED" prompt --split "$split" 2> "$out/prompt.log") \
-  || { echo "prompt failed: $(tail -n 1 "$out/prompt.log")"; exit 1; }
+make_video
 echo "video: $FRAMES frames $SIZE in $frames, click at $point"
 
 for v in "$@"; do
-  if [ "${v#edgetam}" != "$v" ]; then pyp=$EDGETAM_PY; else pyp=$SAM2_PY; fi
-  w=$work/w_$v
-  model=$v   # the test variants (sam2.1_test, edgetam_test: checking this script on CPU) are files
-  [ -f "tests/models/$v.json" ] && model=tests/models/$v.json
   echo "== $v: seeded weights"
-  if ! PYTHONPATH=$pyp "$PY" "$SPEED" weights --variant "$v" --out "$w" > "$out/${v}_weights.log" 2>&1 \
-      || ! "$BIN" convert "$w/model.pt" --model "$model" -o "$w/$v.safetensors" >> "$out/${v}_weights.log" 2>&1; then
+  if ! make_weights "$v"; then
     echo "   FAILED: $(grep -v '^[[:space:]]*$' "$out/${v}_weights.log" | tail -n 1)"
     all_failed "$v" "$out/${v}_weights.log"
     continue
