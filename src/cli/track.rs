@@ -71,7 +71,7 @@ pub struct Args {
     /// reserved peak (docs/performance.md, "Peak memory").
     #[arg(long, default_value = "auto")]
     pub memory_fence: String,
-    /// Replay the image encoder's trunk as a CUDA graph from the second tracked frame on (CUDA):
+    /// Replay the image encoder's trunk as a CUDA graph from the second frame it encodes on (CUDA):
     /// one launch instead of hundreds of kernel launches per frame, same kernels, same results.
     /// auto (on in f16/bf16, off in f32, where it costs memory), on or off (docs/performance.md,
     /// "CUDA graphs").
