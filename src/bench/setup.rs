@@ -337,8 +337,13 @@ fn warm_up(
     let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
     let n = v.frames.len();
     let warm = (cfg.tracker.num_maskmem + 1).min(n - o.prompt_frame);
-    let mut session =
-        Session::with_frames(&model, Box::new(frames), device, SessionOptions::default());
+    // The same fences as phase B, so the measured peak is the one phase B will see.
+    let mut session = Session::with_frames(
+        &model,
+        Box::new(frames),
+        device,
+        opts.session_options(dtype)?,
+    );
     let prompt = object_prompt_for(o, tag.prompt);
     let mut curve = Vec::new();
     let run = (|| -> Result<()> {
@@ -430,6 +435,8 @@ fn warm_up(
 pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig> {
     let t0 = Instant::now();
     let dtype = precision_dtype(&opts.precision)?;
+    // Phase B's trunk graphs, so the warm-up's device peak includes the graph memory pool.
+    crate::cuda::graph::set_enabled(crate::cuda::graph::from_arg(&opts.cuda_graph, dtype)?);
     let info = mem::probe(device, &opts.device)?;
     if !opts.quiet {
         eprintln!(
