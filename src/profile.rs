@@ -31,20 +31,27 @@ struct Entry {
     used_growth: u64,
 }
 
-/// The pool's (live, reserved) high-water marks now, None off CUDA or without a pool.
-fn pool_peaks(device: &Device) -> Option<(u64, u64)> {
+/// The pool's (live, reserved) high-water marks now; None off CUDA or without a pool. A driver
+/// failure to read them is an error.
+fn pool_peaks(device: &Device) -> candle_core::Result<Option<(u64, u64)>> {
     if !matches!(device, Device::Cuda(_)) {
-        return None;
+        return Ok(None);
     }
     let mut pool = POOL.lock().unwrap_or_else(|p| p.into_inner());
     if pool.is_none() {
         *pool = crate::cuda::memory::DeviceMemory::attach(device);
     }
-    let m = pool.as_ref()?;
+    let Some(m) = pool.as_ref() else {
+        return Ok(None);
+    };
     if m.accounting() != crate::cuda::memory::Accounting::MemoryPool {
-        return None;
+        return Ok(None);
     }
-    Some((m.peak_used_bytes().ok()?, m.peak_reserved_bytes().ok()?))
+    let read = |r: crate::error::Result<u64>| r.map_err(|e| candle_core::Error::Msg(e.to_string()));
+    Ok(Some((
+        read(m.peak_used_bytes())?,
+        read(m.peak_reserved_bytes())?,
+    )))
 }
 
 fn mode() -> u8 {
@@ -85,14 +92,17 @@ pub fn stage<T, E: From<candle_core::Error>>(
         return f();
     }
     device.synchronize()?;
-    let before = pool_peaks(device);
+    let before = pool_peaks(device)?;
     let t = Instant::now();
     let out = f()?;
     if !host_only() {
         device.synchronize()?;
     }
     let dt = t.elapsed();
-    let after = before.and_then(|_| pool_peaks(device));
+    let after = match before {
+        Some(_) => pool_peaks(device)?,
+        None => None,
+    };
     let mut table = TABLE.lock().unwrap_or_else(|p| p.into_inner());
     let e = table.entry(name).or_default();
     e.time += dt;

@@ -290,7 +290,6 @@ pub fn run_inference(
     tuning::set_options(conv_options(opts, device, false));
     tuning::reset();
     tuning::load_table(&cfg.conv_tuning);
-    crate::cuda::graph::set_enabled(crate::cuda::graph::from_arg(&opts.cuda_graph, dtype)?);
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     let csv_path = opts.out_dir.join(CSV_NAME);
     let mut results = Results::resume(&csv_path)?;

@@ -117,7 +117,8 @@ fn auto_setting() -> String {
 }
 
 impl BenchOptions {
-    /// The session options of every tracked clip (the fences resolved for `dtype`).
+    /// The session options of every tracked clip (fences and trunk graph resolved for `dtype`);
+    /// an error names a bad `--memory-fence` or `--cuda-graph`.
     pub fn session_options(
         &self,
         dtype: candle_core::DType,
@@ -127,6 +128,7 @@ impl BenchOptions {
                 &self.memory_fence,
                 dtype,
             )?),
+            cuda_graph: crate::cuda::graph::from_arg(&self.cuda_graph, dtype)?,
             ..Default::default()
         })
     }

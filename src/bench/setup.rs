@@ -48,11 +48,11 @@ fn tuning_pass(
     model: &Sam2Base,
     frames: CachedFrames,
     device: &Device,
+    session_opts: SessionOptions,
     prompt_frame: usize,
     prompt: &Prompt,
 ) -> Result<()> {
-    let mut session =
-        Session::with_frames(model, Box::new(frames), device, SessionOptions::default());
+    let mut session = Session::with_frames(model, Box::new(frames), device, session_opts);
     session.add_prompt(prompt_frame, 1, prompt)?;
     session.propagate(Some(prompt_frame), Some(2), false, |_r| Ok(()))?;
     device.synchronize()?;
@@ -322,7 +322,16 @@ fn warm_up(
     if tuning::options().tune {
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
         let prompt = object_prompt_for(o, tag.prompt);
-        tuning_pass(&model, frames, device, o.prompt_frame, &prompt).map_err(|e| {
+        let session_opts = opts.session_options(dtype)?;
+        tuning_pass(
+            &model,
+            frames,
+            device,
+            session_opts,
+            o.prompt_frame,
+            &prompt,
+        )
+        .map_err(|e| {
             Error::Other(format!(
                 "{}: convolution tuning pass failed: {}",
                 tag.name,
@@ -337,7 +346,8 @@ fn warm_up(
     let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
     let n = v.frames.len();
     let warm = (cfg.tracker.num_maskmem + 1).min(n - o.prompt_frame);
-    // The same fences as phase B, so the measured peak is the one phase B will see.
+    // The same fences and trunk graph as phase B, so the measured peak (graph memory pool
+    // included) is the one phase B will see.
     let mut session = Session::with_frames(
         &model,
         Box::new(frames),
@@ -435,8 +445,6 @@ fn warm_up(
 pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig> {
     let t0 = Instant::now();
     let dtype = precision_dtype(&opts.precision)?;
-    // Phase B's trunk graphs, so the warm-up's device peak includes the graph memory pool.
-    crate::cuda::graph::set_enabled(crate::cuda::graph::from_arg(&opts.cuda_graph, dtype)?);
     let info = mem::probe(device, &opts.device)?;
     if !opts.quiet {
         eprintln!(

@@ -260,7 +260,7 @@ impl Args {
                 "--max-frames-in-mem must be at least 1".into(),
             ));
         }
-        Ok(BenchOptions {
+        let opts = BenchOptions {
             split_dir,
             split_name: self.split_name.clone(),
             models,
@@ -276,16 +276,9 @@ impl Args {
             }),
             enable_cudnn_tuning: self.enable_cudnn_tuning,
             tf32: self.tf32,
-            memory_fence: {
-                // A bad value fails here, before setup writes anything.
-                crate::cuda::memory::FenceSet::from_arg(&self.memory_fence, DType::F32)?;
-                self.memory_fence.clone()
-            },
+            memory_fence: self.memory_fence.clone(),
             workspace_mb: self.workspace_mb,
-            cuda_graph: {
-                crate::cuda::graph::from_arg(&self.cuda_graph, DType::F32)?;
-                self.cuda_graph.clone()
-            },
+            cuda_graph: self.cuda_graph.clone(),
             max_frames_in_mem: self.max_frames_in_mem,
             mem_budget_mb: self.mem_budget_mb,
             limit_videos: self.limit_videos,
@@ -300,7 +293,10 @@ impl Args {
             demo: self.demo,
             quiet: self.quiet,
             click: self.click,
-        })
+        };
+        // A bad --memory-fence or --cuda-graph fails here, before setup writes anything.
+        opts.session_options(DType::F32)?;
+        Ok(opts)
     }
 }
 

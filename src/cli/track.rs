@@ -304,7 +304,7 @@ pub fn run(args: Args) -> Result<()> {
     let device = parse_device(&args.device)?;
     let dtype = model_dtype(&args.precision, device.is_cpu())?;
     let memory_fences = FenceSet::from_arg(&args.memory_fence, dtype)?;
-    crate::cuda::graph::set_enabled(crate::cuda::graph::from_arg(&args.cuda_graph, dtype)?);
+    let cuda_graph = crate::cuda::graph::from_arg(&args.cuda_graph, dtype)?;
     let weights = args
         .weights
         .clone()
@@ -333,6 +333,7 @@ pub fn run(args: Args) -> Result<()> {
     let t_open = Instant::now();
     let session_opts = SessionOptions {
         memory_fences: Some(memory_fences),
+        cuda_graph,
         ..SessionOptions::default()
     };
     let mut session = Session::open(&model, &args.frames, &device, session_opts)?;

@@ -51,7 +51,8 @@ pub fn from_arg(spec: &str, dtype: candle_core::DType) -> crate::error::Result<b
     }
 }
 
-/// Use graphs where [`GraphedFn`] is used (process-wide; off until set).
+/// Use graphs where [`GraphedFn`] is used (process-wide; off until set; a session sets it from
+/// `SessionOptions::cuda_graph` when it opens).
 pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }

@@ -35,6 +35,9 @@ pub struct SessionOptions {
     /// (CUDA; `crate::cuda::memory::fence`). None: [`FenceSet::auto`] for the model's dtype.
     /// Applied process-wide when the session opens.
     pub memory_fences: Option<FenceSet>,
+    /// Replay the image encoder's trunk as a CUDA graph (`crate::cuda::graph`). Applied
+    /// process-wide when the session opens.
+    pub cuda_graph: bool,
 }
 
 impl Default for SessionOptions {
@@ -42,6 +45,7 @@ impl Default for SessionOptions {
         Self {
             retention: Retention::Window,
             memory_fences: None,
+            cuda_graph: false,
         }
     }
 }
@@ -117,6 +121,7 @@ impl<'m> Session<'m> {
             opts.memory_fences
                 .unwrap_or_else(|| FenceSet::auto(model.dtype())),
         );
+        crate::cuda::graph::set_enabled(opts.cuda_graph);
         Self {
             model,
             frames,
