@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+pub mod run;
+pub use run::{FencePoint, FenceSet, FenceSpec, GraphMode, Precision};
+
 /// The built-in variants, compiled into the binary so it runs from any directory.
 const BUILTIN: &[(&str, &str)] = &[
     (
@@ -317,6 +320,30 @@ impl ModelConfig {
     }
 
     /// Hiera settings, or an error for a variant whose trunk is not Hiera.
+    /// A copy that infers at `side` x `side`. Everything else derives its sizes from
+    /// `image_size / backbone_stride` at run time, except EdgeTAM's `RoPEAttentionv2` query grid,
+    /// which the variant files spell out and is recomputed here.
+    pub fn with_image_size(&self, side: usize) -> Result<ModelConfig> {
+        // Every trunk downsamples by 32 overall; the heads work at side / backbone_stride.
+        if side == 0 || !side.is_multiple_of(32) {
+            return Err(Error::Input(format!(
+                "--imgsz {side}: the image side must be a positive multiple of 32"
+            )));
+        }
+        let mut c = self.clone();
+        c.image_size = side;
+        let e = side / c.backbone_stride;
+        for att in [
+            &mut c.memory_attention.self_attention,
+            &mut c.memory_attention.cross_attention,
+        ] {
+            if att.kind == RopeKind::RopeV2 {
+                att.q_sizes = Some([e, e]);
+            }
+        }
+        Ok(c)
+    }
+
     pub fn hiera(&self) -> Result<&HieraConfig> {
         match &self.image_encoder.trunk {
             TrunkConfig::Hiera(h) => Ok(h),

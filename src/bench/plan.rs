@@ -1,7 +1,7 @@
 //! What both phases share: the benchmark options, the model tags, and the files phase A writes
 //! for phase B (`metadata.json`, `inference_config.json`).
 
-use crate::config::{ModelConfig, Registry, RopeKind};
+use crate::config::{ModelConfig, Registry};
 use crate::data::sav::{Annotation, MaskKind, ObjectTrack};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -68,7 +68,7 @@ pub fn parse_models(list: &str, imgsz: Option<usize>) -> Result<Vec<ModelTag>> {
         };
         let mut config = reg.resolve(variant)?;
         if let Some(s) = imgsz {
-            config = with_image_size(&config, s)?;
+            config = config.with_image_size(s)?;
         }
         let name = format!("{}_{}", config.name, prompt.as_str());
         if out.iter().any(|m| m.name == name) {
@@ -87,30 +87,6 @@ pub fn parse_models(list: &str, imgsz: Option<usize>) -> Result<Vec<ModelTag>> {
     Ok(out)
 }
 
-/// A copy of `cfg` that infers at `side` x `side`. Everything else derives its sizes from
-/// `image_size / backbone_stride` at run time, except EdgeTAM's `RoPEAttentionv2` query grid,
-/// which the variant files spell out and is recomputed here.
-pub fn with_image_size(cfg: &ModelConfig, side: usize) -> Result<ModelConfig> {
-    // Every trunk downsamples by 32 overall; the heads work at side / backbone_stride.
-    if side == 0 || !side.is_multiple_of(32) {
-        return Err(Error::Input(format!(
-            "--imgsz {side}: the image side must be a positive multiple of 32"
-        )));
-    }
-    let mut c = cfg.clone();
-    c.image_size = side;
-    let e = side / c.backbone_stride;
-    for att in [
-        &mut c.memory_attention.self_attention,
-        &mut c.memory_attention.cross_attention,
-    ] {
-        if att.kind == RopeKind::RopeV2 {
-            att.q_sizes = Some([e, e]);
-        }
-    }
-    Ok(c)
-}
-
 /// The default of `memory_fence` and `cuda_graph` in configs written before they existed.
 fn auto_setting() -> String {
     "auto".into()
@@ -124,11 +100,15 @@ impl BenchOptions {
         dtype: candle_core::DType,
     ) -> crate::error::Result<crate::tracker::session::SessionOptions> {
         Ok(crate::tracker::session::SessionOptions {
-            memory_fences: Some(crate::cuda::memory::FenceSet::from_arg(
-                &self.memory_fence,
-                dtype,
-            )?),
-            cuda_graph: crate::cuda::graph::from_arg(&self.cuda_graph, dtype)?,
+            memory_fences: Some(
+                self.memory_fence
+                    .parse::<crate::config::FenceSpec>()?
+                    .resolve(dtype),
+            ),
+            cuda_graph: self
+                .cuda_graph
+                .parse::<crate::config::GraphMode>()?
+                .resolve(dtype),
             ..Default::default()
         })
     }

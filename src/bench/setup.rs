@@ -21,14 +21,7 @@ use std::time::{Duration, Instant};
 
 /// The model dtype of `--precision`.
 pub fn precision_dtype(p: &str) -> Result<DType> {
-    match p {
-        "f32" | "fp32" | "float32" => Ok(DType::F32),
-        "f16" | "fp16" | "float16" => Ok(DType::F16),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
-        _ => Err(Error::Input(format!(
-            "bad --precision '{p}': expected f32, f16 or bf16"
-        ))),
-    }
+    Ok(p.parse::<crate::config::Precision>()?.dtype())
 }
 
 /// The convolution settings of a run: the workspace limit and TF32 from the options, the

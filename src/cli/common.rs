@@ -35,13 +35,10 @@ pub fn parse_device(spec: &str) -> Result<Device> {
 /// The model dtype of `--precision` for a run on the CPU (`cpu`) or a GPU: bf16 needs CUDA, as
 /// candle's CPU matmul has no bf16 kernel.
 pub fn model_dtype(precision: &str, cpu: bool) -> Result<candle_core::DType> {
-    let dtype = crate::bench::setup::precision_dtype(precision)?;
-    if cpu && dtype == candle_core::DType::BF16 {
-        return Err(Error::Input(
-            "--precision bf16 needs a CUDA device (candle's CPU matmul has no bf16 kernel); use f32 or f16 on CPU".into(),
-        ));
-    }
-    Ok(dtype)
+    Ok(precision
+        .parse::<crate::config::Precision>()?
+        .check_device(cpu)?
+        .dtype())
 }
 
 /// Where the converted checkpoint of a variant lives.

@@ -7,7 +7,6 @@
 //! every convolution of the image encoder, the SAM heads and the memory encoder meets the search.
 
 use crate::bench::measure::to_mib;
-use crate::bench::plan::with_image_size;
 use crate::cli::common::parse_device;
 use crate::config::Registry;
 use crate::cuda::probe::{probe, DeviceReport};
@@ -99,7 +98,7 @@ fn tune_model(name: &str, imgsz: Option<usize>, dtype: DType, device: &Device) -
     let reg = Registry::builtin()?;
     let mut cfg = reg.resolve(name)?;
     if let Some(s) = imgsz {
-        cfg = with_image_size(&cfg, s)?;
+        cfg = cfg.with_image_size(s)?;
     }
     let vb = crate::weights::random::random_var_builder(0, dtype, device);
     let model = Sam2Base::new(&cfg, vb)?;

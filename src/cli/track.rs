@@ -8,7 +8,8 @@ use crate::cli::common::{
     converted_path, model_dtype, parse_device, write_overlay, write_png_atomic,
 };
 use crate::config::Registry;
-use crate::cuda::memory::{DeviceMemory, FenceSet};
+use crate::config::{FenceSpec, GraphMode};
+use crate::cuda::memory::DeviceMemory;
 use crate::cuda::tuning::ConvOptions;
 use crate::error::{Error, Result};
 use crate::sam2::sam2_base::Sam2Base;
@@ -303,8 +304,8 @@ pub fn run(args: Args) -> Result<()> {
     let cfg = reg.resolve(&args.model)?;
     let device = parse_device(&args.device)?;
     let dtype = model_dtype(&args.precision, device.is_cpu())?;
-    let memory_fences = FenceSet::from_arg(&args.memory_fence, dtype)?;
-    let cuda_graph = crate::cuda::graph::from_arg(&args.cuda_graph, dtype)?;
+    let memory_fences = args.memory_fence.parse::<FenceSpec>()?.resolve(dtype);
+    let cuda_graph = args.cuda_graph.parse::<GraphMode>()?.resolve(dtype);
     let weights = args
         .weights
         .clone()

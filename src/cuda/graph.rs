@@ -32,25 +32,6 @@ thread_local! {
     static CAPTURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// `--cuda-graph` as given: `on`, `off`, or `auto` (on in f16/bf16, off in f32). Measured on an
-/// H200 (docs/performance.md, "CUDA graphs"): in bf16 the graphed trunk kept the reserved peak
-/// of SAM 2.1 where it was and made EdgeTAM 2.3x faster; in f32 it added the trunk's working set
-/// in the graph's own memory pool (SAM 2.1 tiny with TF32: reserved peak 1024 -> 1376 MiB) for
-/// 0-9 % more speed on SAM 2.1, so auto leaves f32 eager.
-pub fn from_arg(spec: &str, dtype: candle_core::DType) -> crate::error::Result<bool> {
-    match spec.trim() {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        "auto" => Ok(matches!(
-            dtype,
-            candle_core::DType::F16 | candle_core::DType::BF16
-        )),
-        other => Err(crate::error::Error::Input(format!(
-            "--cuda-graph '{other}': expected auto, on or off"
-        ))),
-    }
-}
-
 /// Use graphs where [`GraphedFn`] is used (process-wide; off until set; a session sets it from
 /// `SessionOptions::cuda_graph` when it opens).
 pub fn set_enabled(on: bool) {
@@ -294,21 +275,5 @@ mod tests {
         assert!(!capturing());
         set_enabled(false);
         Ok(())
-    }
-
-    #[test]
-    fn the_flag_resolves_per_precision() {
-        use candle_core::DType;
-        assert!(!from_arg("auto", DType::F32).unwrap());
-        assert!(from_arg("auto", DType::BF16).unwrap());
-        assert!(from_arg(" auto ", DType::F16).unwrap());
-        assert!(from_arg("on", DType::F32).unwrap());
-        assert!(!from_arg("off", DType::BF16).unwrap());
-        match from_arg("yes", DType::F32) {
-            Err(crate::error::Error::Input(m)) => {
-                assert_eq!(m, "--cuda-graph 'yes': expected auto, on or off")
-            }
-            other => panic!("{other:?}"),
-        }
     }
 }

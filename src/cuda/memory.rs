@@ -43,134 +43,7 @@ pub enum Accounting {
     DeviceInfo,
 }
 
-/// The points of a frame where [`fence`] may wait for the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FencePoint {
-    /// After the image encoder's trunk.
-    Trunk,
-    /// After the image encoder's neck.
-    Neck,
-    /// After memory conditioning (memory attention).
-    MemoryConditioning,
-    /// After the prompt encoder and mask decoder.
-    Heads,
-    /// After every Hiera block.
-    HieraBlock,
-    /// After every memory-attention layer.
-    MemoryAttentionLayer,
-}
-
-impl FencePoint {
-    /// Every point, in the order of a frame (coarse ones first).
-    pub const ALL: [FencePoint; 6] = [
-        FencePoint::Trunk,
-        FencePoint::Neck,
-        FencePoint::MemoryConditioning,
-        FencePoint::Heads,
-        FencePoint::HieraBlock,
-        FencePoint::MemoryAttentionLayer,
-    ];
-
-    /// The name `--memory-fence` uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            FencePoint::Trunk => "trunk",
-            FencePoint::Neck => "neck",
-            FencePoint::MemoryConditioning => "memcond",
-            FencePoint::Heads => "heads",
-            FencePoint::HieraBlock => "block",
-            FencePoint::MemoryAttentionLayer => "layer",
-        }
-    }
-
-    fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
-}
-
-/// A set of [`FencePoint`]s: where a frame waits for the device so that the memory pool can
-/// reuse what the frame freed (see [`fence`] and docs/performance.md, "Peak memory").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FenceSet(u8);
-
-impl FenceSet {
-    /// No fences.
-    pub const NONE: FenceSet = FenceSet(0);
-
-    /// What `--memory-fence auto` picks for a model run in `dtype`: in f32 the device, not the
-    /// host, bounds a frame, so one wait after memory conditioning costs little and keeps the
-    /// pool near the live size (SAM 2.1 tiny, H200: reserved peak 1376 -> 960 MiB, same FPS).
-    /// In f16/bf16 the host issuing kernels bounds a frame, a wait loses the overlap (tiny bf16:
-    /// 45 -> 37 FPS), and the pool's peak is already small: none.
-    pub fn auto(dtype: candle_core::DType) -> FenceSet {
-        match dtype {
-            candle_core::DType::F32 => FenceSet::NONE.with(FencePoint::MemoryConditioning),
-            _ => FenceSet::NONE,
-        }
-    }
-
-    /// This set and `point`.
-    pub fn with(self, point: FencePoint) -> FenceSet {
-        FenceSet(self.0 | point.bit())
-    }
-
-    pub fn contains(self, point: FencePoint) -> bool {
-        self.0 & point.bit() != 0
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// `off`, `all`, or a comma-separated list of point names ([`FencePoint::name`]).
-    pub fn parse(spec: &str) -> Result<FenceSet> {
-        let spec = spec.trim();
-        match spec {
-            "off" | "none" => return Ok(FenceSet::NONE),
-            "all" => {
-                return Ok(FencePoint::ALL
-                    .iter()
-                    .fold(FenceSet::NONE, |s, &p| s.with(p)))
-            }
-            _ => {}
-        }
-        let mut set = FenceSet::NONE;
-        for name in spec.split(',').map(str::trim) {
-            let Some(p) = FencePoint::ALL.iter().find(|p| p.name() == name) else {
-                return Err(crate::error::Error::Input(format!(
-                    "--memory-fence '{spec}': unknown point '{name}' (expected auto, off, all or a \
-                     comma list of {})",
-                    FencePoint::ALL.map(FencePoint::name).join(", ")
-                )));
-            };
-            set = set.with(*p);
-        }
-        Ok(set)
-    }
-
-    /// `--memory-fence` as given: `auto` resolves for `dtype` ([`FenceSet::auto`]).
-    pub fn from_arg(spec: &str, dtype: candle_core::DType) -> Result<FenceSet> {
-        if spec.trim() == "auto" {
-            Ok(FenceSet::auto(dtype))
-        } else {
-            FenceSet::parse(spec)
-        }
-    }
-}
-
-impl std::fmt::Display for FenceSet {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.is_empty() {
-            return f.write_str("off");
-        }
-        let names: Vec<&str> = FencePoint::ALL
-            .iter()
-            .filter(|p| self.contains(**p))
-            .map(|p| p.name())
-            .collect();
-        f.write_str(&names.join(","))
-    }
-}
+pub use crate::config::run::{FencePoint, FenceSet};
 
 /// The process-wide fence set ([`set_fences`]); none until set.
 static FENCES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
@@ -178,12 +51,12 @@ static FENCES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0)
 /// Set where [`fence`] waits, for the whole process (a session applies its own at open; see
 /// `SessionOptions::memory_fences`).
 pub fn set_fences(set: FenceSet) {
-    FENCES.store(set.0, std::sync::atomic::Ordering::Relaxed);
+    FENCES.store(set.bits(), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The fence set in force.
 pub fn fences() -> FenceSet {
-    FenceSet(FENCES.load(std::sync::atomic::Ordering::Relaxed))
+    FenceSet::from_bits(FENCES.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// A memory fence: on CUDA, wait for the device if `point` is in the set in force; elsewhere
@@ -650,61 +523,5 @@ mod imp {
         }
         .map_err(|e| driver_err("set the pool release threshold", e))?;
         Ok(pool)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::DType;
-
-    #[test]
-    fn fence_sets_parse_print_and_resolve() {
-        let all = FenceSet::parse("all").unwrap();
-        for p in FencePoint::ALL {
-            assert!(all.contains(p), "{p:?}");
-            assert!(!FenceSet::parse("off").unwrap().contains(p));
-            let one = FenceSet::parse(p.name()).unwrap();
-            assert_eq!(one, FenceSet::NONE.with(p));
-            assert_eq!(one.to_string(), p.name());
-        }
-        assert_eq!(all.to_string(), "trunk,neck,memcond,heads,block,layer");
-        // any order, spaces allowed; printed in frame order
-        let s = FenceSet::parse(" layer , trunk,memcond").unwrap();
-        assert_eq!(s.to_string(), "trunk,memcond,layer");
-        assert_eq!(FenceSet::parse(&s.to_string()).unwrap(), s);
-        assert_eq!(FenceSet::NONE.to_string(), "off");
-        assert!(FenceSet::parse("none").unwrap().is_empty());
-
-        assert_eq!(
-            FenceSet::from_arg("auto", DType::F32).unwrap().to_string(),
-            "memcond"
-        );
-        for dt in [DType::F16, DType::BF16] {
-            assert!(FenceSet::from_arg("auto", dt).unwrap().is_empty(), "{dt:?}");
-        }
-        assert_eq!(
-            FenceSet::from_arg("heads", DType::BF16).unwrap(),
-            FenceSet::NONE.with(FencePoint::Heads)
-        );
-    }
-
-    #[test]
-    fn unknown_fence_points_are_input_errors() {
-        for bad in ["", "trunk,", "Trunk", "auto,trunk", "memory"] {
-            match FenceSet::parse(bad) {
-                Err(crate::error::Error::Input(m)) => {
-                    assert!(
-                        m.starts_with(&format!("--memory-fence '{}'", bad.trim())),
-                        "{m}"
-                    );
-                    assert!(
-                        m.contains("trunk, neck, memcond, heads, block, layer"),
-                        "{m}"
-                    );
-                }
-                other => panic!("{bad:?}: {other:?}"),
-            }
-        }
     }
 }
