@@ -8,6 +8,7 @@
 //! - [`sam2`], [`edgetam`]: the networks, one file per PyTorch module.
 //! - [`nn`]: layers both networks share.
 //! - [`data`], [`eval`]: SA-V reading, synthetic data, the official J&F.
+//! - [`image`]: Pillow-exact JPEG decoding, resize and normalisation of frames.
 //! - [`weights`]: checkpoint conversion, validation and hub download.
 //! - [`cuda`]: device probe, convolution tuning, memory pool control.
 //! - [`config`]: the model variant registry (`models/*.json`).
@@ -20,6 +21,7 @@ pub mod data;
 pub mod edgetam;
 pub mod error;
 pub mod eval;
+pub mod image;
 pub mod nn;
 pub mod parity;
 pub mod profile;

@@ -1,4 +1,4 @@
-//! The pure-Rust JPEG decoder (src/data/jpeg.rs) against Pillow's decode of the same files
+//! The pure-Rust JPEG decoder (src/image/jpeg.rs) against Pillow's decode of the same files
 //! (tests/fixtures/jpeg, written by tests/reference/make_jpeg_fixtures.py with Pillow 13 /
 //! libjpeg-turbo 3): every case must be byte-identical (max abs difference 0), including the
 //! official predictor's test frames in tests/fixtures/video_test/frames.
@@ -6,7 +6,7 @@
 mod common;
 
 use candle_core::DType;
-use vosbench::data::jpeg;
+use vosbench::image::jpeg;
 
 /// `(case name, path of the JPEG)` for every expected decode in the fixture.
 fn cases() -> Vec<(String, std::path::PathBuf)> {

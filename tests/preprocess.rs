@@ -5,7 +5,7 @@
 //!
 //! - Pillow BICUBIC resize: bit-exact (max abs difference 0) on every case.
 //! - Normalized model input from Pillow's decoded RGB: bit-exact with the official tensor.
-//! - JPEG decoding (src/data/jpeg.rs vs Pillow / libjpeg-turbo): bit-exact.
+//! - JPEG decoding (src/image/jpeg.rs vs Pillow / libjpeg-turbo): bit-exact.
 //! - Hole filling: bit-exact with the official function.
 
 mod common;
@@ -13,10 +13,9 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use vosbench::image::{decode_rgb, pil_resize_bicubic_rgb, rgb_to_input_tensor};
+use vosbench::tracker::frames::{list_jpeg_frames, VideoFrames};
 use vosbench::tracker::postprocess::fill_holes_in_mask_scores;
-use vosbench::tracker::preprocess::{
-    decode_rgb, list_jpeg_frames, pil_resize_bicubic_rgb, rgb_to_input_tensor, VideoFrames,
-};
 use vosbench::Error;
 
 fn fixtures() -> HashMap<String, Tensor> {
@@ -200,7 +199,7 @@ fn normalized_input_from_pillow_rgb_is_bit_exact() {
     }
 }
 
-/// `decode_rgb` decodes JPEG with src/data/jpeg.rs, which reproduces Pillow's libjpeg-turbo
+/// `decode_rgb` decodes JPEG with src/image/jpeg.rs, which reproduces Pillow's libjpeg-turbo
 /// decode byte for byte (measured: 0 values differ on every file below), so the bounds are 0.
 ///
 /// For the record, the `image` crate (zune-jpeg), which decoded JPEG here before, is not
@@ -274,7 +273,7 @@ fn jpeg_decoding_against_pillow() {
     );
 }
 
-/// Decoding (src/data/jpeg.rs), then the exact resize and normalization, against the official
+/// Decoding (src/image/jpeg.rs), then the exact resize and normalization, against the official
 /// tensor (64x64 from 83x45 4:2:0 JPEGs). Measured: rel L2 0 and max abs 0 on the four frames,
 /// so the bounds are 0. (With the `image` crate's zune-jpeg 0.5.15 it was rel L2 1.13e-2 to
 /// 1.18e-2, max abs 5.23e-2, i.e. 3 grey levels.)

@@ -23,8 +23,8 @@
 //! file is read-only, so they are simply read again if needed).
 
 use crate::error::{Error, Result};
+use crate::image::{decode_rgb, normalized_input, pil_resize_bicubic_rgb};
 use crate::tracker::frames::FrameSource;
-use crate::tracker::preprocess::{decode_rgb, normalized_input, pil_resize_bicubic_rgb};
 use candle_core::{Device, Tensor};
 use std::collections::VecDeque;
 use std::io::Write;
@@ -273,7 +273,7 @@ impl FrameSource for CachedFrames {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::preprocess::rgb_to_input_tensor;
+    use crate::image::rgb_to_input_tensor;
 
     #[test]
     fn cache_round_trip_matches_direct_preprocessing() {

@@ -2,7 +2,6 @@
 //! ([`sav`]), mask PNGs and compact mask storage ([`masks`]), prompts derived from the ground
 //! truth ([`prompts`]), and the synthetic SA-V generator ([`synth`]).
 
-pub mod jpeg;
 pub mod masks;
 pub mod prompts;
 pub mod sav;

@@ -1,6 +1,5 @@
-//! Video tracking: frame loading, mask post-processing, memory bank and sessions.
+//! Video tracking: frame sources, mask post-processing, memory bank and sessions.
 pub mod frames;
 pub mod memory_bank;
 pub mod postprocess;
-pub mod preprocess;
 pub mod session;

@@ -1,94 +1,14 @@
-//! Where a session's frames come from. A folder of JPEGs ([`VideoFrames`], decoded lazily), or
-//! frames already decoded to RGB ([`RgbFrames`]: small clips, tests that must isolate JPEG
-//! decoding, the benchmark's frame cache). Every source turns a frame into the model input the
-//! same way ([`rgb_to_input_tensor`]: Pillow-exact bicubic resize and the official
-//! normalisation).
+//! [`PrefetchingFrames`]: a JPEG folder whose next frames are decoded and resized on background
+//! threads while the model runs.
 
+use super::folder::VideoFrames;
+use super::FrameSource;
 use crate::error::{Error, Result};
-use crate::tracker::preprocess::{
-    normalized_input, pil_resize_bicubic_rgb, rgb_to_input_tensor, VideoFrames,
-};
+use crate::image::{normalized_input, resize_to_square};
 use candle_core::{Device, Tensor};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-
-pub trait FrameSource {
-    /// Number of frames.
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// (height, width) of the video in pixels.
-    fn size(&self) -> (usize, usize);
-    /// Frame `idx` as the model input: [1, 3, S, S] f32 on `device`.
-    fn load_tensor(&self, idx: usize, image_size: usize, device: &Device) -> Result<Tensor>;
-    /// The file a frame was read from, when there is one (for overlays).
-    fn path(&self, _idx: usize) -> Option<&Path> {
-        None
-    }
-}
-
-impl FrameSource for VideoFrames {
-    fn len(&self) -> usize {
-        VideoFrames::len(self)
-    }
-    fn size(&self) -> (usize, usize) {
-        (self.height() as usize, self.width() as usize)
-    }
-    fn load_tensor(&self, idx: usize, image_size: usize, device: &Device) -> Result<Tensor> {
-        VideoFrames::load_tensor(self, idx, image_size, device)
-    }
-    fn path(&self, idx: usize) -> Option<&Path> {
-        self.paths().get(idx).map(|p| p.as_path())
-    }
-}
-
-/// Frames held as decoded interleaved RGB (all of the same size).
-#[derive(Debug, Clone)]
-pub struct RgbFrames {
-    frames: Vec<Vec<u8>>,
-    width: u32,
-    height: u32,
-}
-
-impl RgbFrames {
-    pub fn new(frames: Vec<Vec<u8>>, width: u32, height: u32) -> Result<Self> {
-        if frames.is_empty() {
-            return Err(Error::Input("a video needs at least one frame".into()));
-        }
-        let want = width as usize * height as usize * 3;
-        if let Some(i) = frames.iter().position(|f| f.len() != want) {
-            return Err(Error::Input(format!(
-                "frame {i} has {} bytes, a {width}x{height} RGB frame has {want}",
-                frames[i].len()
-            )));
-        }
-        Ok(Self {
-            frames,
-            width,
-            height,
-        })
-    }
-}
-
-impl FrameSource for RgbFrames {
-    fn len(&self) -> usize {
-        self.frames.len()
-    }
-    fn size(&self) -> (usize, usize) {
-        (self.height as usize, self.width as usize)
-    }
-    fn load_tensor(&self, idx: usize, image_size: usize, device: &Device) -> Result<Tensor> {
-        let f = self.frames.get(idx).ok_or_else(|| {
-            Error::Input(format!(
-                "frame index {idx} out of range ({} frames)",
-                self.frames.len()
-            ))
-        })?;
-        rgb_to_input_tensor(f, self.width, self.height, image_size, device)
-    }
-}
 
 /// How many frames [`PrefetchingFrames`] decodes ahead of the one the model asks for.
 pub const PREFETCH_DEPTH: usize = 2;
@@ -129,12 +49,8 @@ impl PrefetchingFrames {
     }
 
     fn decode(frames: &VideoFrames, idx: usize, image_size: usize) -> Result<Vec<u8>> {
-        let s = u32::try_from(image_size)
-            .ok()
-            .filter(|&s| s > 0)
-            .ok_or_else(|| Error::Input(format!("invalid image size {image_size}")))?;
         let (rgb, w, h) = frames.load_rgb(idx)?;
-        pil_resize_bicubic_rgb(&rgb, w, h, s, s)
+        resize_to_square(&rgb, w, h, image_size)
     }
 
     /// Frame `idx` resized to `image_size`, interleaved RGB; starts decoding the frames after it.
@@ -219,6 +135,7 @@ impl FrameSource for PrefetchingFrames {
 mod tests {
     use super::*;
     use crate::data::synth::{write_split, SynthOptions};
+    use crate::image::pil_resize_bicubic_rgb;
 
     fn video(frames: usize) -> (tempfile::TempDir, std::path::PathBuf) {
         let d = tempfile::tempdir().unwrap();
