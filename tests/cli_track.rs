@@ -5,18 +5,10 @@
 mod common;
 
 use common::{
-    assert_bad_input, click_arg, converted_sam2_test, fixture_dir, get, load_tensors, root,
-    vosbench,
+    assert_bad_input, click_arg, converted_sam2_test, fixture_dir, get, load_tensors, read_mask,
+    root, vosbench,
 };
-use std::path::Path;
-
-fn read_mask(p: &Path) -> (Vec<bool>, u32, u32) {
-    let img = image::open(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .to_luma8();
-    let (w, h) = img.dimensions();
-    (img.into_raw().into_iter().map(|v| v > 0).collect(), w, h)
-}
+use vosbench::parity::compare::mask_overlap;
 
 #[test]
 fn track_writes_sav_layout_masks_close_to_the_official_ones() {
@@ -58,20 +50,9 @@ fn track_writes_sav_layout_masks_close_to_the_official_ones() {
             .exists());
         let want = get(&t, &format!("point.frame.{i}.video_res"))
             .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
             .unwrap();
-        let inter = m
-            .iter()
-            .zip(&want)
-            .filter(|(a, b)| **a && **b > 0.0)
-            .count();
-        let union = m
-            .iter()
-            .zip(&want)
-            .filter(|(a, b)| **a || **b > 0.0)
-            .count();
-        ious.push(inter as f64 / union.max(1) as f64);
+        let o = mask_overlap(&m, &want).unwrap();
+        ious.push(o.intersection as f64 / o.union.max(1) as f64);
     }
     let mean = ious.iter().sum::<f64>() / ious.len() as f64;
     let min = ious.iter().cloned().fold(1.0, f64::min);

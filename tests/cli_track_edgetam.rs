@@ -7,12 +7,15 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use common::{
-    click_arg, convert_fixture, fixture_dir, get, load_tensors, root, test_config, vosbench,
+    click_arg, convert_fixture, fixture_dir, get, load_tensors, read_mask, root, test_config,
+    vosbench,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use vosbench::parity::compare::mask_overlap;
+use vosbench::parity::fixture::apply_overrides;
 use vosbench::weights::convert::write_atomic;
 use vosbench::weights::inspect_converted;
 
@@ -31,14 +34,16 @@ fn converted_with_overrides(dir: &Path) -> PathBuf {
         candle_core::safetensors::load(&plain, &Device::Cpu).unwrap();
     let overrides = load_tensors("edgetam_video", "weight_overrides.safetensors");
     assert!(!overrides.is_empty());
-    for (k, v) in overrides {
-        let old = tensors
-            .get(&k)
-            .unwrap_or_else(|| panic!("override {k} not in the converted file"));
-        assert_eq!(old.dims(), v.dims(), "{k}");
-        let v = v.to_dtype(old.dtype()).unwrap();
-        tensors.insert(k, v);
-    }
+    // in the converted file's dtypes
+    let overrides: HashMap<String, Tensor> = overrides
+        .into_iter()
+        .map(|(k, v)| {
+            let dtype = tensors.get(&k).map_or(v.dtype(), |old| old.dtype());
+            (k, v.to_dtype(dtype).unwrap())
+        })
+        .collect();
+    let source = fixture_dir("edgetam_video").join("weight_overrides.safetensors");
+    apply_overrides(&mut tensors, overrides, &source, &plain).unwrap_or_else(|e| panic!("{e}"));
     let mut list: Vec<(String, Tensor)> = tensors.into_iter().collect();
     list.sort_by(|a, b| a.0.cmp(&b.0));
     let patched = dir.join("edgetam_video.safetensors");
@@ -47,14 +52,6 @@ fn converted_with_overrides(dir: &Path) -> PathBuf {
     })
     .unwrap();
     patched
-}
-
-fn read_mask(p: &Path) -> (Vec<bool>, u32, u32) {
-    let img = image::open(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .to_luma8();
-    let (w, h) = img.dimensions();
-    (img.into_raw().into_iter().map(|v| v > 0).collect(), w, h)
 }
 
 /// IoU of every written mask with the reference run's `video_res` logits; returns (mean, min).
@@ -75,23 +72,10 @@ fn compare(out: &Path, run: &str, t: &HashMap<String, Tensor>) -> (f64, f64) {
         assert_eq!((w, h), (144, 96));
         let want = get(t, &format!("{run}.frame.{i}.video_res"))
             .flatten_all()
-            .unwrap()
-            .to_dtype(DType::F32)
-            .unwrap()
-            .to_vec1::<f32>()
             .unwrap();
-        let inter = m
-            .iter()
-            .zip(&want)
-            .filter(|(a, b)| **a && **b > 0.0)
-            .count();
-        let union = m
-            .iter()
-            .zip(&want)
-            .filter(|(a, b)| **a || **b > 0.0)
-            .count();
-        assert!(union > 0, "{run} frame {i}: both masks empty");
-        ious.push(inter as f64 / union as f64);
+        let o = mask_overlap(&m, &want).unwrap();
+        assert!(o.union > 0, "{run} frame {i}: both masks empty");
+        ious.push(o.intersection as f64 / o.union as f64);
     }
     assert_eq!(ious.len(), 24, "{run}: every frame written");
     let mean = ious.iter().sum::<f64>() / ious.len() as f64;

@@ -7,6 +7,7 @@ mod common;
 
 use candle_core::DType;
 use vosbench::image::jpeg;
+use vosbench::parity::compare::byte_diff;
 
 /// `(case name, path of the JPEG)` for every expected decode in the fixture.
 fn cases() -> Vec<(String, std::path::PathBuf)> {
@@ -55,15 +56,7 @@ fn bit_identical_to_pillow_on_every_fixture() {
             dims[..],
             "{name}: size differs from Pillow's"
         );
-        let mut max = 0u8;
-        let mut count = 0usize;
-        for (a, b) in got.iter().zip(&want) {
-            let d = a.abs_diff(*b);
-            if d > 0 {
-                count += 1;
-                max = max.max(d);
-            }
-        }
+        let (max, count) = byte_diff(&got, &want).unwrap();
         if max > 0 {
             failures.push(format!(
                 "{name}: max abs difference {max} on {count} of {} values",
@@ -123,9 +116,8 @@ fn opt_in_directory_bit_identical_to_pillow() {
                 let diff = if got.len() != want.len() {
                     Some(format!("size {}x{} does not match Pillow's", w, h))
                 } else {
-                    let n = got.iter().zip(&want).filter(|(a, b)| a != b).count();
-                    let max = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max();
-                    (n > 0).then(|| format!("{n} values differ, max {max:?}"))
+                    let (max, n) = byte_diff(&got, &want).unwrap();
+                    (n > 0).then(|| format!("{n} values differ, max {max}"))
                 };
                 eprintln!("{}: {w}x{h} decoded in {ms:.1} ms", p.display());
                 if let Some(d) = diff {

@@ -6,8 +6,8 @@
 
 mod common;
 
-use candle_core::{DType, Device, Tensor};
-use common::{assert_close, get, load_tensors, pt_var_builder, test_config};
+use candle_core::{Device, Tensor};
+use common::{assert_close, get, load_tensors, max_abs, pt_var_builder, test_config};
 use std::collections::HashMap;
 use vosbench::nn::rope::{self, AxialRope};
 use vosbench::sam2::memory_attention::MemoryAttention;
@@ -23,19 +23,6 @@ fn meta(t: &HashMap<String, Tensor>, name: &str) -> Vec<usize> {
         .into_iter()
         .map(|v| v as usize)
         .collect()
-}
-
-fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
-    (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
 }
 
 /// Names `{prefix}{case}.meta` present in the fixture, sorted.

@@ -1,4 +1,4 @@
-//! The parity runner behind `vosbench parity` (src/parity.rs) on the committed fixtures: every
+//! The parity runner behind `vosbench parity` (src/parity/) on the committed fixtures: every
 //! stage a fixture holds must be compared (a silently skipped stage fails here) and match the
 //! official code; whole-video tracking must match the official video predictor.
 
@@ -51,7 +51,8 @@ fn check_fixture(fixture: &str, variant: &str) -> Vec<parity::StageResult> {
     let cfg = test_config(variant);
     let dir = fixture_dir(fixture);
     let stages = parity::load_stages(&dir).expect("load stages");
-    let vb = parity::load_weights(&dir.join("model.pt"), &cfg, &Device::Cpu).expect("weights");
+    let vb =
+        parity::load_weights(&dir.join("model.pt"), None, &cfg, &Device::Cpu).expect("weights");
     let results = parity::run_stages(&cfg, vb, &stages, &Device::Cpu).expect("run stages");
     let mut worst = (0.0f64, String::new());
     for r in &results {
@@ -130,7 +131,7 @@ fn missing_input_is_named() {
     let dir = fixture_dir("sam2_test");
     let mut stages = parity::load_stages(&dir).unwrap();
     stages.remove("trunk.blocks.4");
-    let vb = parity::load_weights(&dir.join("model.pt"), &cfg, &Device::Cpu).unwrap();
+    let vb = parity::load_weights(&dir.join("model.pt"), None, &cfg, &Device::Cpu).unwrap();
     let err = parity::run_stages(&cfg, vb, &stages, &Device::Cpu).unwrap_err();
     assert_eq!(err.exit_code(), 2, "{err}");
     assert!(err.to_string().contains("trunk.blocks.4"), "{err}");
@@ -158,7 +159,7 @@ fn subset_and_wrong_reference() {
         .collect();
     let bumped = (&stages["memenc.pos"] * 1.01).unwrap();
     stages.insert("memenc.pos".into(), bumped);
-    let vb = parity::load_weights(&dir.join("model.pt"), &cfg, &Device::Cpu).unwrap();
+    let vb = parity::load_weights(&dir.join("model.pt"), None, &cfg, &Device::Cpu).unwrap();
     let r = parity::run_stages(&cfg, vb, &stages, &Device::Cpu).unwrap();
     let names: Vec<&str> = r.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
@@ -179,6 +180,7 @@ fn tracking_video_fixture() {
     let cfg = test_config("sam2.1_test");
     let vb = parity::load_weights(
         &fixture_dir("sam2_test").join("model.pt"),
+        None,
         &cfg,
         &Device::Cpu,
     )

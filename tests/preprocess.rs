@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use vosbench::image::{decode_rgb, pil_resize_bicubic_rgb, rgb_to_input_tensor};
+use vosbench::parity::compare::byte_diff;
 use vosbench::tracker::frames::{list_jpeg_frames, VideoFrames};
 use vosbench::tracker::postprocess::fill_holes_in_mask_scores;
 use vosbench::Error;
@@ -72,18 +73,6 @@ fn parse_wh(s: &str) -> (u32, u32) {
     (w.parse().unwrap(), h.parse().unwrap())
 }
 
-fn max_abs_diff(a: &[u8], b: &[u8]) -> (u8, usize) {
-    assert_eq!(a.len(), b.len());
-    let mut max = 0u8;
-    let mut n = 0usize;
-    for (x, y) in a.iter().zip(b) {
-        let d = x.abs_diff(*y);
-        max = max.max(d);
-        n += (d != 0) as usize;
-    }
-    (max, n)
-}
-
 #[test]
 fn pillow_bicubic_resize_is_bit_exact() {
     let t = fixtures();
@@ -116,7 +105,7 @@ fn pillow_bicubic_resize_is_bit_exact() {
         assert_eq!(out.len(), (ow * oh * 3) as usize);
         if let Some(want) = t.get(&format!("resize.{case}.out")) {
             let want = u8s(want);
-            let (max, n) = max_abs_diff(&out, &want);
+            let (max, n) = byte_diff(&out, &want).unwrap();
             eprintln!("resize {case}: max abs diff {max}, {n} differing values ({ms:.1} ms)");
             assert_eq!(
                 (max, n),
@@ -133,7 +122,7 @@ fn pillow_bicubic_resize_is_bit_exact() {
                 bands.extend_from_slice(&out[r * row..(r + 1) * row]);
             }
             let want = u8s(&common::get(&t, &format!("resize.{case}.bands")));
-            let (max, n) = max_abs_diff(&bands, &want);
+            let (max, n) = byte_diff(&bands, &want).unwrap();
             eprintln!("resize {case}: bands max abs diff {max}, {n} differing ({ms:.1} ms)");
             assert_eq!(
                 (max, n),
@@ -248,7 +237,7 @@ fn jpeg_decoding_against_pillow() {
             .replace('.', "_");
         let want = common::get(&t, &format!("decode.{name}"));
         assert_eq!(want.dims(), &[h as usize, w as usize, 3], "{f}: size");
-        let (max, n) = max_abs_diff(&rgb, &u8s(&want));
+        let (max, n) = byte_diff(&rgb, &u8s(&want)).unwrap();
         eprintln!(
             "decode {f}: max abs diff {max}, {n}/{} values differ ({:.4}%)",
             rgb.len(),
@@ -290,16 +279,7 @@ fn full_pipeline_against_the_official_tensor() {
         let got = frames.load_tensor(i, s, &Device::Cpu).unwrap();
         let want = official.narrow(0, i, 1).unwrap();
         let e = common::rel_l2(&got, &want);
-        let max = (&got - &want)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let max = common::max_abs(&got, &want) as f32;
         eprintln!("frame {i}: rel L2 {e:.3e}, max abs {max:.3e}");
         // Decoding, resize and normalization are each exact, so the whole pipeline is too.
         assert!(e <= FULL_PIPELINE_MAX_REL_L2, "frame {i}: rel L2 {e:.3e}");

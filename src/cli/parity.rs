@@ -170,7 +170,7 @@ fn run_stages_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
         .unwrap_or_else(|| args.fixture.join("model.pt"));
     let stages = parity::load_stages(&args.fixture)?;
     let t0 = Instant::now();
-    let vb = prepare(args, parity::load_weights(&weights, &cfg, &device)?)?;
+    let vb = prepare(args, parity::load_weights(&weights, None, &cfg, &device)?)?;
     let results = parity::run_stages(&cfg, vb, &stages, &device)?;
     if let Some(s) = conv_summary() {
         println!("{s}");
@@ -304,16 +304,15 @@ fn run_tracking_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
     };
     let t0 = Instant::now();
     let overrides = args.fixture.join("weight_overrides.safetensors");
-    let vb = if overrides.is_file() {
+    let overrides = overrides.is_file().then_some(overrides);
+    if let Some(o) = &overrides {
         println!(
             "weights: {} with the fixture's {}",
             weights.display(),
-            overrides.display()
+            o.display()
         );
-        parity::load_weights_with_overrides(&weights, &overrides, &cfg, &device)?
-    } else {
-        parity::load_weights(&weights, &cfg, &device)?
-    };
+    }
+    let vb = parity::load_weights(&weights, overrides.as_deref(), &cfg, &device)?;
     let vb = prepare(args, vb)?;
     let frames = args.frames.as_ref().unwrap_or(&args.fixture);
     let runs = parity::run_tracking_with_frames(&cfg, vb, &args.fixture, frames, &device)?;

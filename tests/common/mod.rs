@@ -1,5 +1,6 @@
-//! Helpers shared by the parity tests: fixture loading, the test variants, and the relative-L2
-//! comparison every stage is judged by.
+//! Helpers shared by the test binaries (a module of each): fixture paths, the test variants, the
+//! CLI runner, and thin panicking wrappers over the library's fixture readers and comparison
+//! toolkit (`vosbench::parity::{fixture, compare}`), which the `vosbench parity` runner uses too.
 #![allow(dead_code)]
 
 pub mod tracking;
@@ -9,6 +10,7 @@ use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use vosbench::config::ModelConfig;
+use vosbench::parity::{compare, fixture};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -28,45 +30,36 @@ pub fn test_config(name: &str) -> ModelConfig {
 /// script under tests/reference/).
 pub fn load_tensors(fixture: &str, file: &str) -> HashMap<String, Tensor> {
     let p = fixture_dir(fixture).join(file);
-    candle_core::safetensors::load(&p, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("cannot load fixture {}: {e}", p.display()))
+    fixture::read_tensors(&p).unwrap_or_else(|e| panic!("cannot load fixture: {e}"))
+}
+
+/// The tensors of `tests/fixtures/<fixture>/<file>`, an original-format PyTorch checkpoint
+/// (`{"model": state_dict}`).
+fn read_checkpoint(fixture: &str, file: &str) -> HashMap<String, Tensor> {
+    let p = fixture_dir(fixture).join(file);
+    fixture::read_checkpoint(&p).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The fixture's original-format PyTorch checkpoint (`{"model": state_dict}`) as a VarBuilder.
 pub fn pt_var_builder(fixture: &str, file: &str) -> VarBuilder<'static> {
-    let p = fixture_dir(fixture).join(file);
-    let tensors = candle_core::pickle::read_all_with_key(&p, Some("model"))
-        .unwrap_or_else(|e| panic!("cannot read checkpoint {}: {e}", p.display()));
-    let map: HashMap<String, Tensor> = tensors.into_iter().collect();
-    VarBuilder::from_tensors(map, DType::F32, &Device::Cpu)
+    VarBuilder::from_tensors(read_checkpoint(fixture, file), DType::F32, &Device::Cpu)
 }
 
 /// The tensors of the fixture's original-format checkpoint (`model.pt`), with those of
 /// `tests/fixtures/<video>/weight_overrides.safetensors` put in their place when `video` has that
 /// file (each override must name a checkpoint key of the same shape).
 pub fn checkpoint_tensors(fixture: &str, video: Option<&str>) -> HashMap<String, Tensor> {
-    let p = fixture_dir(fixture).join("model.pt");
-    let mut map: HashMap<String, Tensor> =
-        candle_core::pickle::read_all_with_key(&p, Some("model"))
-            .unwrap_or_else(|e| panic!("cannot read checkpoint {}: {e}", p.display()))
-            .into_iter()
-            .collect();
+    let mut map = read_checkpoint(fixture, "model.pt");
     let Some(video) = video else { return map };
-    if !fixture_dir(video)
-        .join("weight_overrides.safetensors")
-        .exists()
-    {
+    let path = fixture_dir(video).join("weight_overrides.safetensors");
+    if !path.exists() {
         return map;
     }
     let overrides = load_tensors(video, "weight_overrides.safetensors");
     assert!(!overrides.is_empty());
-    for (k, v) in overrides {
-        let old = map
-            .get(&k)
-            .unwrap_or_else(|| panic!("override {k} is not a checkpoint key"));
-        assert_eq!(old.dims(), v.dims(), "override {k}: shape");
-        map.insert(k, v);
-    }
+    let model_pt = fixture_dir(fixture).join("model.pt");
+    fixture::apply_overrides(&mut map, overrides, &path, &model_pt)
+        .unwrap_or_else(|e| panic!("{e}"));
     map
 }
 
@@ -131,6 +124,22 @@ pub fn convert_fixture(fixture: &str, variant: &str, out: &std::path::Path) {
     );
 }
 
+/// A mask PNG (0 background, anything else foreground) as `(mask [h * w] f32 0/1, width,
+/// height)`, for [`compare::mask_overlap`] with a reference's logits.
+pub fn read_mask(p: &std::path::Path) -> (Tensor, u32, u32) {
+    let img = image::open(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .to_luma8();
+    let (w, h) = img.dimensions();
+    let fg: Vec<f32> = img
+        .into_raw()
+        .into_iter()
+        .map(|v| (v > 0) as u8 as f32)
+        .collect();
+    let n = fg.len();
+    (Tensor::from_vec(fg, n, &Device::Cpu).unwrap(), w, h)
+}
+
 /// Fetch a named tensor from a fixture map, with a clear panic if the script did not write it.
 pub fn get(t: &HashMap<String, Tensor>, name: &str) -> Tensor {
     t.get(name)
@@ -138,32 +147,18 @@ pub fn get(t: &HashMap<String, Tensor>, name: &str) -> Tensor {
         .clone()
 }
 
-/// ||a - b|| / ||b||, computed in f64.
+/// ||a - b|| / ||b||, computed in f64 ([`compare::rel_l2`]); shapes must match and every value
+/// be finite.
 pub fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims(), "shape mismatch");
-    let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let num = (&a - &b)
-        .unwrap()
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    let den = b
-        .sqr()
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    assert!(num.is_finite(), "non-finite values");
-    if den == 0.0 {
-        num.sqrt()
-    } else {
-        (num / den).sqrt()
-    }
+    let d = compare::diff(a, b).unwrap();
+    assert!(d.sq_err.is_finite(), "non-finite values");
+    d.rel_l2()
+}
+
+/// max |a - b|, computed in f64 ([`compare::max_abs_diff`]).
+pub fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
+    compare::max_abs_diff(a, b).unwrap()
 }
 
 /// Assert `got` matches `want` to relative L2 `tol`, and that `want` is not trivially zero.

@@ -1,28 +1,17 @@
 //! Whole-video comparison helpers shared by the tracking parity tests.
 
-use super::{get, load_tensors, rel_l2};
-use candle_core::{DType, Device, Tensor};
+use super::{fixture_dir, get, load_tensors, rel_l2};
+use candle_core::{Device, Tensor};
 use std::collections::HashMap;
+use vosbench::parity::{compare, fixture};
 use vosbench::sam2::sam2_base::Sam2Base;
 use vosbench::tracker::frames::RgbFrames;
 use vosbench::tracker::memory_bank::Retention;
 use vosbench::tracker::session::{FrameResult, Prompt, Session, SessionOptions};
 
-/// (IoU of the two binarized masks, positive fraction of `b`).
+/// (IoU of the two binarized masks, positive fraction of `b`): [`compare::mask_iou`].
 pub fn iou(a: &Tensor, b: &Tensor) -> (f64, f64) {
-    let a = a.gt(0f32).unwrap().to_dtype(DType::F32).unwrap();
-    let b = b.gt(0f32).unwrap().to_dtype(DType::F32).unwrap();
-    let inter = (&a * &b)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap() as f64;
-    let sa = a.sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
-    let sb = b.sum_all().unwrap().to_scalar::<f32>().unwrap() as f64;
-    let union = sa + sb - inter;
-    let iou = if union == 0.0 { 1.0 } else { inter / union };
-    (iou, sb / b.elem_count() as f64)
+    compare::mask_iou(a, b).unwrap()
 }
 
 /// Compare one run frame by frame against the reference: low-res logits (rel L2 <= 1e-3 per
@@ -102,20 +91,8 @@ pub fn check_run(run: &str, results: &[FrameResult], t: &HashMap<String, Tensor>
 /// The fixture frames as Pillow decoded them (shared with the SAM 2.1 video fixture; isolates
 /// JPEG decoding, which tests/preprocess.rs measures on its own).
 pub fn pillow_frames() -> Box<RgbFrames> {
-    let t = load_tensors("video_test", "pillow_rgb.safetensors");
-    let rgb = get(&t, "rgb");
-    let (n, h, w, _) = rgb.dims4().unwrap();
-    let frames = (0..n)
-        .map(|i| {
-            rgb.get(i)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<u8>()
-                .unwrap()
-        })
-        .collect();
-    Box::new(RgbFrames::new(frames, w as u32, h as u32).unwrap())
+    let p = fixture_dir("video_test").join("pillow_rgb.safetensors");
+    Box::new(fixture::pillow_frames(&p).unwrap())
 }
 
 fn prompt_iou_ok(r: &FrameResult, t: &HashMap<String, Tensor>, run: &str) {
