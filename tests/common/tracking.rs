@@ -89,7 +89,7 @@ pub fn check_run(run: &str, results: &[FrameResult], t: &HashMap<String, Tensor>
 }
 
 /// The fixture frames as Pillow decoded them (shared with the SAM 2.1 video fixture; isolates
-/// JPEG decoding, which tests/preprocess.rs measures on its own).
+/// JPEG decoding, which tests/units/preprocess.rs measures on its own).
 pub fn pillow_frames() -> Box<RgbFrames> {
     let p = fixture_dir("video_test").join("pillow_rgb.safetensors");
     Box::new(fixture::pillow_frames(&p).unwrap())

@@ -2,10 +2,8 @@
 //! stage a fixture holds must be compared (a silently skipped stage fails here) and match the
 //! official code; whole-video tracking must match the official video predictor.
 
-mod common;
-
+use crate::common::{fixture_dir, test_config};
 use candle_core::{Device, Tensor};
-use common::{fixture_dir, test_config};
 use std::collections::{BTreeSet, HashMap};
 use vosbench::parity::{self, Feed};
 

@@ -3,10 +3,8 @@
 //! `tests/reference/make_edgetam_fixtures.py`. Every stage is fed the reference's own inputs and
 //! must match to relative L2 <= 1e-4 in f32.
 
-mod common;
-
+use crate::common::{assert_close, get, load_tensors, pt_var_builder, test_config};
 use candle_core::Tensor;
-use common::{assert_close, get, load_tensors, pt_var_builder, test_config};
 use std::collections::HashMap;
 use vosbench::config::{ModelConfig, TrunkConfig};
 use vosbench::edgetam::perceiver::PerceiverResampler;

@@ -3,7 +3,7 @@
 //! libjpeg-turbo 3): every case must be byte-identical (max abs difference 0), including the
 //! official predictor's test frames in tests/fixtures/video_test/frames.
 
-mod common;
+use crate::common;
 
 use candle_core::DType;
 use vosbench::image::jpeg;

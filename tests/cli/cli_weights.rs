@@ -1,7 +1,7 @@
 //! The real binary on bad input: one `error:` line on stderr and exit code 2, never a panic; and
 //! `info` / `fetch` on what they should print and do.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

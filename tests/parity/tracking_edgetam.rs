@@ -4,12 +4,10 @@
 //! on frame 0 tracked forward, and a box on frame 8 tracked forward then backward in the same
 //! state). Made by tests/reference/make_edgetam_video_fixture.py.
 
-mod common;
-
+use crate::common::tracking::{box_run, point_run};
+use crate::common::{checkpoint_tensors, test_config};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use common::tracking::{box_run, point_run};
-use common::{checkpoint_tensors, test_config};
 use vosbench::sam2::sam2_base::Sam2Base;
 use vosbench::tracker::memory_bank::Retention;
 

@@ -2,10 +2,8 @@
 //! pointer temporal encoding and `_prepare_memory_conditioned_features` (fixture `sam2_test`,
 //! names in tests/reference/FIXTURES.md).
 
-mod common;
-
+use crate::common::{assert_close, get, load_tensors, pt_var_builder, test_config};
 use candle_core::{DType, Device, Tensor};
-use common::{assert_close, get, load_tensors, pt_var_builder, test_config};
 use vosbench::sam2::sam2_base::{FrameFeatures, Memory, PointInputs, Sam2Base};
 use vosbench::tracker::memory_bank::{FrameOutput, OutputStore};
 

@@ -4,10 +4,8 @@
 //! `tests/fixtures/sam2_test/*` (make_sam2_fixtures.py) and `tests/fixtures/edgetam_test/*`
 //! (make_edgetam_fixtures.py; EdgeTAM's memory attention uses `RoPEAttentionv2`).
 
-mod common;
-
+use crate::common::{assert_close, get, load_tensors, max_abs, pt_var_builder, test_config};
 use candle_core::{Device, Tensor};
-use common::{assert_close, get, load_tensors, max_abs, pt_var_builder, test_config};
 use std::collections::HashMap;
 use vosbench::nn::rope::{self, AxialRope};
 use vosbench::sam2::memory_attention::MemoryAttention;

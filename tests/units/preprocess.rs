@@ -8,7 +8,7 @@
 //! - JPEG decoding (src/image/jpeg.rs vs Pillow / libjpeg-turbo): bit-exact.
 //! - Hole filling: bit-exact with the official function.
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;

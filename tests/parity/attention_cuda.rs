@@ -1,8 +1,8 @@
 //! The fused CUDA attention kernel (src/cuda/kernels/flash_attn.cu) against the unfused path on
 //! the same device, in f32, f32 with TF32, f16 and bf16, at the models' shapes and odd sizes.
 //! Needs a CUDA build and device:
-//! `cargo test --release --features cudnn --test attention_cuda -- --ignored`, or the same check
-//! from the CLI: `vosbench probe --check-attention` (results in docs/performance.md).
+//! `cargo test --release --features cudnn --test parity attention_cuda -- --ignored`, or the same
+//! check from the CLI: `vosbench probe --check-attention` (results in docs/performance.md).
 
 #[cfg(feature = "cuda")]
 #[test]

@@ -3,11 +3,11 @@
 //! the reference's own input, so errors never compound across stages; the end-to-end checks run the
 //! whole encoder from the image.
 
-mod common;
+use crate::common;
 
+use crate::common::{assert_close, get, load_tensors, pt_var_builder, test_config};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
-use common::{assert_close, get, load_tensors, pt_var_builder, test_config};
 use std::collections::HashMap;
 use vosbench::sam2::hieradet::Hiera;
 use vosbench::sam2::image_encoder::{FpnNeck, ImageEncoder};

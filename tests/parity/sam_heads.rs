@@ -2,10 +2,8 @@
 //! official PyTorch code, on the `sam2_test` fixture (tests/reference/FIXTURES.md, `prompt.*`
 //! and `decoder.*`). Every stage is fed the reference's own inputs and judged by relative L2.
 
-mod common;
-
+use crate::common::{assert_close, get, load_tensors, pt_var_builder, rel_l2, test_config};
 use candle_core::{DType, Tensor};
-use common::{assert_close, get, load_tensors, pt_var_builder, rel_l2, test_config};
 use std::collections::HashMap;
 use vosbench::sam2::mask_decoder::{stability_scores, MaskDecoder};
 use vosbench::sam2::prompt_encoder::PromptEncoder;

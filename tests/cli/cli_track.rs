@@ -2,9 +2,7 @@
 //! track the fixture video from a click, check the SA-V-layout output against the official
 //! predictor's masks, and check that bad input is one line with exit code 2.
 
-mod common;
-
-use common::{
+use crate::common::{
     assert_bad_input, click_arg, converted_sam2_test, fixture_dir, get, load_tensors, read_mask,
     root, vosbench,
 };
@@ -59,7 +57,7 @@ fn track_writes_sav_layout_masks_close_to_the_official_ones() {
     eprintln!(
         "track vs official masks (JPEG decoded by vosbench): mean IoU {mean:.4}, min {min:.4}"
     );
-    // Exact parity with identical decoded pixels is tests/parity_tracking.rs; here the frames go
+    // Exact parity with identical decoded pixels is tests/parity/tracking.rs; here the frames go
     // through vosbench's own JPEG decoding, so only closeness is required.
     assert!(mean >= 0.95 && min >= 0.85, "mean IoU {mean}, min {min}");
 }

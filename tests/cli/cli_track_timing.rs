@@ -2,9 +2,7 @@
 //! committed test variant (fields present and sane, one latency per tracked frame after the
 //! prompt frame, forward and backward), `--no-masks`, and the refusal of bf16 on CPU.
 
-mod common;
-
-use common::{
+use crate::common::{
     assert_bad_input, click_arg, converted_sam2_test, fixture_dir, get, load_tensors, root,
     vosbench,
 };

@@ -5,13 +5,11 @@
 //! click and from its box, and compare the written SA-V-layout masks with the official EdgeTAM
 //! predictor's.
 
-mod common;
-
-use candle_core::{Device, Tensor};
-use common::{
+use crate::common::{
     click_arg, convert_fixture, fixture_dir, get, load_tensors, read_mask, root, test_config,
     vosbench,
 };
+use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use vosbench::parity::compare::mask_overlap;

@@ -2,11 +2,9 @@
 //! fixture through a model built in f16 and in bf16, compared with the official f32 predictor
 //! under looser, documented tolerances (docs/parity.md, "Half precision").
 
-mod common;
-
+use crate::common::tracking::{iou, pillow_frames, point_prompt};
+use crate::common::{checkpoint_tensors, get, load_tensors, rel_l2, test_config};
 use candle_core::{DType, Device, Tensor};
-use common::tracking::{iou, pillow_frames, point_prompt};
-use common::{checkpoint_tensors, get, load_tensors, rel_l2, test_config};
 use vosbench::sam2::sam2_base::Sam2Base;
 use vosbench::tracker::session::{Session, SessionOptions};
 

@@ -2,11 +2,9 @@
 //! (fixture `video_test`: 24 JPEG frames, the `sam2_test` weights, a click on frame 0 tracked
 //! forward, and a box on frame 8 tracked forward then backward in the same state).
 
-mod common;
-
+use crate::common::tracking::{box_run, check_run, point_run};
+use crate::common::{fixture_dir, get, load_tensors, pt_var_builder, test_config};
 use candle_core::Device;
-use common::tracking::{box_run, check_run, point_run};
-use common::{fixture_dir, get, load_tensors, pt_var_builder, test_config};
 use vosbench::sam2::sam2_base::Sam2Base;
 use vosbench::tracker::memory_bank::Retention;
 use vosbench::tracker::session::{Prompt, Session, SessionOptions};

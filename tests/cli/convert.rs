@@ -3,7 +3,7 @@
 //! tests/fixtures/weights/ hold torch's dtype, shape and FNV-1a hash of every entry; they are
 //! written by tests/reference/make_weights_manifest.py).
 
-mod common;
+use crate::common;
 
 use candle_core::{DType, Device, Tensor};
 use std::collections::{BTreeMap, HashMap};

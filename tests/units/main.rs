@@ -1,0 +1,12 @@
+//! Frame pixels against Pillow and the official preprocessing: the JPEG decoder (`jpeg_pillow`),
+//! the resize, normalisation, folder listing and hole filling (`preprocess`). One test binary:
+//! `cargo test --test units [MODULE]`.
+//!
+//! tests/measure.rs stays a binary of its own: its RSS checks need a process in which no other
+//! test allocates meanwhile.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod jpeg_pillow;
+mod preprocess;
