@@ -1,6 +1,6 @@
 """Decode the video_test JPEG frames exactly as the official video predictor does
 (Pillow `Image.open(p).convert("RGB")`) and store the RGB, so the tracking parity test can feed
-the tracker the official decoded pixels and isolate JPEG decoding (which tests/preprocess.rs
+the tracker the official decoded pixels and isolate JPEG decoding (which tests/units/preprocess.rs
 measures separately).
 
     /root/venvs/ref/bin/python tests/reference/decode_frames_with_pillow.py

@@ -43,7 +43,7 @@ Runs (each on a fresh ``init_state`` of the JPEG folder, object id 1):
 The EdgeTAM predictor is the legacy batched one: prompted frames are consolidated at image_size/4
 and their memory is re-encoded in ``propagate_in_video_preflight`` with ``is_mask_from_pts=True``.
 For a single object this is what the per-object tracker of this crate implements; the Rust test
-tests/parity_tracking_edgetam.rs is the proof.
+tests/parity/tracking_edgetam.rs is the proof.
 
 Hole filling: EdgeTAM's ``sam2.utils.misc.get_connected_components`` falls back to OpenCV
 (``cv2.connectedComponentsWithStats``, 8-connectivity) for CPU tensors, so

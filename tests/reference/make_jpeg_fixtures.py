@@ -1,4 +1,4 @@
-"""Reference data for src/data/jpeg.rs: small JPEGs and what Pillow decodes them to.
+"""Reference data for src/image/jpeg.rs: small JPEGs and what Pillow decodes them to.
 
 Pillow decodes JPEG with libjpeg-turbo, default settings (JDCT_ISLOW integer IDCT, fancy
 upsampling, libjpeg's YCbCr->RGB tables); the Rust decoder must reproduce that byte for byte.
@@ -21,8 +21,8 @@ Run: /root/venvs/ref/bin/python tests/reference/make_jpeg_fixtures.py
 
 Opt-in check on larger or foreign JPEGs (not committed): `make_jpeg_fixtures.py --opt-in DIR`
 writes, next to every DIR/*.jpg, DIR/*.jpg.rgb (Pillow's RGB decode, raw HWC bytes); then
-`VOSBENCH_JPEG_DIR=DIR cargo test --test jpeg_pillow -- --nocapture` compares them and prints
-decode times. With `--make-1080p`, DIR first gets 1080p.jpg, a 1920x1080 4:2:0 quality-90
+`VOSBENCH_JPEG_DIR=DIR cargo test --test units jpeg_pillow -- --nocapture` compares them and
+prints decode times. With `--make-1080p`, DIR first gets 1080p.jpg, a 1920x1080 4:2:0 quality-90
 photo (skimage's rocket.jpg upscaled) for a speed reference.
 """
 import sys

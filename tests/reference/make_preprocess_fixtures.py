@@ -1,4 +1,5 @@
-"""Reference data for src/tracker/preprocess.rs and src/tracker/postprocess.rs.
+"""Reference data for src/image/ (resize, normalisation), src/tracker/frames/ (folder listing)
+and src/tracker/postprocess.rs.
 
 What the official SAM 2.1 video predictor does to a JPEG folder (sam2/utils/misc.py,
 load_video_frames_from_jpg_images) and to its low-res mask logits (fill_holes_in_mask_scores),
@@ -27,7 +28,7 @@ The case names and sizes are listed in RESIZE_CASES / FILL_CASES below; the Rust
 same lists from the tensor names.
 
 The synthetic source images are a pure integer function of (seed, x, y, c) (see `synth`), which
-tests/preprocess.rs reimplements, so large sources need not be stored; the stored FNV of each
+tests/units/preprocess.rs reimplements, so large sources need not be stored; the stored FNV of each
 source proves both sides generated the same pixels.
 
 fill_holes_in_mask_scores calls a CUDA-only kernel (sam2/csrc/connected_components.cu: 2x2-block

@@ -1,6 +1,6 @@
 """RoPE parity fixture: runs the official rotary-encoding functions on seeded random q/k.
 
-Writes tests/fixtures/rope/rope.safetensors, read by tests/parity_memory.rs.
+Writes tests/fixtures/rope/rope.safetensors, read by tests/parity/memory.rs.
 
 * `compute_axial_cis` tables (`table.{name}.cos` / `.sin`, [rows, dim/2]): the 256-wide single-head
   table of the released models on the 64x64 grid (every 13th token, to keep the file small, with the

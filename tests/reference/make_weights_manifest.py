@@ -1,7 +1,7 @@
 """Write a manifest of an original checkpoint as PyTorch itself reads it: for every state-dict
 entry its dtype, shape and the FNV-1a 64-bit hash of its raw little-endian bytes.
 
-The Rust converter test (tests/convert.rs) converts the same checkpoint and checks every tensor of
+The Rust converter test (tests/cli/convert.rs) converts the same checkpoint and checks every tensor of
 the result against this manifest, so bit-identity is judged by torch's reading of the file, not by
 the reader under test.
 
