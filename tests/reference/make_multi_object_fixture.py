@@ -275,7 +275,7 @@ def check_family(family):
 
 
 def build_predictor(a):
-    """(predictor, weight overrides or None) for the family, with the patches installed."""
+    """(predictor, its hole-filling counter, weight overrides or None), patches installed."""
     import sam2.sam2_video_predictor as svp
     import sam2.utils.misc as misc
     from make_sam2_video_fixture import cpu_connected_components
