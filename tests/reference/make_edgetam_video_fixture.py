@@ -85,6 +85,19 @@ def build_predictor(variant, ckpt_path):
     return predictor.eval()
 
 
+def apply_mask_bias_overrides(predictor, shift=MASK_BIAS_SHIFT):
+    """Lower the last bias of every output hypernetwork MLP by `shift` (in place, strict reload)
+    and return the new values of those tensors (what weight_overrides.safetensors holds)."""
+    sd = predictor.state_dict()
+    hyper = [k for k in sd if k.startswith("sam_mask_decoder.output_hypernetworks_mlps.") and k.endswith(".bias")]
+    last = max(int(k.split(".")[-2]) for k in hyper)
+    overrides = {k: (sd[k] - shift).contiguous() for k in hyper if int(k.split(".")[-2]) == last}
+    assert len(overrides) == predictor.sam_mask_decoder.num_mask_tokens, sorted(overrides)
+    sd.update(overrides)
+    predictor.load_state_dict(sd, strict=True)
+    return overrides
+
+
 def main():
     import json
 
@@ -118,13 +131,7 @@ def main():
     assert predictor.binarize_mask_from_pts_for_mem_enc
     assert predictor.spatial_perceiver is not None
 
-    sd = predictor.state_dict()
-    hyper = [k for k in sd if k.startswith("sam_mask_decoder.output_hypernetworks_mlps.") and k.endswith(".bias")]
-    last = max(int(k.split(".")[-2]) for k in hyper)
-    overrides = {k: (sd[k] - MASK_BIAS_SHIFT).contiguous() for k in hyper if int(k.split(".")[-2]) == last}
-    assert len(overrides) == predictor.sam_mask_decoder.num_mask_tokens, sorted(overrides)
-    sd.update(overrides)
-    predictor.load_state_dict(sd, strict=True)
+    overrides = apply_mask_bias_overrides(predictor)
     os.makedirs(a.out, exist_ok=True)
     save_file(overrides, os.path.join(a.out, "weight_overrides.safetensors"))
 
