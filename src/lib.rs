@@ -10,7 +10,8 @@
 //! - [`data`], [`eval`]: SA-V reading, synthetic data, the official J&F.
 //! - [`weights`]: checkpoint conversion, validation and hub download.
 //! - [`cuda`]: device probe, convolution tuning, memory pool control.
-//! - [`config`]: the model variant registry (`models/*.json`).
+//! - [`config`]: the model variant registry (`models/*.json`) and the typed run options.
+//! - [`host`]: procfs and disk readings about the machine (below everything but [`error`]).
 
 pub mod bench;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod data;
 pub mod edgetam;
 pub mod error;
 pub mod eval;
+pub mod host;
 pub mod nn;
 pub mod parity;
 pub mod profile;

@@ -117,7 +117,7 @@ impl RowContext<'_> {
     fn budget_figure(&self, rss: u64) -> Result<u64> {
         Ok(match self.cfg.budget_figure.as_str() {
             "device" => self.meter.peaks()?.used_bytes.unwrap_or(rss),
-            "system" => crate::bench::measure::system_memory()?.used_bytes,
+            "system" => mem::system_memory()?.used_bytes,
             _ => rss,
         })
     }
@@ -260,7 +260,7 @@ impl RowContext<'_> {
             for (f, m) in masks.iter().enumerate() {
                 let Some(m) = m else { continue };
                 let fg = m.to_mask().data;
-                crate::cli::common::write_overlay(
+                crate::data::overlay::write_overlay(
                     &dir.join(format!("{f:05}.png")),
                     &self.video.frames[f],
                     &fg,

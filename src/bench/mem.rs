@@ -1,11 +1,11 @@
-//! The one place the benchmark reads memory figures, on top of [`crate::bench::measure`] (host
+//! The one place the benchmark reads memory figures, on top of [`crate::host::procfs`] (host
 //! RSS, its peak, system memory) and [`crate::cuda`] (device probe, the driver memory pool).
 
 use crate::error::Result;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-pub use crate::bench::measure::{current_rss_bytes, system_memory, HostSampler};
+pub use crate::host::procfs::{current_rss_bytes, system_memory, HostSampler};
 
 /// What the benchmark records about the device it runs on (from [`crate::cuda::probe::probe`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,7 +9,6 @@
 
 pub mod cache;
 pub mod infer;
-pub mod measure;
 pub mod mem;
 pub mod plan;
 pub mod results;

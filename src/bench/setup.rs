@@ -13,10 +13,12 @@ use crate::cuda::tuning::{self, ConvOptions, Source};
 use crate::data::prompts::object_prompt;
 use crate::data::sav::{MaskKind, Split, SplitOptions};
 use crate::error::{Error, Result};
+use crate::host::disk::free_disk_bytes;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::{Prompt, Session, SessionOptions};
+use crate::weights::hub::{converted_path, original_path};
 use candle_core::{DType, Device};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The model dtype of `--precision`.
@@ -98,22 +100,6 @@ pub fn bar(quiet: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
     }
     b.set_message(msg.to_string());
     b
-}
-
-/// Free bytes on the file system holding `dir` (POSIX `df -Pk`), None when unknown.
-pub fn free_disk_bytes(dir: &Path) -> Option<u64> {
-    let out = std::process::Command::new("df")
-        .arg("-Pk")
-        .arg(dir)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().nth(1)?;
-    let kb: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// Scan the split and derive the prompts.
@@ -247,7 +233,7 @@ fn resolve_weights(opts: &BenchOptions, tag: &ModelTag) -> Result<WeightsSource>
         });
     }
     let cfg = &tag.config;
-    let conv = crate::cli::common::converted_path(&opts.weights_dir, cfg);
+    let conv = converted_path(&opts.weights_dir, cfg);
     if conv.exists() && crate::weights::inspect_converted(&conv, cfg).is_ok() {
         return Ok(WeightsSource::Checkpoint { path: conv });
     }
@@ -267,7 +253,7 @@ fn resolve_weights(opts: &BenchOptions, tag: &ModelTag) -> Result<WeightsSource>
             "no weights for {}: place a converted checkpoint at {} (or the original at {}), or pass --random-weights to measure speed and memory only ({e})",
             cfg.name,
             conv.display(),
-            crate::weights::hub::original_path(&opts.weights_dir, cfg).display()
+            original_path(&opts.weights_dir, cfg).display()
         ))),
     }
 }
