@@ -4,13 +4,15 @@
 
 use crate::bench::cache::CachedFrames;
 use crate::bench::mem::{self, HostSampler};
+use crate::bench::model::{build_model, conv_options, object_prompt_for};
 use crate::bench::plan::{
     InferenceConfig, Metadata, ModelPlan, ObjectMeta, VideoMeta, ROW_DELAY_ENV,
 };
+use crate::bench::progress::bar;
 use crate::bench::results::{
     self, mib, percentile, round, Results, Row, CSV_NAME, STATUS_BUDGET, STATUS_ERROR, STATUS_OK,
 };
-use crate::bench::setup::{bar, build_model, conv_options, object_prompt_for, precision_dtype};
+use crate::bench::setup::precision_dtype;
 use crate::cuda::tuning;
 use crate::data::masks::{Mask, PackedMask};
 use crate::data::sav::Annotation;

@@ -10,7 +10,9 @@
 pub mod cache;
 pub mod infer;
 pub mod mem;
+pub mod model;
 pub mod plan;
+pub mod progress;
 pub mod results;
 pub mod setup;
 

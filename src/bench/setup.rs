@@ -4,12 +4,14 @@
 
 use crate::bench::cache::{self, CachedFrames};
 use crate::bench::mem::{self, HostSampler};
+use crate::bench::model::{build_model, conv_options, object_prompt_for};
 use crate::bench::plan::{
     write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan, ModelTag, ObjectMeta,
-    PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
+    VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
 };
+use crate::bench::progress::bar;
 use crate::config::ModelConfig;
-use crate::cuda::tuning::{self, ConvOptions, Source};
+use crate::cuda::tuning::{self, Source};
 use crate::data::prompts::object_prompt;
 use crate::data::sav::{MaskKind, Split, SplitOptions};
 use crate::error::{Error, Result};
@@ -24,16 +26,6 @@ use std::time::{Duration, Instant};
 /// The model dtype of `--precision`.
 pub fn precision_dtype(p: &str) -> Result<DType> {
     Ok(p.parse::<crate::config::Precision>()?.dtype())
-}
-
-/// The convolution settings of a run: the workspace limit and TF32 from the options, the
-/// algorithm search only when asked for and cuDNN runs the convolutions (setup only).
-pub fn conv_options(opts: &BenchOptions, device: &Device, search: bool) -> ConvOptions {
-    ConvOptions::new(
-        opts.workspace_mb,
-        opts.tf32,
-        search && opts.enable_cudnn_tuning && device.is_cuda() && cfg!(feature = "cudnn"),
-    )
 }
 
 /// Run the prompt frame and two tracked frames once so that every convolution shape of the model
@@ -52,54 +44,6 @@ fn tuning_pass(
     session.propagate(Some(prompt_frame), Some(2), false, |_r| Ok(()))?;
     device.synchronize()?;
     Ok(())
-}
-
-/// Build a model from its weights source.
-pub fn build_model(
-    cfg: &ModelConfig,
-    weights: &WeightsSource,
-    dtype: DType,
-    device: &Device,
-) -> Result<Sam2Base> {
-    let vb = match weights {
-        WeightsSource::Checkpoint { path } => {
-            crate::weights::load_var_builder(path, cfg, dtype, device)?
-        }
-        WeightsSource::Random { seed, .. } => {
-            crate::weights::random::random_var_builder(*seed, dtype, device)
-        }
-    };
-    Ok(Sam2Base::new(cfg, vb)?)
-}
-
-/// The tracker prompt of an object for a prompt kind.
-pub fn object_prompt_for(o: &ObjectMeta, kind: PromptKind) -> Prompt {
-    match kind {
-        PromptKind::Points => Prompt {
-            points: vec![(o.point.0 as f32, o.point.1 as f32, 1)],
-            bbox: None,
-        },
-        PromptKind::Bbox => Prompt {
-            points: Vec::new(),
-            bbox: Some(o.bbox.map(|v| v as f32)),
-        },
-    }
-}
-
-/// A progress bar (hidden with --quiet).
-pub fn bar(quiet: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
-    let b = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(len)
-    };
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg:>12} [{bar:32}] {pos}/{len} {per_sec} eta {eta}",
-    ) {
-        b.set_style(style);
-    }
-    b.set_message(msg.to_string());
-    b
 }
 
 /// Scan the split and derive the prompts.
