@@ -3,14 +3,14 @@
 //! process exits (the CLI re-executes itself for phase B).
 
 use crate::bench::cache::{self, CachedFrames};
-use crate::bench::mem::{self, HostSampler};
+use crate::bench::mem::{self, BudgetFigure, HostSampler};
 use crate::bench::model::{build_model, conv_options, object_prompt_for};
 use crate::bench::plan::{
     write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan, ModelTag, ObjectMeta,
     VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
 };
 use crate::bench::progress::bar;
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, Precision};
 use crate::cuda::tuning::{self, Source};
 use crate::data::prompts::object_prompt;
 use crate::data::sav::{MaskKind, Split, SplitOptions};
@@ -22,11 +22,6 @@ use crate::weights::hub::{converted_path, original_path};
 use candle_core::{DType, Device};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// The model dtype of `--precision`.
-pub fn precision_dtype(p: &str) -> Result<DType> {
-    Ok(p.parse::<crate::config::Precision>()?.dtype())
-}
 
 /// Run the prompt frame and two tracked frames once so that every convolution shape of the model
 /// meets the algorithm search (image encoder, memory encoder; the memory attention on the second
@@ -225,11 +220,11 @@ fn warm_up(
     tag: &ModelTag,
     meta: &Metadata,
     device: &Device,
-    dtype: DType,
     sampler: &HostSampler,
     meter: &mem::DeviceMeter,
-    budget_figure: &str,
+    budget_figure: BudgetFigure,
 ) -> Result<ModelPlan> {
+    let dtype = opts.precision.dtype();
     let weights = resolve_weights(opts, tag)?;
     let cfg = &tag.config;
     let rss0 = mem::current_rss_bytes();
@@ -245,7 +240,7 @@ fn warm_up(
     if tuning::options().tune {
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
         let prompt = object_prompt_for(o, tag.prompt);
-        let session_opts = opts.session_options(dtype)?;
+        let session_opts = opts.session_options();
         tuning_pass(
             &model,
             frames,
@@ -271,12 +266,8 @@ fn warm_up(
     let warm = (cfg.tracker.num_maskmem + 1).min(n - o.prompt_frame);
     // The same fences and trunk graph as phase B, so the measured peak (graph memory pool
     // included) is the one phase B will see.
-    let mut session = Session::with_frames(
-        &model,
-        Box::new(frames),
-        device,
-        opts.session_options(dtype)?,
-    );
+    let mut session =
+        Session::with_frames(&model, Box::new(frames), device, opts.session_options());
     let prompt = object_prompt_for(o, tag.prompt);
     let mut curve = Vec::new();
     let run = (|| -> Result<()> {
@@ -306,7 +297,7 @@ fn warm_up(
         Ok(())
     })();
     if let Err(e) = run {
-        let what = if dtype == DType::F32 {
+        let what = if opts.precision == Precision::F32 {
             String::new()
         } else {
             format!(" at precision {}", opts.precision)
@@ -341,12 +332,14 @@ fn warm_up(
         + longest.0.min(opts.max_frames_in_mem) as u64 * s * s * 3;
     let predicted = match budget_figure {
         // Discrete GPU: the pool's high-water mark (weights, activations, cuDNN workspace).
-        "device" => dev.peak_alloc_bytes.unwrap_or(peak) + bank_growth,
+        BudgetFigure::Device => dev.peak_alloc_bytes.unwrap_or(peak) + bank_growth,
         // Unified memory: host and device allocations draw on the same RAM.
-        "system" => peak + host_growth + dev.peak_alloc_bytes.unwrap_or(0) + bank_growth,
-        _ => peak + bank_growth + host_growth,
+        BudgetFigure::System => {
+            peak + host_growth + dev.peak_alloc_bytes.unwrap_or(0) + bank_growth
+        }
+        BudgetFigure::ProcessRss => peak + bank_growth + host_growth,
     };
-    let fits = opts.mem_budget_mb.is_none_or(|b| predicted <= b * 1048576);
+    let fits = opts.mem_budget_bytes.is_none_or(|b| b.allows(predicted));
     Ok(ModelPlan {
         name: tag.name.clone(),
         prompt: tag.prompt,
@@ -367,7 +360,6 @@ fn warm_up(
 /// Run phase A. Returns the written configuration.
 pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig> {
     let t0 = Instant::now();
-    let dtype = precision_dtype(&opts.precision)?;
     let info = mem::probe(device, &opts.device)?;
     if !opts.quiet {
         eprintln!(
@@ -384,8 +376,8 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
         );
     }
     let baseline = mem::current_rss_bytes();
-    if let Some(b) = opts.mem_budget_mb {
-        if b * 1048576 <= baseline {
+    if let Some(b) = opts.mem_budget_bytes {
+        if b.bytes() <= baseline {
             return Err(Error::Budget(format!(
                 "--mem-budget-mb {b} is below what the process already uses ({:.1} MiB) before any model is loaded",
                 baseline as f64 / 1048576.0
@@ -411,13 +403,7 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
     write_json(&opts.preprocessed_dir.join(METADATA_NAME), &meta)?;
 
     // What the budget is compared with; the warm-up predicts that figure.
-    let budget_figure = if matches!(device, Device::Cpu) {
-        "process_rss"
-    } else if info.unified_memory {
-        "system"
-    } else {
-        "device"
-    };
+    let budget_figure = BudgetFigure::for_device(device, &info);
     tuning::set_options(conv_options(opts, device, true));
     tuning::reset();
     let sampler = HostSampler::start(Duration::from_millis(5));
@@ -426,23 +412,14 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
     let b = bar(opts.quiet, opts.models.len() as u64, "warm-up");
     for tag in &opts.models {
         b.set_message(tag.name.clone());
-        let plan = warm_up(
-            opts,
-            tag,
-            &meta,
-            device,
-            dtype,
-            &sampler,
-            &meter,
-            budget_figure,
-        )?;
+        let plan = warm_up(opts, tag, &meta, device, &sampler, &meter, budget_figure)?;
         meter.trim()?;
         plans.push(plan);
         b.inc(1);
     }
     b.finish_and_clear();
     sampler.stop();
-    if let Some(budget) = opts.mem_budget_mb {
+    if let Some(budget) = opts.mem_budget_bytes {
         for p in plans.iter().filter(|p| !p.fits_budget) {
             eprintln!(
                 "warning: {} does not fit --mem-budget-mb {budget}: predicted peak {:.1} MiB; its rows will be budget_exceeded",
@@ -521,8 +498,7 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
         cudnn_note,
         conv_tuning,
         models: plans,
-        budget_bytes: opts.mem_budget_mb.map(|b| b * 1048576),
-        budget_figure: budget_figure.into(),
+        budget_figure,
         setup_ms: t0.elapsed().as_secs_f64() * 1e3,
     };
     write_json(&opts.preprocessed_dir.join(CONFIG_NAME), &cfg)?;

@@ -1,5 +1,4 @@
-//! What several subcommands share: turning `--device` and `--precision` into a device and a
-//! dtype.
+//! What several subcommands share: turning a `--device` flag into a device.
 
 use crate::error::{Error, Result};
 use candle_core::Device;
@@ -28,13 +27,4 @@ pub fn parse_device(spec: &str) -> Result<Device> {
     }
     crate::cuda::open_cuda(ordinal)
         .map_err(|e| Error::Input(format!("cannot open CUDA device {ordinal}: {e}")))
-}
-
-/// The model dtype of `--precision` for a run on the CPU (`cpu`) or a GPU: bf16 needs CUDA, as
-/// candle's CPU matmul has no bf16 kernel.
-pub fn model_dtype(precision: &str, cpu: bool) -> Result<candle_core::DType> {
-    Ok(precision
-        .parse::<crate::config::Precision>()?
-        .check_device(cpu)?
-        .dtype())
 }

@@ -199,7 +199,7 @@ pub fn run(args: Args) -> Result<()> {
         .to_string()
     });
     let device = parse_device(&spec)?;
-    let dtype = crate::bench::setup::precision_dtype(&args.precision)?;
+    let dtype = args.precision.parse::<crate::config::Precision>()?.dtype();
     let workspace_mb = args.workspace_mb.unwrap_or(256);
     let report = probe(&device)?;
     print!("{}", render(&report));

@@ -4,9 +4,9 @@
 //! and with how much device memory; `tests/gpu/speed_vs_torch.sh` compares that with the official
 //! PyTorch predictors (docs/performance.md).
 
-use crate::cli::common::{model_dtype, parse_device};
+use crate::cli::common::parse_device;
 use crate::config::Registry;
-use crate::config::{FenceSpec, GraphMode};
+use crate::config::{FenceSet, FenceSpec, GraphMode, Precision};
 use crate::cuda::memory::DeviceMemory;
 use crate::cuda::tuning::ConvOptions;
 use crate::data::overlay::{write_overlay, write_png_atomic};
@@ -106,11 +106,11 @@ fn process_age_ms() -> Option<f64> {
 pub struct Timing {
     pub engine: &'static str,
     pub model: String,
-    pub precision: String,
+    pub precision: Precision,
     pub tf32: bool,
     pub workspace_mb: usize,
     /// The `--memory-fence` points in force (`off` for none).
-    pub memory_fences: String,
+    pub memory_fences: FenceSet,
     /// The trunk's CUDA graph at the end: `off`, `eager`, `captured` or `failed: <why>`.
     pub cuda_graph: String,
     pub cudnn_tuning: bool,
@@ -276,7 +276,11 @@ pub fn run(args: Args) -> Result<()> {
     let reg = Registry::builtin()?;
     let cfg = reg.resolve(&args.model)?;
     let device = parse_device(&args.device)?;
-    let dtype = model_dtype(&args.precision, device.is_cpu())?;
+    let precision = args
+        .precision
+        .parse::<Precision>()?
+        .check_device(device.is_cpu())?;
+    let dtype = precision.dtype();
     let memory_fences = args.memory_fence.parse::<FenceSpec>()?.resolve(dtype);
     let cuda_graph = args.cuda_graph.parse::<GraphMode>()?.resolve(dtype);
     let weights = args
@@ -420,15 +424,10 @@ pub fn run(args: Args) -> Result<()> {
         let mut t = Timing {
             engine: "vosbench",
             model: cfg.name.clone(),
-            precision: match dtype {
-                DType::F16 => "f16",
-                DType::BF16 => "bf16",
-                _ => "f32",
-            }
-            .into(),
+            precision,
             tf32: args.tf32,
             workspace_mb: args.workspace_mb,
-            memory_fences: memory_fences.to_string(),
+            memory_fences,
             cuda_graph: model.image_encoder.trunk_graph_status(),
             cudnn_tuning: args.enable_cudnn_tuning,
             device: args.device.clone(),
@@ -485,10 +484,10 @@ mod tests {
         let mut t = Timing {
             engine: "vosbench",
             model: String::new(),
-            precision: "f32".into(),
+            precision: Precision::F32,
             tf32: false,
             workspace_mb: 256,
-            memory_fences: "off".into(),
+            memory_fences: FenceSet::NONE,
             cuda_graph: "off".into(),
             cudnn_tuning: false,
             device: "cpu".into(),
