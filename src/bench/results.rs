@@ -390,4 +390,29 @@ mod tests {
         std::fs::write(&p, "a,b\n1,2\n").unwrap();
         assert!(read_rows(&p).is_err());
     }
+
+    #[test]
+    fn statuses_keep_their_csv_strings_and_unknown_ones_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(CSV_NAME);
+        let rows: Vec<Row> = [RowStatus::Ok, RowStatus::BudgetExceeded, RowStatus::Error]
+            .into_iter()
+            .enumerate()
+            .map(|(i, status)| Row {
+                video: format!("v{i}"),
+                status,
+                ..Row::default()
+            })
+            .collect();
+        write_rows(&p, &rows).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        for s in [",f32,", ",ok,", ",budget_exceeded,", ",error,"] {
+            assert!(text.contains(s), "{s} not in {text}");
+        }
+        assert_eq!(read_rows(&p).unwrap(), rows);
+        std::fs::write(&p, text.replace(",budget_exceeded,", ",oom,")).unwrap();
+        let e = read_rows(&p).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("oom"), "{e}");
+    }
 }
