@@ -11,7 +11,8 @@
 //! - [`image`]: Pillow-exact JPEG decoding, resize and normalisation of frames.
 //! - [`weights`]: checkpoint conversion, validation and hub download.
 //! - [`cuda`]: device probe, convolution tuning, memory pool control.
-//! - [`config`]: the model variant registry (`models/*.json`).
+//! - [`config`]: the model variant registry (`models/*.json`) and the typed run options.
+//! - [`host`]: procfs and disk readings about the machine (below everything but [`error`]).
 
 pub mod bench;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod data;
 pub mod edgetam;
 pub mod error;
 pub mod eval;
+pub mod host;
 pub mod image;
 pub mod nn;
 pub mod parity;

@@ -3,10 +3,12 @@
 
 use candle_core::Device;
 use std::time::Duration;
-use vosbench::bench::measure::{self, parse_kb_field, parse_meminfo, system_memory, HostSampler};
 use vosbench::cuda::memory::DeviceMemory;
 use vosbench::cuda::probe::{
     cpuinfo_field, detect_jetson, format_cuda_version, format_cudnn_version, probe,
+};
+use vosbench::host::procfs::{
+    self as measure, parse_kb_field, parse_meminfo, system_memory, HostSampler,
 };
 
 const MIB: u64 = 1024 * 1024;

@@ -4,15 +4,16 @@
 
 use crate::bench::cache::CachedFrames;
 use crate::bench::mem::{self, HostSampler};
+use crate::bench::model::{build_model, conv_options, object_prompt_for};
 use crate::bench::plan::{
-    InferenceConfig, Metadata, ModelPlan, ObjectMeta, VideoMeta, ROW_DELAY_ENV,
+    write_json, InferenceConfig, Metadata, ModelPlan, ObjectMeta, PromptKind, VideoMeta,
+    WeightsSource, CONFIG_NAME, ROW_DELAY_ENV, SUMMARY_NAME,
 };
-use crate::bench::results::{
-    self, mib, percentile, round, Results, Row, CSV_NAME, STATUS_BUDGET, STATUS_ERROR, STATUS_OK,
-};
-use crate::bench::setup::{bar, build_model, conv_options, object_prompt_for, precision_dtype};
+use crate::bench::progress::bar;
+use crate::bench::results::{self, mib, percentile, round, Results, Row, RowStatus, CSV_NAME};
 use crate::cuda::tuning;
 use crate::data::masks::{Mask, PackedMask};
+use crate::data::overlay::write_overlay;
 use crate::data::sav::Annotation;
 use crate::error::{Error, Result};
 use crate::eval::evaluator::ObjectScorer;
@@ -51,55 +52,35 @@ struct RowContext<'a> {
 impl RowContext<'_> {
     fn base_row(&self) -> Row {
         let o = self.object;
-        let opts = &self.cfg.options;
-        let n = self.video.frames.len();
         let clip_end = self.clip_end();
         let prompt = match self.plan.prompt {
-            crate::bench::plan::PromptKind::Points => format!("point:{},{}", o.point.0, o.point.1),
-            crate::bench::plan::PromptKind::Bbox => format!(
+            PromptKind::Points => format!("point:{},{}", o.point.0, o.point.1),
+            PromptKind::Bbox => format!(
                 "box:{},{},{},{}",
                 o.bbox[0], o.bbox[1], o.bbox[2], o.bbox[3]
             ),
         };
-        let _ = n;
         Row {
             video: self.video.name.clone(),
             object: o.id.clone(),
             model: self.plan.name.clone(),
             imgsz: self.plan.config.image_size,
-            precision: opts.precision.clone(),
+            precision: self.cfg.options.precision,
             prompt,
             prompt_frame: o.prompt_frame,
             frames: clip_end - o.prompt_frame,
             processed_end_frame: clip_end,
             scored_frames: scored_frames(o, clip_end).len(),
-            fps: None,
-            fps_steady: None,
-            latency_ms: None,
-            latency_p50_ms: None,
-            latency_p90_ms: None,
-            latency_p99_ms: None,
-            gpu_peak_alloc_MiB: None,
-            gpu_peak_reserved_MiB: None,
-            cpu_peak_rss_MiB: None,
-            system_peak_MiB: None,
             // The budget this process enforces (from the inference config).
-            mem_budget_MiB: self.cfg.budget_bytes.map(mib),
-            baseline_rss_MiB: None,
-            baseline_gpu_MiB: None,
-            J: None,
-            F: None,
-            JandF: None,
-            overlay: String::new(),
-            setup_ms: None,
+            mem_budget_MiB: self.cfg.options.mem_budget_bytes.map(|b| mib(b.bytes())),
             input_H: self.video.height,
             input_W: self.video.width,
             infer_H: self.plan.config.image_size,
             infer_W: self.plan.config.image_size,
             cudnn_benchmark: self.cfg.cudnn_benchmark,
             weights: self.plan.weights.label(),
-            status: STATUS_OK.into(),
-            error: String::new(),
+            status: RowStatus::Ok,
+            ..Row::default()
         }
     }
 
@@ -113,15 +94,6 @@ impl RowContext<'_> {
         }
     }
 
-    /// The figure compared with the budget, now.
-    fn budget_figure(&self, rss: u64) -> Result<u64> {
-        Ok(match self.cfg.budget_figure.as_str() {
-            "device" => self.meter.peaks()?.used_bytes.unwrap_or(rss),
-            "system" => crate::bench::measure::system_memory()?.used_bytes,
-            _ => rss,
-        })
-    }
-
     /// Track, time, measure and score one (video, object) with a loaded model.
     fn run(&self, model: &Sam2Base, row: &mut Row) -> Result<()> {
         let opts = &self.cfg.options;
@@ -129,7 +101,7 @@ impl RowContext<'_> {
         let device = self.device;
         let (w, h) = (self.video.width, self.video.height);
         let clip_end = self.clip_end();
-        let budget = self.cfg.budget_bytes;
+        let budget = opts.mem_budget_bytes;
         let track = o.track();
         let scored = scored_frames(o, clip_end);
         let mut scorer = ObjectScorer::new(&scored, false);
@@ -164,12 +136,8 @@ impl RowContext<'_> {
             })?;
         let t_setup = Instant::now();
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
-        let mut session = Session::with_frames(
-            model,
-            Box::new(frames),
-            device,
-            opts.session_options(model.dtype())?,
-        );
+        let mut session =
+            Session::with_frames(model, Box::new(frames), device, opts.session_options());
         session.add_prompt(o.prompt_frame, 1, &object_prompt_for(o, self.plan.prompt))?;
         device.synchronize()?;
         row.setup_ms = Some(round(t_setup.elapsed().as_secs_f64() * 1e3, 1));
@@ -205,13 +173,13 @@ impl RowContext<'_> {
             }
             let rss = mem::current_rss_bytes();
             if let Some(b) = budget {
-                let used = self.budget_figure(rss)?;
-                if used > b {
+                let used = self.cfg.budget_figure.read(self.meter, rss)?;
+                if !b.allows(used) {
                     return Err(Error::Budget(format!(
                         "{} used {:.1} MiB on frame {f}, over the {:.1} MiB budget",
                         self.cfg.budget_figure,
                         used as f64 / 1048576.0,
-                        b as f64 / 1048576.0
+                        b.bytes() as f64 / 1048576.0
                     )));
                 }
             }
@@ -260,11 +228,7 @@ impl RowContext<'_> {
             for (f, m) in masks.iter().enumerate() {
                 let Some(m) = m else { continue };
                 let fg = m.to_mask().data;
-                crate::cli::common::write_overlay(
-                    &dir.join(format!("{f:05}.png")),
-                    &self.video.frames[f],
-                    &fg,
-                )?;
+                write_overlay(&dir.join(format!("{f:05}.png")), &self.video.frames[f], &fg)?;
             }
             row.overlay = dir.display().to_string();
         }
@@ -285,7 +249,7 @@ pub fn run_inference(
     only_model: Option<&str>,
 ) -> Result<Vec<Row>> {
     let opts = &cfg.options;
-    let dtype = precision_dtype(&opts.precision)?;
+    let dtype = opts.precision.dtype();
     // The algorithms setup chose (tuned or heuristic) for every convolution shape; no search here.
     tuning::set_options(conv_options(opts, device, false));
     tuning::reset();
@@ -309,7 +273,7 @@ pub fn run_inference(
         return Err(Error::Input(format!(
             "model {} is not in {}",
             only_model.unwrap_or("-"),
-            crate::bench::plan::CONFIG_NAME
+            CONFIG_NAME
         )));
     }
     let total_rows: usize =
@@ -356,7 +320,7 @@ pub fn run_inference(
             row.baseline_gpu_MiB = meter.peaks()?.used_bytes.map(mib);
             match &model {
                 None => {
-                    row.status = STATUS_BUDGET.into();
+                    row.status = RowStatus::BudgetExceeded;
                     row.error = format!(
                         "setup predicted a {:.1} MiB peak, over the budget",
                         plan.predicted_peak_bytes as f64 / 1048576.0
@@ -365,11 +329,11 @@ pub fn run_inference(
                 Some(m) => match ctx.run(m, &mut row) {
                     Ok(()) => {}
                     Err(Error::Budget(msg)) => {
-                        row.status = STATUS_BUDGET.into();
+                        row.status = RowStatus::BudgetExceeded;
                         row.error = msg;
                     }
                     Err(e) => {
-                        row.status = STATUS_ERROR.into();
+                        row.status = RowStatus::Error;
                         row.error = one_line(&e);
                         if !opts.quiet {
                             rows_bar.println(format!(
@@ -407,7 +371,7 @@ pub fn write_summary(
     let random: Vec<String> = cfg
         .models
         .iter()
-        .filter(|m| matches!(m.weights, crate::bench::plan::WeightsSource::Random { .. }))
+        .filter(|m| matches!(m.weights, WeightsSource::Random { .. }))
         .map(|m| format!("{}: {}", m.name, m.weights.label()))
         .collect();
     let value = serde_json::json!({
@@ -415,7 +379,7 @@ pub fn write_summary(
         "inference_pids": inference_pids,
         "device": cfg.device,
         "precision": cfg.options.precision,
-        "mem_budget_MiB": cfg.options.mem_budget_mb,
+        "mem_budget_MiB": cfg.options.mem_budget_bytes.map(|b| mib(b.bytes())),
         "budget_figure": cfg.budget_figure,
         "cudnn_benchmark": cfg.cudnn_benchmark,
         "cudnn_note": cfg.cudnn_note,
@@ -434,8 +398,8 @@ pub fn write_summary(
             "fits_budget": m.fits_budget,
         })).collect::<Vec<_>>(),
     });
-    let path = out_dir.join(crate::bench::plan::SUMMARY_NAME);
-    crate::bench::plan::write_json(&path, &value)?;
+    let path = out_dir.join(SUMMARY_NAME);
+    write_json(&path, &value)?;
     if !cfg.options.quiet {
         eprintln!("\n{}", results::format_table(&models));
         if !random.is_empty() {

@@ -1,9 +1,12 @@
 //! What both phases share: the benchmark options, the model tags, and the files phase A writes
 //! for phase B (`metadata.json`, `inference_config.json`).
 
-use crate::config::{ModelConfig, Registry};
+use crate::bench::mem::{BudgetFigure, DeviceInfo, MemBudget};
+use crate::config::{FenceSpec, GraphMode, ModelConfig, Precision, Registry};
+use crate::data::prompts::ClickMode;
 use crate::data::sav::{Annotation, MaskKind, ObjectTrack};
 use crate::error::{Error, Result};
+use crate::tracker::session::SessionOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -87,56 +90,31 @@ pub fn parse_models(list: &str, imgsz: Option<usize>) -> Result<Vec<ModelTag>> {
     Ok(out)
 }
 
-/// The default of `memory_fence` and `cuda_graph` in configs written before they existed.
-fn auto_setting() -> String {
-    "auto".into()
-}
-
-impl BenchOptions {
-    /// The session options of every tracked clip (fences and trunk graph resolved for `dtype`);
-    /// an error names a bad `--memory-fence` or `--cuda-graph`.
-    pub fn session_options(
-        &self,
-        dtype: candle_core::DType,
-    ) -> crate::error::Result<crate::tracker::session::SessionOptions> {
-        Ok(crate::tracker::session::SessionOptions {
-            memory_fences: Some(
-                self.memory_fence
-                    .parse::<crate::config::FenceSpec>()?
-                    .resolve(dtype),
-            ),
-            cuda_graph: self
-                .cuda_graph
-                .parse::<crate::config::GraphMode>()?
-                .resolve(dtype),
-            ..Default::default()
-        })
-    }
-}
-
-/// Everything the two phases are told (from the command line).
+/// Everything the two phases are told (from the command line), typed: the CLI parses every flag
+/// once, and phase B reads these back from `inference_config.json`, where an unknown value or
+/// field is an error.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BenchOptions {
     pub split_dir: PathBuf,
     pub split_name: Option<String>,
     pub models: Vec<ModelTag>,
     pub weights_dir: PathBuf,
     pub imgsz: Option<usize>,
-    pub precision: String,
+    /// `--precision`, already checked against the device.
+    pub precision: Precision,
     pub device: String,
     pub enable_cudnn_tuning: bool,
     pub workspace_mb: usize,
     /// TF32 allowed for f32 convolutions and matmuls.
-    #[serde(default)]
     pub tf32: bool,
-    /// `--memory-fence`: auto, off, all or a list of fence points (`crate::cuda::memory`).
-    #[serde(default = "auto_setting")]
-    pub memory_fence: String,
-    /// `--cuda-graph`: auto, on or off (`crate::cuda::graph`).
-    #[serde(default = "auto_setting")]
-    pub cuda_graph: String,
+    /// `--memory-fence` (resolved per precision when a session opens).
+    pub memory_fence: FenceSpec,
+    /// `--cuda-graph` (resolved per precision when a session opens).
+    pub cuda_graph: GraphMode,
     pub max_frames_in_mem: usize,
-    pub mem_budget_mb: Option<u64>,
+    /// `--mem-budget-mb`, in bytes; what both phases hold the budget figure against.
+    pub mem_budget_bytes: Option<MemBudget>,
     pub limit_videos: usize,
     pub limit_objects: usize,
     pub max_clip_frames: usize,
@@ -149,8 +127,20 @@ pub struct BenchOptions {
     pub demo: bool,
     pub quiet: bool,
     /// How the click of point prompts is derived from the ground truth.
-    #[serde(default)]
-    pub click: crate::data::prompts::ClickMode,
+    pub click: ClickMode,
+}
+
+impl BenchOptions {
+    /// The session options of every tracked clip: fences and trunk graph resolved for the
+    /// precision.
+    pub fn session_options(&self) -> SessionOptions {
+        let dtype = self.precision.dtype();
+        SessionOptions {
+            memory_fences: Some(self.memory_fence.resolve(dtype)),
+            cuda_graph: self.cuda_graph.resolve(dtype),
+            ..Default::default()
+        }
+    }
 }
 
 /// One object of the split as phase B needs it.
@@ -269,10 +259,11 @@ pub struct ModelPlan {
 
 /// `inference_config.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InferenceConfig {
     pub setup_pid: u32,
     pub options: BenchOptions,
-    pub device: crate::bench::mem::DeviceInfo,
+    pub device: DeviceInfo,
     /// Convolution algorithm tuning (cuDNN); false where it was not run or does not apply.
     pub cudnn_benchmark: bool,
     pub cudnn_note: String,
@@ -281,10 +272,9 @@ pub struct InferenceConfig {
     #[serde(default)]
     pub conv_tuning: crate::cuda::tuning::TuningTable,
     pub models: Vec<ModelPlan>,
-    pub budget_bytes: Option<u64>,
-    /// What is compared with the budget: `process_rss` (CPU), `device` (discrete GPU) or
-    /// `system` (unified memory).
-    pub budget_figure: String,
+    /// What is compared with the budget (`options.mem_budget_bytes`): `process_rss` (CPU),
+    /// `device` (discrete GPU) or `system` (unified memory).
+    pub budget_figure: BudgetFigure,
     pub setup_ms: f64,
 }
 

@@ -2,6 +2,7 @@
 //! atomically: temp file + rename), resume from an existing CSV, percentiles and the per-model
 //! summary.
 
+use crate::config::Precision;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -10,21 +11,28 @@ use std::path::Path;
 /// The CSV file name inside `--out-dir`.
 pub const CSV_NAME: &str = "vosbench_summary.csv";
 
-/// Status of a row. Only `error` rows are run again on resume.
-pub const STATUS_OK: &str = "ok";
-pub const STATUS_BUDGET: &str = "budget_exceeded";
-pub const STATUS_ERROR: &str = "error";
+/// How a row ended. Only `error` rows are run again on resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowStatus {
+    #[default]
+    Ok,
+    /// Predicted at setup, or measured during tracking, over the memory budget.
+    BudgetExceeded,
+    /// Failed; the `error` column says why.
+    Error,
+}
 
 /// One row of `vosbench_summary.csv`. Field order is the column order; units are in the names
 /// (docs/benchmark.md describes every column).
 #[allow(non_snake_case)]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub video: String,
     pub object: String,
     pub model: String,
     pub imgsz: usize,
-    pub precision: String,
+    pub precision: Precision,
     pub prompt: String,
     pub prompt_frame: usize,
     /// clip_end - prompt_frame: frames tracked (the prompt frame included)
@@ -55,7 +63,7 @@ pub struct Row {
     pub infer_W: usize,
     pub cudnn_benchmark: bool,
     pub weights: String,
-    pub status: String,
+    pub status: RowStatus,
     pub error: String,
 }
 
@@ -66,53 +74,15 @@ impl Row {
 
     /// Finished rows are kept and skipped on resume; `error` rows are retried.
     pub fn is_finished(&self) -> bool {
-        self.status == STATUS_OK || self.status == STATUS_BUDGET
+        matches!(self.status, RowStatus::Ok | RowStatus::BudgetExceeded)
     }
 }
 
 /// The column names, in order (the CSV header).
 pub fn columns() -> Vec<String> {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    // serialize a dummy row to get the header from serde
-    let dummy = Row {
-        video: String::new(),
-        object: String::new(),
-        model: String::new(),
-        imgsz: 0,
-        precision: String::new(),
-        prompt: String::new(),
-        prompt_frame: 0,
-        frames: 0,
-        processed_end_frame: 0,
-        scored_frames: 0,
-        fps: None,
-        fps_steady: None,
-        latency_ms: None,
-        latency_p50_ms: None,
-        latency_p90_ms: None,
-        latency_p99_ms: None,
-        gpu_peak_alloc_MiB: None,
-        gpu_peak_reserved_MiB: None,
-        cpu_peak_rss_MiB: None,
-        system_peak_MiB: None,
-        mem_budget_MiB: None,
-        baseline_rss_MiB: None,
-        baseline_gpu_MiB: None,
-        J: None,
-        F: None,
-        JandF: None,
-        overlay: String::new(),
-        setup_ms: None,
-        input_H: 0,
-        input_W: 0,
-        infer_H: 0,
-        infer_W: 0,
-        cudnn_benchmark: false,
-        weights: String::new(),
-        status: String::new(),
-        error: String::new(),
-    };
-    if w.serialize(&dummy).is_err() {
+    // the header serde writes for any row
+    if w.serialize(Row::default()).is_err() {
         return Vec::new();
     }
     let bytes = w.into_inner().unwrap_or_default();
@@ -141,7 +111,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
         .collect();
     if header != columns() {
         return Err(Error::Input(format!(
-            "{} has other columns than this version writes; move it away or use another --out-dir",
+            "{} has other columns than this version of vosbench writes",
             path.display()
         )));
     }
@@ -187,7 +157,13 @@ pub struct Results {
 impl Results {
     /// Load the rows of an earlier run; `error` rows are dropped (they will be retried).
     pub fn resume(path: &Path) -> Result<Self> {
-        let rows = read_rows(path)?
+        let rows = read_rows(path)
+            .map_err(|e| match e {
+                Error::Input(m) => {
+                    Error::Input(format!("{m}; move it away or use another --out-dir"))
+                }
+                other => other,
+            })?
             .into_iter()
             .filter(Row::is_finished)
             .collect();
@@ -249,6 +225,7 @@ pub struct ModelSummary {
     pub latency_p99_ms_mean: Option<f64>,
     pub cpu_peak_rss_MiB_max: Option<f64>,
     pub gpu_peak_alloc_MiB_max: Option<f64>,
+    pub gpu_peak_reserved_MiB_max: Option<f64>,
     pub system_peak_MiB_max: Option<f64>,
     pub J_mean: Option<f64>,
     pub F_mean: Option<f64>,
@@ -273,7 +250,7 @@ pub fn summarize(rows: &[Row]) -> Vec<ModelSummary> {
             let ok: Vec<&Row> = rs
                 .iter()
                 .copied()
-                .filter(|r| r.status == STATUS_OK)
+                .filter(|r| r.status == RowStatus::Ok)
                 .collect();
             let col = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<f64> {
                 ok.iter().filter_map(|r| f(r)).collect()
@@ -290,8 +267,11 @@ pub fn summarize(rows: &[Row]) -> Vec<ModelSummary> {
             ModelSummary {
                 model: model.to_string(),
                 rows_ok: ok.len(),
-                rows_budget_exceeded: rs.iter().filter(|r| r.status == STATUS_BUDGET).count(),
-                rows_error: rs.iter().filter(|r| r.status == STATUS_ERROR).count(),
+                rows_budget_exceeded: rs
+                    .iter()
+                    .filter(|r| r.status == RowStatus::BudgetExceeded)
+                    .count(),
+                rows_error: rs.iter().filter(|r| r.status == RowStatus::Error).count(),
                 fps: (secs > 0.0).then(|| round(frames / secs, 2)),
                 fps_steady_mean: mean(&col(&|r| r.fps_steady)).map(|x| round(x, 2)),
                 latency_p50_ms_mean: r1(mean(&col(&|r| r.latency_p50_ms))),
@@ -299,6 +279,7 @@ pub fn summarize(rows: &[Row]) -> Vec<ModelSummary> {
                 latency_p99_ms_mean: r1(mean(&col(&|r| r.latency_p99_ms))),
                 cpu_peak_rss_MiB_max: max(&col(&|r| r.cpu_peak_rss_MiB)),
                 gpu_peak_alloc_MiB_max: max(&col(&|r| r.gpu_peak_alloc_MiB)),
+                gpu_peak_reserved_MiB_max: max(&col(&|r| r.gpu_peak_reserved_MiB)),
                 system_peak_MiB_max: max(&col(&|r| r.system_peak_MiB)),
                 J_mean: r4(mean(&col(&|r| r.J))),
                 F_mean: r4(mean(&col(&|r| r.F))),
@@ -377,6 +358,7 @@ mod tests {
                         "object" => "000".into(),
                         "model" => "m".into(),
                         "cudnn_benchmark" => "false".into(),
+                        "precision" => "f32".into(),
                         "status" => "ok".into(),
                         c if c.starts_with("input_") || c.starts_with("infer_") => "1".into(),
                         "imgsz"
@@ -397,7 +379,7 @@ mod tests {
         .unwrap();
         res.push(row.clone());
         row.object = "001".into();
-        row.status = STATUS_ERROR.into();
+        row.status = RowStatus::Error;
         res.push(row.clone());
         write_rows(&p, res.rows()).unwrap();
         assert_eq!(read_rows(&p).unwrap().len(), 2);
@@ -407,5 +389,30 @@ mod tests {
         assert!(!again.is_done("v1", "001", "m"));
         std::fs::write(&p, "a,b\n1,2\n").unwrap();
         assert!(read_rows(&p).is_err());
+    }
+
+    #[test]
+    fn statuses_keep_their_csv_strings_and_unknown_ones_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(CSV_NAME);
+        let rows: Vec<Row> = [RowStatus::Ok, RowStatus::BudgetExceeded, RowStatus::Error]
+            .into_iter()
+            .enumerate()
+            .map(|(i, status)| Row {
+                video: format!("v{i}"),
+                status,
+                ..Row::default()
+            })
+            .collect();
+        write_rows(&p, &rows).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        for s in [",f32,", ",ok,", ",budget_exceeded,", ",error,"] {
+            assert!(text.contains(s), "{s} not in {text}");
+        }
+        assert_eq!(read_rows(&p).unwrap(), rows);
+        std::fs::write(&p, text.replace(",budget_exceeded,", ",oom,")).unwrap();
+        let e = read_rows(&p).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("oom"), "{e}");
     }
 }

@@ -3,36 +3,25 @@
 //! process exits (the CLI re-executes itself for phase B).
 
 use crate::bench::cache::{self, CachedFrames};
-use crate::bench::mem::{self, HostSampler};
+use crate::bench::mem::{self, BudgetFigure, HostSampler};
+use crate::bench::model::{build_model, conv_options, object_prompt_for};
 use crate::bench::plan::{
     write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan, ModelTag, ObjectMeta,
-    PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
+    VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
 };
-use crate::config::ModelConfig;
-use crate::cuda::tuning::{self, ConvOptions, Source};
+use crate::bench::progress::bar;
+use crate::config::{ModelConfig, Precision};
+use crate::cuda::tuning::{self, Source};
 use crate::data::prompts::object_prompt;
 use crate::data::sav::{MaskKind, Split, SplitOptions};
 use crate::error::{Error, Result};
+use crate::host::disk::free_disk_bytes;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::{Prompt, Session, SessionOptions};
+use crate::weights::hub::{converted_path, original_path};
 use candle_core::{DType, Device};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// The model dtype of `--precision`.
-pub fn precision_dtype(p: &str) -> Result<DType> {
-    Ok(p.parse::<crate::config::Precision>()?.dtype())
-}
-
-/// The convolution settings of a run: the workspace limit and TF32 from the options, the
-/// algorithm search only when asked for and cuDNN runs the convolutions (setup only).
-pub fn conv_options(opts: &BenchOptions, device: &Device, search: bool) -> ConvOptions {
-    ConvOptions::new(
-        opts.workspace_mb,
-        opts.tf32,
-        search && opts.enable_cudnn_tuning && device.is_cuda() && cfg!(feature = "cudnn"),
-    )
-}
 
 /// Run the prompt frame and two tracked frames once so that every convolution shape of the model
 /// meets the algorithm search (image encoder, memory encoder; the memory attention on the second
@@ -50,70 +39,6 @@ fn tuning_pass(
     session.propagate(Some(prompt_frame), Some(2), false, |_r| Ok(()))?;
     device.synchronize()?;
     Ok(())
-}
-
-/// Build a model from its weights source.
-pub fn build_model(
-    cfg: &ModelConfig,
-    weights: &WeightsSource,
-    dtype: DType,
-    device: &Device,
-) -> Result<Sam2Base> {
-    let vb = match weights {
-        WeightsSource::Checkpoint { path } => {
-            crate::weights::load_var_builder(path, cfg, dtype, device)?
-        }
-        WeightsSource::Random { seed, .. } => {
-            crate::weights::random::random_var_builder(*seed, dtype, device)
-        }
-    };
-    Ok(Sam2Base::new(cfg, vb)?)
-}
-
-/// The tracker prompt of an object for a prompt kind.
-pub fn object_prompt_for(o: &ObjectMeta, kind: PromptKind) -> Prompt {
-    match kind {
-        PromptKind::Points => Prompt {
-            points: vec![(o.point.0 as f32, o.point.1 as f32, 1)],
-            bbox: None,
-        },
-        PromptKind::Bbox => Prompt {
-            points: Vec::new(),
-            bbox: Some(o.bbox.map(|v| v as f32)),
-        },
-    }
-}
-
-/// A progress bar (hidden with --quiet).
-pub fn bar(quiet: bool, len: u64, msg: &str) -> indicatif::ProgressBar {
-    let b = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(len)
-    };
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg:>12} [{bar:32}] {pos}/{len} {per_sec} eta {eta}",
-    ) {
-        b.set_style(style);
-    }
-    b.set_message(msg.to_string());
-    b
-}
-
-/// Free bytes on the file system holding `dir` (POSIX `df -Pk`), None when unknown.
-pub fn free_disk_bytes(dir: &Path) -> Option<u64> {
-    let out = std::process::Command::new("df")
-        .arg("-Pk")
-        .arg(dir)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().nth(1)?;
-    let kb: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// Scan the split and derive the prompts.
@@ -247,7 +172,7 @@ fn resolve_weights(opts: &BenchOptions, tag: &ModelTag) -> Result<WeightsSource>
         });
     }
     let cfg = &tag.config;
-    let conv = crate::cli::common::converted_path(&opts.weights_dir, cfg);
+    let conv = converted_path(&opts.weights_dir, cfg);
     if conv.exists() && crate::weights::inspect_converted(&conv, cfg).is_ok() {
         return Ok(WeightsSource::Checkpoint { path: conv });
     }
@@ -267,7 +192,7 @@ fn resolve_weights(opts: &BenchOptions, tag: &ModelTag) -> Result<WeightsSource>
             "no weights for {}: place a converted checkpoint at {} (or the original at {}), or pass --random-weights to measure speed and memory only ({e})",
             cfg.name,
             conv.display(),
-            crate::weights::hub::original_path(&opts.weights_dir, cfg).display()
+            original_path(&opts.weights_dir, cfg).display()
         ))),
     }
 }
@@ -295,11 +220,11 @@ fn warm_up(
     tag: &ModelTag,
     meta: &Metadata,
     device: &Device,
-    dtype: DType,
     sampler: &HostSampler,
     meter: &mem::DeviceMeter,
-    budget_figure: &str,
+    budget_figure: BudgetFigure,
 ) -> Result<ModelPlan> {
+    let dtype = opts.precision.dtype();
     let weights = resolve_weights(opts, tag)?;
     let cfg = &tag.config;
     let rss0 = mem::current_rss_bytes();
@@ -315,7 +240,7 @@ fn warm_up(
     if tuning::options().tune {
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
         let prompt = object_prompt_for(o, tag.prompt);
-        let session_opts = opts.session_options(dtype)?;
+        let session_opts = opts.session_options();
         tuning_pass(
             &model,
             frames,
@@ -341,12 +266,8 @@ fn warm_up(
     let warm = (cfg.tracker.num_maskmem + 1).min(n - o.prompt_frame);
     // The same fences and trunk graph as phase B, so the measured peak (graph memory pool
     // included) is the one phase B will see.
-    let mut session = Session::with_frames(
-        &model,
-        Box::new(frames),
-        device,
-        opts.session_options(dtype)?,
-    );
+    let mut session =
+        Session::with_frames(&model, Box::new(frames), device, opts.session_options());
     let prompt = object_prompt_for(o, tag.prompt);
     let mut curve = Vec::new();
     let run = (|| -> Result<()> {
@@ -376,7 +297,7 @@ fn warm_up(
         Ok(())
     })();
     if let Err(e) = run {
-        let what = if dtype == DType::F32 {
+        let what = if opts.precision == Precision::F32 {
             String::new()
         } else {
             format!(" at precision {}", opts.precision)
@@ -411,12 +332,14 @@ fn warm_up(
         + longest.0.min(opts.max_frames_in_mem) as u64 * s * s * 3;
     let predicted = match budget_figure {
         // Discrete GPU: the pool's high-water mark (weights, activations, cuDNN workspace).
-        "device" => dev.peak_alloc_bytes.unwrap_or(peak) + bank_growth,
+        BudgetFigure::Device => dev.peak_alloc_bytes.unwrap_or(peak) + bank_growth,
         // Unified memory: host and device allocations draw on the same RAM.
-        "system" => peak + host_growth + dev.peak_alloc_bytes.unwrap_or(0) + bank_growth,
-        _ => peak + bank_growth + host_growth,
+        BudgetFigure::System => {
+            peak + host_growth + dev.peak_alloc_bytes.unwrap_or(0) + bank_growth
+        }
+        BudgetFigure::ProcessRss => peak + bank_growth + host_growth,
     };
-    let fits = opts.mem_budget_mb.is_none_or(|b| predicted <= b * 1048576);
+    let fits = opts.mem_budget_bytes.is_none_or(|b| b.allows(predicted));
     Ok(ModelPlan {
         name: tag.name.clone(),
         prompt: tag.prompt,
@@ -437,7 +360,6 @@ fn warm_up(
 /// Run phase A. Returns the written configuration.
 pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig> {
     let t0 = Instant::now();
-    let dtype = precision_dtype(&opts.precision)?;
     let info = mem::probe(device, &opts.device)?;
     if !opts.quiet {
         eprintln!(
@@ -454,8 +376,8 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
         );
     }
     let baseline = mem::current_rss_bytes();
-    if let Some(b) = opts.mem_budget_mb {
-        if b * 1048576 <= baseline {
+    if let Some(b) = opts.mem_budget_bytes {
+        if b.bytes() <= baseline {
             return Err(Error::Budget(format!(
                 "--mem-budget-mb {b} is below what the process already uses ({:.1} MiB) before any model is loaded",
                 baseline as f64 / 1048576.0
@@ -481,13 +403,7 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
     write_json(&opts.preprocessed_dir.join(METADATA_NAME), &meta)?;
 
     // What the budget is compared with; the warm-up predicts that figure.
-    let budget_figure = if matches!(device, Device::Cpu) {
-        "process_rss"
-    } else if info.unified_memory {
-        "system"
-    } else {
-        "device"
-    };
+    let budget_figure = BudgetFigure::for_device(device, &info);
     tuning::set_options(conv_options(opts, device, true));
     tuning::reset();
     let sampler = HostSampler::start(Duration::from_millis(5));
@@ -496,23 +412,14 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
     let b = bar(opts.quiet, opts.models.len() as u64, "warm-up");
     for tag in &opts.models {
         b.set_message(tag.name.clone());
-        let plan = warm_up(
-            opts,
-            tag,
-            &meta,
-            device,
-            dtype,
-            &sampler,
-            &meter,
-            budget_figure,
-        )?;
+        let plan = warm_up(opts, tag, &meta, device, &sampler, &meter, budget_figure)?;
         meter.trim()?;
         plans.push(plan);
         b.inc(1);
     }
     b.finish_and_clear();
     sampler.stop();
-    if let Some(budget) = opts.mem_budget_mb {
+    if let Some(budget) = opts.mem_budget_bytes {
         for p in plans.iter().filter(|p| !p.fits_budget) {
             eprintln!(
                 "warning: {} does not fit --mem-budget-mb {budget}: predicted peak {:.1} MiB; its rows will be budget_exceeded",
@@ -591,8 +498,7 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
         cudnn_note,
         conv_tuning,
         models: plans,
-        budget_bytes: opts.mem_budget_mb.map(|b| b * 1048576),
-        budget_figure: budget_figure.into(),
+        budget_figure,
         setup_ms: t0.elapsed().as_secs_f64() * 1e3,
     };
     write_json(&opts.preprocessed_dir.join(CONFIG_NAME), &cfg)?;

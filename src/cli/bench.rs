@@ -3,14 +3,15 @@
 //! same flags plus `--skip-setup`, and with `--isolate-models` once more per model.
 
 use crate::bench::infer::{run_inference, write_summary};
+use crate::bench::mem::MemBudget;
 use crate::bench::plan::{
     parse_models, read_json, BenchOptions, InferenceConfig, Metadata, CONFIG_NAME, METADATA_NAME,
     PHASE_ENV,
 };
 use crate::bench::setup::run_setup;
-use crate::cli::common::{model_dtype, parse_device};
+use crate::cli::common::parse_device;
+use crate::config::{FenceSpec, GraphMode, Precision};
 use crate::error::{Error, Result};
-use candle_core::DType;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -228,6 +229,8 @@ impl Args {
         a
     }
 
+    /// The typed options: every flag parsed here, once; a bad value is a one-line error before
+    /// anything is written.
     fn options(&self) -> Result<BenchOptions> {
         let out_dir = self.out_dir();
         let split_dir = match (&self.split_dir, self.demo) {
@@ -254,19 +257,22 @@ impl Args {
             .device
             .as_deref()
             .map_or(!cfg!(feature = "cuda"), |d| d == "cpu");
-        model_dtype(&self.precision, cpu)?;
+        let precision = self.precision.parse::<Precision>()?.check_device(cpu)?;
         if self.max_frames_in_mem == 0 {
             return Err(Error::Input(
                 "--max-frames-in-mem must be at least 1".into(),
             ));
         }
-        let opts = BenchOptions {
+        let memory_fence = self.memory_fence.parse::<FenceSpec>()?;
+        let cuda_graph = self.cuda_graph.parse::<GraphMode>()?;
+        let mem_budget_bytes = self.mem_budget_mb.map(MemBudget::from_mib).transpose()?;
+        Ok(BenchOptions {
             split_dir,
             split_name: self.split_name.clone(),
             models,
             weights_dir: self.weights_dir.clone(),
             imgsz,
-            precision: self.precision.clone(),
+            precision,
             device: self.device.clone().unwrap_or_else(|| {
                 if cfg!(feature = "cuda") {
                     "cuda:0".into()
@@ -276,11 +282,11 @@ impl Args {
             }),
             enable_cudnn_tuning: self.enable_cudnn_tuning,
             tf32: self.tf32,
-            memory_fence: self.memory_fence.clone(),
+            memory_fence,
             workspace_mb: self.workspace_mb,
-            cuda_graph: self.cuda_graph.clone(),
+            cuda_graph,
             max_frames_in_mem: self.max_frames_in_mem,
-            mem_budget_mb: self.mem_budget_mb,
+            mem_budget_bytes,
             limit_videos: self.limit_videos,
             limit_objects: self.limit_objects,
             max_clip_frames: self.max_clip_frames,
@@ -293,10 +299,7 @@ impl Args {
             demo: self.demo,
             quiet: self.quiet,
             click: self.click,
-        };
-        // A bad --memory-fence or --cuda-graph fails here, before setup writes anything.
-        opts.session_options(DType::F32)?;
-        Ok(opts)
+        })
     }
 }
 

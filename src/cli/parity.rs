@@ -73,7 +73,7 @@ fn prepare(
         args.enable_cudnn_tuning,
     ));
     crate::cuda::tuning::reset();
-    let dtype = crate::bench::setup::precision_dtype(&args.precision)?;
+    let dtype = args.precision.parse::<crate::config::Precision>()?.dtype();
     Ok(vb.set_dtype(dtype))
 }
 

@@ -1,13 +1,16 @@
-//! `vosbench plot`: per-model means of a `vosbench_summary.csv`, drawn as SVG.
+//! `vosbench plot`: the per-model summary of a `vosbench_summary.csv`, drawn as SVG.
 //!
-//! Two figures: FPS against J&F (one point per model: filled for `fps`, hollow for `fps_steady`
-//! when present) and peak memory per model (grouped bars: GPU allocated, GPU reserved, process
-//! RSS, system used, in MiB). Rows whose `status` is not `ok` are skipped and counted. The means
-//! are also written as `plot_means.csv` so the figures can be checked against numbers.
+//! The summary is the benchmark's own ([`crate::bench::results::summarize`]): the numbers of the
+//! table `vosbench bench` prints and of `summary.json`, so the figures and the table agree. Rows
+//! whose `status` is not `ok` are counted and left out; an empty cell is never a zero. Two
+//! figures: FPS against J&F (one point per model: filled for `fps`, frames over tracking time
+//! across the model's rows; hollow for the mean `fps_steady`) and peak memory per model (grouped
+//! bars: GPU peak allocated, GPU peak reserved, process peak RSS, system peak used: the largest
+//! over the model's rows, in MiB). The numbers behind them are also written as `plot_means.csv`.
 //! Only SVG is written: rasterising text without a system font stack is not cheap in pure Rust.
 
+use crate::bench::results::{read_rows, summarize, ModelSummary, Row};
 use crate::error::{Error, Result};
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -20,173 +23,77 @@ pub struct Args {
     pub out: Option<PathBuf>,
 }
 
-/// The numeric columns averaged per model, in output order.
-pub const METRICS: [&str; 7] = [
-    "fps",
-    "fps_steady",
-    "JandF",
-    "gpu_peak_alloc_MiB",
-    "gpu_peak_reserved_MiB",
-    "cpu_peak_rss_MiB",
-    "system_peak_MiB",
+/// A per-model figure of the summary.
+type Figure = fn(&ModelSummary) -> Option<f64>;
+
+/// The columns of `plot_means.csv` after `model,rows`, with the summary figure each holds.
+pub const METRICS: [(&str, Figure); 7] = [
+    ("fps", |m| m.fps),
+    ("fps_steady", |m| m.fps_steady_mean),
+    ("JandF", |m| m.JandF_mean),
+    ("gpu_peak_alloc_MiB", |m| m.gpu_peak_alloc_MiB_max),
+    ("gpu_peak_reserved_MiB", |m| m.gpu_peak_reserved_MiB_max),
+    ("cpu_peak_rss_MiB", |m| m.cpu_peak_rss_MiB_max),
+    ("system_peak_MiB", |m| m.system_peak_MiB_max),
 ];
 
-/// The memory columns of the bar chart with their legend labels.
-const MEMORY: [(&str, &str); 4] = [
-    ("gpu_peak_alloc_MiB", "GPU peak allocated"),
-    ("gpu_peak_reserved_MiB", "GPU peak reserved"),
-    ("cpu_peak_rss_MiB", "process peak RSS"),
-    ("system_peak_MiB", "system peak used"),
+/// The memory bars: CSS class (the CSV column), legend label, figure.
+const MEMORY: [(&str, &str, Figure); 4] = [
+    ("gpu_peak_alloc_MiB", "GPU peak allocated", |m| {
+        m.gpu_peak_alloc_MiB_max
+    }),
+    ("gpu_peak_reserved_MiB", "GPU peak reserved", |m| {
+        m.gpu_peak_reserved_MiB_max
+    }),
+    ("cpu_peak_rss_MiB", "process peak RSS", |m| {
+        m.cpu_peak_rss_MiB_max
+    }),
+    ("system_peak_MiB", "system peak used", |m| {
+        m.system_peak_MiB_max
+    }),
 ];
 
 const COLORS: [&str; 8] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 
-/// Means of one model over its ok rows; a metric is `None` when no ok row had a finite value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelMeans {
-    pub model: String,
-    /// Ok rows of this model.
-    pub rows: usize,
-    /// Mean per metric of [`METRICS`] (same order).
-    pub means: Vec<Option<f64>>,
-}
-
-impl ModelMeans {
-    pub fn get(&self, metric: &str) -> Option<f64> {
-        let i = METRICS.iter().position(|m| *m == metric)?;
-        self.means[i]
-    }
-}
-
 /// What a summary CSV held.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    /// Models in order of first appearance.
-    pub models: Vec<ModelMeans>,
     /// Data rows read.
     pub rows: usize,
-    /// Rows skipped because their status was not `ok`, per status.
-    pub skipped: BTreeMap<String, usize>,
-    /// Metric columns the CSV does not have.
-    pub missing_columns: Vec<String>,
-    /// Whether the CSV has a status column (without one every row counts).
-    pub has_status: bool,
+    /// Rows left out as `budget_exceeded` and as `error`.
+    pub rows_budget_exceeded: usize,
+    pub rows_error: usize,
+    /// The models with at least one `ok` row, in the table's order (by name).
+    pub models: Vec<ModelSummary>,
 }
 
 impl Summary {
     pub fn skipped_total(&self) -> usize {
-        self.skipped.values().sum()
+        self.rows_budget_exceeded + self.rows_error
+    }
+
+    pub fn rows_ok(&self) -> usize {
+        self.models.iter().map(|m| m.rows_ok).sum()
     }
 }
 
-fn parse_value(s: &str) -> Option<f64> {
-    let t = s.trim();
-    if t.is_empty() {
-        return None;
+/// The summary of benchmark rows.
+pub fn summary_of(rows: &[Row]) -> Summary {
+    let all = summarize(rows);
+    Summary {
+        rows: rows.len(),
+        rows_budget_exceeded: all.iter().map(|m| m.rows_budget_exceeded).sum(),
+        rows_error: all.iter().map(|m| m.rows_error).sum(),
+        models: all.into_iter().filter(|m| m.rows_ok > 0).collect(),
     }
-    t.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
-/// Read a summary CSV and average the metrics per model over rows with status `ok`.
+/// Read a benchmark CSV (the columns this version writes) and summarise it.
 pub fn read_summary(path: &Path) -> Result<Summary> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    read_summary_from(file, &path.display().to_string())
-}
-
-/// As [`read_summary`], from any reader (`name` is used in messages).
-pub fn read_summary_from<R: std::io::Read>(reader: R, name: &str) -> Result<Summary> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(reader);
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::Input(format!("{name}: cannot read the CSV header: {e}")))?
-        .clone();
-    let col = |n: &str| headers.iter().position(|h| h.trim() == n);
-    let model_col =
-        col("model").ok_or_else(|| Error::Input(format!("{name}: no 'model' column")))?;
-    let status_col = col("status");
-    let metric_cols: Vec<Option<usize>> = METRICS.iter().map(|m| col(m)).collect();
-    if metric_cols[0].is_none() && metric_cols[2].is_none() {
-        return Err(Error::Input(format!(
-            "{name}: neither an 'fps' nor a 'JandF' column: not a vosbench summary"
-        )));
-    }
-    let missing_columns = METRICS
-        .iter()
-        .zip(&metric_cols)
-        .filter(|(_, c)| c.is_none())
-        .map(|(m, _)| m.to_string())
-        .collect();
-
-    struct Acc {
-        rows: usize,
-        sums: Vec<f64>,
-        counts: Vec<usize>,
-    }
-    let mut order: Vec<String> = Vec::new();
-    let mut accs: BTreeMap<String, Acc> = BTreeMap::new();
-    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
-    let mut rows = 0usize;
-    for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| Error::Input(format!("{name}: data row {}: {e}", i + 1)))?;
-        rows += 1;
-        if let Some(sc) = status_col {
-            let status = rec.get(sc).unwrap_or("").trim();
-            if status != "ok" {
-                let key = if status.is_empty() { "(empty)" } else { status };
-                *skipped.entry(key.to_string()).or_default() += 1;
-                continue;
-            }
-        }
-        let model = rec.get(model_col).unwrap_or("").trim().to_string();
-        if model.is_empty() {
-            return Err(Error::Input(format!(
-                "{name}: data row {} has an empty model",
-                i + 1
-            )));
-        }
-        let acc = accs.entry(model.clone()).or_insert_with(|| {
-            order.push(model.clone());
-            Acc {
-                rows: 0,
-                sums: vec![0.0; METRICS.len()],
-                counts: vec![0; METRICS.len()],
-            }
-        });
-        acc.rows += 1;
-        for (k, c) in metric_cols.iter().enumerate() {
-            if let Some(v) = c.and_then(|c| rec.get(c)).and_then(parse_value) {
-                acc.sums[k] += v;
-                acc.counts[k] += 1;
-            }
-        }
-    }
-    let models = order
-        .into_iter()
-        .map(|m| {
-            let a = &accs[&m];
-            ModelMeans {
-                model: m.clone(),
-                rows: a.rows,
-                means: a
-                    .sums
-                    .iter()
-                    .zip(&a.counts)
-                    .map(|(s, &n)| (n > 0).then(|| s / n as f64))
-                    .collect(),
-            }
-        })
-        .collect();
-    Ok(Summary {
-        models,
-        rows,
-        skipped,
-        missing_columns,
-        has_status: status_col.is_some(),
-    })
+    std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    Ok(summary_of(&read_rows(path)?))
 }
 
 /// Axis ticks at 1, 2 or 5 times a power of ten covering `[lo, hi]`; returns the rounded range
@@ -285,13 +192,13 @@ fn y_axis(s: &mut String, lo: f64, hi: f64, ticks: &[f64], label: &str) -> impl 
     map
 }
 
-/// FPS against J&F, one point per model with both means; `None` when no model has both.
+/// FPS against J&F, one point per model with both figures; `None` when no model has both.
 pub fn scatter_svg(summary: &Summary) -> Option<String> {
-    let pts: Vec<(usize, &ModelMeans, f64, f64, Option<f64>)> = summary
+    let pts: Vec<(usize, &ModelSummary, f64, f64, Option<f64>)> = summary
         .models
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| Some((i, m, m.get("JandF")?, m.get("fps")?, m.get("fps_steady"))))
+        .filter_map(|(i, m)| Some((i, m, m.JandF_mean?, m.fps?, m.fps_steady_mean)))
         .collect();
     if pts.is_empty() {
         return None;
@@ -302,7 +209,7 @@ pub fn scatter_svg(summary: &Summary) -> Option<String> {
     let (ylo, yhi) = ys.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     let (xlo, xhi, xt) = nice_ticks(xlo, xhi, 6);
     let (ylo, yhi, yt) = nice_ticks(ylo.min(0.0), yhi, 6);
-    let mut s = svg_open("Speed against accuracy (per-model means)");
+    let mut s = svg_open("Speed against accuracy (per model)");
     let ymap = y_axis(&mut s, ylo, yhi, &yt, "frames per second");
     let xmap = |v: f64| ML + (v - xlo) / (xhi - xlo) * (W - MR - ML);
     for &t in &xt {
@@ -361,32 +268,32 @@ pub fn scatter_svg(summary: &Summary) -> Option<String> {
     Some(s)
 }
 
-/// Peak memory per model as grouped bars (MiB); `None` when no model has any memory mean.
+/// Peak memory per model as grouped bars (MiB); `None` when no model has any memory figure.
 pub fn memory_svg(summary: &Summary) -> Option<String> {
-    let models: Vec<&ModelMeans> = summary
+    let models: Vec<&ModelSummary> = summary
         .models
         .iter()
-        .filter(|m| MEMORY.iter().any(|(c, _)| m.get(c).is_some()))
+        .filter(|m| MEMORY.iter().any(|(_, _, f)| f(m).is_some()))
         .collect();
     if models.is_empty() {
         return None;
     }
     let series: Vec<usize> = (0..MEMORY.len())
-        .filter(|&k| models.iter().any(|m| m.get(MEMORY[k].0).is_some()))
+        .filter(|&k| models.iter().any(|m| MEMORY[k].2(m).is_some()))
         .collect();
     let max = models
         .iter()
-        .flat_map(|m| series.iter().filter_map(|&k| m.get(MEMORY[k].0)))
+        .flat_map(|m| series.iter().filter_map(|&k| MEMORY[k].2(m)))
         .fold(0.0f64, f64::max);
     let (_, yhi, yt) = nice_ticks(0.0, max, 6);
-    let mut s = svg_open("Peak memory per model (means)");
+    let mut s = svg_open("Peak memory per model (largest over its rows)");
     let ymap = y_axis(&mut s, 0.0, yhi, &yt, "MiB");
     let group_w = (W - MR - ML) / models.len() as f64;
     let bar_w = group_w * 0.8 / series.len() as f64;
     for (g, m) in models.iter().enumerate() {
         let gx = ML + g as f64 * group_w + group_w * 0.1;
         for (j, &k) in series.iter().enumerate() {
-            let Some(v) = m.get(MEMORY[k].0) else {
+            let Some(v) = MEMORY[k].2(m) else {
                 continue;
             };
             let (y, y0) = (ymap(v), ymap(0.0));
@@ -435,13 +342,15 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// The per-model means as CSV (empty field where a model has no value).
+/// The figures behind the plots as CSV, one line per model: `model`, its `ok` rows, then
+/// [`METRICS`] (empty field where a model has no value).
 pub fn means_csv(summary: &Summary) -> String {
-    let mut s = format!("model,rows,{}\n", METRICS.join(","));
+    let names: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
+    let mut s = format!("model,rows,{}\n", names.join(","));
     for m in &summary.models {
-        let _ = write!(s, "{},{}", csv_field(&m.model), m.rows);
-        for v in &m.means {
-            match v {
+        let _ = write!(s, "{},{}", csv_field(&m.model), m.rows_ok);
+        for (_, figure) in &METRICS {
+            match figure(m) {
                 Some(v) => {
                     let _ = write!(s, ",{v:.4}");
                 }
@@ -468,32 +377,25 @@ pub fn run(args: Args) -> Result<()> {
             .unwrap_or_else(|| PathBuf::from(".")),
     };
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
-    let ok_rows: usize = summary.models.iter().map(|m| m.rows).sum();
     println!(
         "{} rows, {} ok over {} models",
         summary.rows,
-        ok_rows,
+        summary.rows_ok(),
         summary.models.len()
     );
-    if !summary.has_status {
-        println!("no status column: every row counted");
-    }
     if summary.skipped_total() > 0 {
-        let detail: Vec<String> = summary
-            .skipped
-            .iter()
-            .map(|(k, n)| format!("{n} {k}"))
-            .collect();
+        let detail: Vec<String> = [
+            (summary.rows_budget_exceeded, "budget_exceeded"),
+            (summary.rows_error, "error"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, k)| format!("{n} {k}"))
+        .collect();
         println!(
             "skipped {} rows whose status is not ok ({})",
             summary.skipped_total(),
             detail.join(", ")
-        );
-    }
-    if !summary.missing_columns.is_empty() {
-        println!(
-            "columns not in the CSV: {}",
-            summary.missing_columns.join(", ")
         );
     }
     if summary.models.is_empty() {

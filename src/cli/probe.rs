@@ -6,12 +6,12 @@
 //! a synthetic textured frame at its inference size: the prompt frame and two tracked frames, so
 //! every convolution of the image encoder, the SAM heads and the memory encoder meets the search.
 
-use crate::bench::measure::to_mib;
 use crate::cli::common::parse_device;
 use crate::config::Registry;
 use crate::cuda::probe::{probe, DeviceReport};
 use crate::cuda::tuning::{self, ConvOptions, Source, TuningTable};
 use crate::error::{Error, Result};
+use crate::host::procfs::to_mib;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::frames::RgbFrames;
 use crate::tracker::session::{Prompt, Session, SessionOptions};
@@ -199,7 +199,7 @@ pub fn run(args: Args) -> Result<()> {
         .to_string()
     });
     let device = parse_device(&spec)?;
-    let dtype = crate::bench::setup::precision_dtype(&args.precision)?;
+    let dtype = args.precision.parse::<crate::config::Precision>()?.dtype();
     let workspace_mb = args.workspace_mb.unwrap_or(256);
     let report = probe(&device)?;
     print!("{}", render(&report));

@@ -4,16 +4,17 @@
 //! and with how much device memory; `tests/gpu/speed_vs_torch.sh` compares that with the official
 //! PyTorch predictors (docs/performance.md).
 
-use crate::cli::common::{
-    converted_path, model_dtype, parse_device, write_overlay, write_png_atomic,
-};
+use crate::cli::common::parse_device;
 use crate::config::Registry;
-use crate::config::{FenceSpec, GraphMode};
+use crate::config::{FenceSet, FenceSpec, GraphMode, Precision};
 use crate::cuda::memory::DeviceMemory;
 use crate::cuda::tuning::ConvOptions;
+use crate::data::overlay::{write_overlay, write_png_atomic};
 use crate::error::{Error, Result};
+use crate::host::procfs::{process_age_s, CLOCK_TICKS_PER_SECOND};
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::{FrameResult, Prompt, Session, SessionOptions};
+use crate::weights::hub::converted_path;
 use candle_core::DType;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -94,34 +95,6 @@ pub struct Args {
     pub no_masks: bool,
 }
 
-/// Clock ticks per second of `/proc/self/stat` times (`USER_HZ`). Linux fixes it at 100 for user
-/// space on every mainstream architecture (x86_64, arm64): it is what `sysconf(_SC_CLK_TCK)`
-/// returns there. Reading it through `sysconf` would need a `libc` dependency, so it is assumed.
-pub const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
-
-/// The `starttime` field (22) of a `/proc/<pid>/stat` line: clock ticks after boot at which the
-/// process started. The command name (field 2) may hold spaces and parentheses, so fields are
-/// counted after its last `)`.
-pub fn parse_stat_starttime(stat: &str) -> Option<u64> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    // rest starts with field 3 (state)
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
-}
-
-/// Seconds since boot, the first number of `/proc/uptime`.
-pub fn parse_uptime(uptime: &str) -> Option<f64> {
-    uptime.split_whitespace().next()?.parse().ok()
-}
-
-/// How long this process has existed, in seconds (uptime now minus the process start time, both
-/// counted from boot), at the 10 ms resolution of `starttime`. `None` where procfs is missing.
-pub fn process_age_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let up = std::fs::read_to_string("/proc/uptime").ok()?;
-    let start = parse_stat_starttime(&stat)? as f64 / CLOCK_TICKS_PER_SECOND;
-    Some((parse_uptime(&up)? - start).max(0.0))
-}
-
 /// [`process_age_s`] in milliseconds, rounded to 0.1 ms (the value is good to 10 ms).
 fn process_age_ms() -> Option<f64> {
     process_age_s().map(|s| crate::bench::results::round(s * 1e3, 1))
@@ -133,11 +106,11 @@ fn process_age_ms() -> Option<f64> {
 pub struct Timing {
     pub engine: &'static str,
     pub model: String,
-    pub precision: String,
+    pub precision: Precision,
     pub tf32: bool,
     pub workspace_mb: usize,
     /// The `--memory-fence` points in force (`off` for none).
-    pub memory_fences: String,
+    pub memory_fences: FenceSet,
     /// The trunk's CUDA graph at the end: `off`, `eager`, `captured` or `failed: <why>`.
     pub cuda_graph: String,
     pub cudnn_tuning: bool,
@@ -303,7 +276,11 @@ pub fn run(args: Args) -> Result<()> {
     let reg = Registry::builtin()?;
     let cfg = reg.resolve(&args.model)?;
     let device = parse_device(&args.device)?;
-    let dtype = model_dtype(&args.precision, device.is_cpu())?;
+    let precision = args
+        .precision
+        .parse::<Precision>()?
+        .check_device(device.is_cpu())?;
+    let dtype = precision.dtype();
     let memory_fences = args.memory_fence.parse::<FenceSpec>()?.resolve(dtype);
     let cuda_graph = args.cuda_graph.parse::<GraphMode>()?.resolve(dtype);
     let weights = args
@@ -447,15 +424,10 @@ pub fn run(args: Args) -> Result<()> {
         let mut t = Timing {
             engine: "vosbench",
             model: cfg.name.clone(),
-            precision: match dtype {
-                DType::F16 => "f16",
-                DType::BF16 => "bf16",
-                _ => "f32",
-            }
-            .into(),
+            precision,
             tf32: args.tf32,
             workspace_mb: args.workspace_mb,
-            memory_fences: memory_fences.to_string(),
+            memory_fences,
             cuda_graph: model.image_encoder.trunk_graph_status(),
             cudnn_tuning: args.enable_cudnn_tuning,
             device: args.device.clone(),
@@ -508,32 +480,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn starttime_is_field_22_even_with_spaces_in_the_name() {
-        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-        // utime stime cutime cstime priority nice threads itrealvalue starttime vsize ...
-        let stat = "4242 (a b) c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1234567 ...";
-        assert_eq!(parse_stat_starttime(stat), Some(987654));
-        assert_eq!(parse_stat_starttime("garbage"), None);
-        assert_eq!(parse_uptime("12345.67 54321.00\n"), Some(12345.67));
-    }
-
-    #[test]
-    fn this_process_has_an_age() {
-        if cfg!(target_os = "linux") {
-            let age = process_age_s().expect("procfs");
-            assert!((0.0..86400.0 * 365.0).contains(&age), "{age}");
-        }
-    }
-
-    #[test]
     fn summary_skips_warmup_frames() {
         let mut t = Timing {
             engine: "vosbench",
             model: String::new(),
-            precision: "f32".into(),
+            precision: Precision::F32,
             tf32: false,
             workspace_mb: 256,
-            memory_fences: "off".into(),
+            memory_fences: FenceSet::NONE,
             cuda_graph: "off".into(),
             cudnn_tuning: false,
             device: "cpu".into(),

@@ -209,6 +209,8 @@ impl fmt::Display for FenceSet {
     }
 }
 
+serde_as_text!(FenceSet);
+
 impl FromStr for FenceSet {
     type Err = Error;
 

@@ -3,8 +3,8 @@
 //! Every field is either measured or `None`: a CPU device reports the host part only, and a
 //! field the driver or the platform cannot give stays empty with a note saying why.
 
-use crate::bench::measure;
 use crate::error::Result;
+use crate::host::procfs as measure;
 use candle_core::Device;
 
 /// The host: CPU, cores, RAM, and whether it is an NVIDIA Jetson (Tegra) board.

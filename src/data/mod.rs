@@ -1,8 +1,11 @@
 //! Reading video object segmentation data: SA-V splits and DAVIS-style palette annotations
-//! ([`sav`]), mask PNGs and compact mask storage ([`masks`]), prompts derived from the ground
-//! truth ([`prompts`]), and the synthetic SA-V generator ([`synth`]).
+//! ([`sav`]), mask PNGs and compact mask storage ([`masks`]), the exact distance transform on
+//! masks ([`edt`]), prompts derived from the ground truth ([`prompts`]), overlays of predicted
+//! masks on their frames ([`overlay`]), and the synthetic SA-V generator ([`synth`]).
 
+pub mod edt;
 pub mod masks;
+pub mod overlay;
 pub mod prompts;
 pub mod sav;
 pub mod synth;

@@ -14,9 +14,9 @@
 //! Coordinates are video pixels (x right, y down). Objects with no non-empty annotation are
 //! skipped and reported; an unreadable mask is reported and the next annotation is tried.
 
+use super::edt::squared_edt;
 use super::masks::Mask;
 use super::sav::{DataIssue, ObjectTrack, Split, Video};
-use crate::eval::edt::squared_edt;
 
 /// How the click point is chosen.
 #[derive(

@@ -17,7 +17,7 @@
 //! - P = |Bp ∧ dil(Bg)| / |Bp|, R = |Bg ∧ dil(Bp)| / |Bg|, with the official empty-map cases,
 //!   F = 2PR / (P + R), or 0 when P + R = 0.
 
-use super::edt::squared_edt;
+use crate::data::edt::squared_edt;
 use crate::data::masks::Mask;
 use crate::{Error, Result};
 

@@ -276,7 +276,7 @@ fn budget_crossed_while_tracking_fails_rows_cleanly() {
         .iter()
         .all(|m| m["fits_budget"] == true));
     // 8 MiB: below any process that has loaded a model and a frame.
-    cfg["budget_bytes"] = Value::from(8u64 << 20);
+    cfg["options"]["mem_budget_bytes"] = Value::from(8u64 << 20);
     std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
     let mut infer = a.clone();
     infer.push("--skip-setup".into());
@@ -300,4 +300,65 @@ fn budget_crossed_while_tracking_fails_rows_cleanly() {
     }
     let summary = json(&out.join("summary.json"));
     assert!(summary.is_object());
+}
+
+/// Phase B takes its settings from `inference_config.json`: an unknown value there (a budget
+/// figure, a precision) or a field this version does not know is a one-line error with exit
+/// code 2, never a fallback, and no results are written.
+#[test]
+fn unknown_values_in_the_inference_config_are_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let a = base_args(&out);
+    let mut setup = a.clone();
+    setup.push("--skip-inference".into());
+    run_ok(&setup);
+    let cfg_path = out.join("preprocessed").join("inference_config.json");
+    let good = json(&cfg_path);
+    let mut infer = a.clone();
+    infer.push("--skip-setup".into());
+    type Edit = fn(&mut Value);
+    let edits: [(&str, Edit, &str); 4] = [
+        (
+            "budget figure",
+            |c| c["budget_figure"] = "bogus".into(),
+            "bogus",
+        ),
+        (
+            "precision",
+            |c| c["options"]["precision"] = "f64".into(),
+            "f64",
+        ),
+        (
+            "fence",
+            |c| c["options"]["memory_fence"] = "lunch".into(),
+            "lunch",
+        ),
+        (
+            "old budget field",
+            |c| c["budget_bytes"] = Value::from(8u64 << 20),
+            "budget_bytes",
+        ),
+    ];
+    for (what, edit, want) in edits {
+        let mut cfg = good.clone();
+        edit(&mut cfg);
+        std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+        let o = cmd(&infer).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{what}: one-line error: {err}"
+        );
+        assert!(
+            err.contains("inference_config.json") && err.contains(want),
+            "{what}: {err}"
+        );
+        assert!(
+            !out.join("vosbench_summary.csv").exists(),
+            "{what}: no results from a bad config"
+        );
+    }
 }

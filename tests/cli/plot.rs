@@ -1,18 +1,109 @@
-//! `vosbench plot` on a small summary CSV written here: per-model means, skipped rows, the SVGs.
+//! `vosbench plot` on a small benchmark CSV written here: the per-model summary (the bench
+//! table's own numbers), skipped rows, the SVGs.
 
+use vosbench::bench::results::{write_rows, Row, RowStatus};
 use vosbench::cli::plot::{
-    memory_svg, nice_ticks, read_summary, read_summary_from, run, scatter_svg, Args,
+    means_csv, memory_svg, nice_ticks, read_summary, run, scatter_svg, summary_of, Args,
 };
 
-const CSV: &str = "\
-video,object,model,fps,fps_steady,JandF,gpu_peak_alloc_MiB,gpu_peak_reserved_MiB,cpu_peak_rss_MiB,system_peak_MiB,status
-v1,1,sam2.1_tiny,20,22,70,400,500,900,3000,ok
-v2,1,sam2.1_tiny,30,34,80,600,700,1100,3200,ok
-v1,1,edgetam,50,,60,200,300,800,2800,ok
-v2,1,edgetam,,,,,,,,oom
-v3,1,edgetam,70,80,64,,320,820,2900,ok
-v1,1,sam2.1_large,,,,,,,,error
-";
+/// One row: `frames` tracked at `latency_ms` each; memory as (GPU alloc, GPU reserved, RSS,
+/// system) MiB.
+#[allow(clippy::too_many_arguments)]
+fn row(
+    video: &str,
+    model: &str,
+    frames: usize,
+    latency_ms: Option<f64>,
+    fps_steady: Option<f64>,
+    jandf: Option<f64>,
+    mem: [Option<f64>; 4],
+    status: RowStatus,
+) -> Row {
+    Row {
+        video: video.into(),
+        object: "001".into(),
+        model: model.into(),
+        frames,
+        latency_ms,
+        fps: latency_ms.map(|l| 1000.0 / l),
+        fps_steady,
+        JandF: jandf,
+        gpu_peak_alloc_MiB: mem[0],
+        gpu_peak_reserved_MiB: mem[1],
+        cpu_peak_rss_MiB: mem[2],
+        system_peak_MiB: mem[3],
+        status,
+        ..Row::default()
+    }
+}
+
+fn rows() -> Vec<Row> {
+    let none = [None; 4];
+    vec![
+        // 10 frames at 20 FPS and 30 frames at 40 FPS: 40 frames in 1.25 s = 32 FPS (the plain
+        // mean of the rows' FPS, 30, would weigh the short clip like the long one).
+        row(
+            "v1",
+            "sam2.1_tiny",
+            10,
+            Some(50.0),
+            Some(22.0),
+            Some(0.70),
+            [Some(400.0), Some(500.0), Some(900.0), Some(3000.0)],
+            RowStatus::Ok,
+        ),
+        row(
+            "v2",
+            "sam2.1_tiny",
+            30,
+            Some(25.0),
+            Some(34.0),
+            Some(0.80),
+            [Some(600.0), Some(700.0), Some(1100.0), Some(3200.0)],
+            RowStatus::Ok,
+        ),
+        row(
+            "v1",
+            "edgetam",
+            10,
+            Some(20.0),
+            None,
+            Some(0.60),
+            [Some(200.0), Some(300.0), Some(800.0), Some(2800.0)],
+            RowStatus::Ok,
+        ),
+        row(
+            "v2",
+            "edgetam",
+            10,
+            None,
+            None,
+            None,
+            none,
+            RowStatus::BudgetExceeded,
+        ),
+        row(
+            "v3",
+            "edgetam",
+            30,
+            Some(10.0),
+            Some(80.0),
+            Some(0.64),
+            [None, Some(320.0), Some(820.0), Some(2900.0)],
+            RowStatus::Ok,
+        ),
+        row(
+            "v1",
+            "sam2.1_large",
+            10,
+            None,
+            None,
+            None,
+            none,
+            RowStatus::Error,
+        ),
+    ]
+}
 
 fn approx(a: Option<f64>, b: f64) {
     let a = a.expect("a value");
@@ -21,40 +112,39 @@ fn approx(a: Option<f64>, b: f64) {
 
 #[test]
 fn means_skip_failed_rows_and_empty_values() {
-    let s = read_summary_from(CSV.as_bytes(), "test.csv").unwrap();
+    let s = summary_of(&rows());
     assert_eq!(s.rows, 6);
     assert_eq!(s.skipped_total(), 2);
-    assert_eq!(s.skipped.get("oom"), Some(&1));
-    assert_eq!(s.skipped.get("error"), Some(&1));
-    assert!(s.missing_columns.is_empty());
-    // Order of first appearance; the large model has no ok row at all.
+    assert_eq!(s.rows_budget_exceeded, 1);
+    assert_eq!(s.rows_error, 1);
+    // The table's order (by name); the large model has no ok row at all.
     let names: Vec<&str> = s.models.iter().map(|m| m.model.as_str()).collect();
-    assert_eq!(names, ["sam2.1_tiny", "edgetam"]);
-    let tiny = &s.models[0];
-    assert_eq!(tiny.rows, 2);
-    approx(tiny.get("fps"), 25.0);
-    approx(tiny.get("fps_steady"), 28.0);
-    approx(tiny.get("JandF"), 75.0);
-    approx(tiny.get("gpu_peak_alloc_MiB"), 500.0);
-    approx(tiny.get("system_peak_MiB"), 3100.0);
-    let et = &s.models[1];
-    assert_eq!(et.rows, 2);
-    approx(et.get("fps"), 60.0);
-    approx(et.get("fps_steady"), 80.0); // one value
-    approx(et.get("JandF"), 62.0);
-    approx(et.get("gpu_peak_alloc_MiB"), 200.0); // the empty cell is not a zero
-    approx(et.get("gpu_peak_reserved_MiB"), 310.0);
+    assert_eq!(names, ["edgetam", "sam2.1_tiny"]);
+    let tiny = &s.models[1];
+    assert_eq!(tiny.rows_ok, 2);
+    approx(tiny.fps, 32.0);
+    approx(tiny.fps_steady_mean, 28.0);
+    approx(tiny.JandF_mean, 0.75);
+    approx(tiny.gpu_peak_alloc_MiB_max, 600.0);
+    approx(tiny.system_peak_MiB_max, 3200.0);
+    let et = &s.models[0];
+    assert_eq!(et.rows_ok, 2);
+    approx(et.fps, 80.0);
+    approx(et.fps_steady_mean, 80.0); // one value: the empty cell is not a zero
+    approx(et.JandF_mean, 0.62);
+    approx(et.gpu_peak_alloc_MiB_max, 200.0);
+    approx(et.gpu_peak_reserved_MiB_max, 320.0);
 }
 
 #[test]
 fn svgs_hold_one_mark_per_model_and_series() {
-    let s = read_summary_from(CSV.as_bytes(), "test.csv").unwrap();
+    let s = summary_of(&rows());
     let sc = scatter_svg(&s).unwrap();
     assert!(sc.starts_with("<svg") && sc.trim_end().ends_with("</svg>"));
     assert_eq!(sc.matches(r#"class="fps""#).count(), 2);
     assert_eq!(sc.matches(r#"class="fps_steady""#).count(), 2);
-    assert!(sc.contains("sam2.1_tiny: J&amp;F 75.00, 25.00 FPS"));
-    assert!(sc.contains("edgetam: J&amp;F 62.00, 60.00 FPS"));
+    assert!(sc.contains("sam2.1_tiny: J&amp;F 0.75, 32.00 FPS"));
+    assert!(sc.contains("edgetam: J&amp;F 0.62, 80.00 FPS"));
     let mem = memory_svg(&s).unwrap();
     for class in [
         "gpu_peak_alloc_MiB",
@@ -68,8 +158,8 @@ fn svgs_hold_one_mark_per_model_and_series() {
             "{class}"
         );
     }
-    assert!(mem.contains("edgetam: GPU peak reserved 310.0 MiB"));
-    // Bars are drawn to scale: the tallest bar (3100 MiB) is taller than 3000 * h/3100 of another.
+    assert!(mem.contains("edgetam: GPU peak reserved 320.0 MiB"));
+    // Bars are drawn to scale: edgetam's system peak (2900 MiB) against tiny's (3200 MiB).
     let heights: Vec<f64> = mem
         .lines()
         .filter(|l| l.contains(r#"class="system_peak_MiB""#))
@@ -79,7 +169,7 @@ fn svgs_hold_one_mark_per_model_and_series() {
         })
         .collect();
     assert!(
-        (heights[0] / heights[1] - 3100.0 / 2850.0).abs() < 1e-3,
+        (heights[0] / heights[1] - 2900.0 / 3200.0).abs() < 1e-3,
         "{heights:?}"
     );
 }
@@ -88,7 +178,7 @@ fn svgs_hold_one_mark_per_model_and_series() {
 fn run_writes_the_files_and_rejects_a_csv_without_ok_rows() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("vosbench_summary.csv");
-    std::fs::write(&csv, CSV).unwrap();
+    write_rows(&csv, &rows()).unwrap();
     let out = dir.path().join("plots");
     run(Args {
         csv: csv.clone(),
@@ -100,21 +190,29 @@ fn run_writes_the_files_and_rejects_a_csv_without_ok_rows() {
     }
     let means = std::fs::read_to_string(out.join("plot_means.csv")).unwrap();
     assert!(
-        means.contains("edgetam,2,60.0000,80.0000,62.0000,200.0000,310.0000,810.0000,2850.0000")
+        means.contains("edgetam,2,80.0000,80.0000,0.6200,200.0000,320.0000,820.0000,2900.0000"),
+        "{means}"
     );
     let back = read_summary(&csv).unwrap();
     assert_eq!(back.models.len(), 2);
 
+    let failed: Vec<Row> = rows()
+        .into_iter()
+        .filter(|r| r.status != RowStatus::Ok)
+        .collect();
     let bad = dir.path().join("bad.csv");
-    std::fs::write(&bad, "model,fps,JandF,status\nx,1,2,oom\n").unwrap();
+    write_rows(&bad, &failed).unwrap();
     let e = run(Args {
-        csv: bad,
+        csv: bad.clone(),
         out: Some(out.clone()),
     })
     .unwrap_err();
     assert_eq!(e.exit_code(), 2);
-    let no_model = read_summary_from("fps,JandF\n1,2\n".as_bytes(), "m.csv").unwrap_err();
-    assert!(no_model.to_string().contains("model"));
+    // Not a benchmark CSV of this version: refused, not guessed at.
+    std::fs::write(&bad, "model,fps,JandF,status\nx,1,2,ok\n").unwrap();
+    let other = read_summary(&bad).unwrap_err();
+    assert_eq!(other.exit_code(), 2);
+    assert!(other.to_string().contains("other columns"), "{other}");
     let missing = dir.path().join("missing.csv");
     assert_eq!(
         run(Args {
@@ -142,15 +240,21 @@ fn ticks_cover_the_range_with_round_steps() {
 
 #[test]
 fn means_csv_quotes_odd_model_names() {
-    let s = read_summary_from(
-        "model,fps,JandF,status\n\"sam, \"\"big\"\"\",10,50,ok\n".as_bytes(),
-        "q.csv",
-    )
-    .unwrap();
-    assert_eq!(s.models[0].model, "sam, \"big\"");
-    let text = vosbench::cli::plot::means_csv(&s);
-    let back = read_summary_from(text.as_bytes(), "back.csv").unwrap();
-    assert_eq!(back.models[0].model, "sam, \"big\"");
-    assert_eq!(back.models[0].get("fps"), Some(10.0));
-    assert!(!back.has_status);
+    let odd = "sam, \"big\"";
+    let s = summary_of(&[row(
+        "v1",
+        odd,
+        10,
+        Some(100.0),
+        None,
+        Some(0.5),
+        [None; 4],
+        RowStatus::Ok,
+    )]);
+    assert_eq!(s.models[0].model, odd);
+    let text = means_csv(&s);
+    let mut back = csv::Reader::from_reader(text.as_bytes());
+    let rec = back.records().next().unwrap().unwrap();
+    assert_eq!(&rec[0], odd);
+    assert_eq!(&rec[2], "10.0000");
 }

@@ -1,5 +1,5 @@
-//! Host memory measurement for the benchmark: the process's resident set (current and peak) and
-//! the machine's used memory, read from Linux procfs.
+//! Linux procfs readings: the process's resident set (current and peak), the machine's used
+//! memory, and how long this process has existed.
 //!
 //! - Process RSS comes from `/proc/self/status` (`VmRSS`, in kB). The peak combines a background
 //!   sampler (every `interval`) with the kernel's own high-water mark `VmHWM`, which catches
@@ -8,10 +8,11 @@
 //!   a reset has succeeded, so a peak never includes memory from before `start`/`reset_peak`.
 //! - System memory comes from `/proc/meminfo`: used = `MemTotal - MemAvailable`. That is what
 //!   matters on unified-memory devices (Jetson), where the GPU allocates from the same RAM.
+//! - The process age is `/proc/uptime` minus the start time in `/proc/self/stat`.
 //!
 //! On other operating systems nothing is measured: [`system_memory`] and [`try_current_rss_bytes`]
-//! return an error saying so, [`current_rss_bytes`] returns 0 and [`host_memory_supported`] is
-//! false, and the sampler records that error instead of numbers.
+//! return an error saying so, [`current_rss_bytes`] returns 0, [`host_memory_supported`] is
+//! false, [`process_age_s`] is `None`, and the sampler records that error instead of numbers.
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -278,4 +279,55 @@ impl Drop for HostSampler {
 /// Bytes to MiB (1024 * 1024), as the benchmark CSV reports memory.
 pub fn to_mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Clock ticks per second of `/proc/self/stat` times (`USER_HZ`). Linux fixes it at 100 for user
+/// space on every mainstream architecture (x86_64, arm64): it is what `sysconf(_SC_CLK_TCK)`
+/// returns there. Reading it through `sysconf` would need a `libc` dependency, so it is assumed.
+pub const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// The `starttime` field (22) of a `/proc/<pid>/stat` line: clock ticks after boot at which the
+/// process started. The command name (field 2) may hold spaces and parentheses, so fields are
+/// counted after its last `)`.
+pub fn parse_stat_starttime(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    // rest starts with field 3 (state)
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Seconds since boot, the first number of `/proc/uptime`.
+pub fn parse_uptime(uptime: &str) -> Option<f64> {
+    uptime.split_whitespace().next()?.parse().ok()
+}
+
+/// How long this process has existed, in seconds (uptime now minus the process start time, both
+/// counted from boot), at the 10 ms resolution of `starttime`. `None` where procfs is missing.
+pub fn process_age_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let up = std::fs::read_to_string("/proc/uptime").ok()?;
+    let start = parse_stat_starttime(&stat)? as f64 / CLOCK_TICKS_PER_SECOND;
+    Some((parse_uptime(&up)? - start).max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starttime_is_field_22_even_with_spaces_in_the_name() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+        // utime stime cutime cstime priority nice threads itrealvalue starttime vsize ...
+        let stat = "4242 (a b) c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 0 987654 1234567 ...";
+        assert_eq!(parse_stat_starttime(stat), Some(987654));
+        assert_eq!(parse_stat_starttime("garbage"), None);
+        assert_eq!(parse_uptime("12345.67 54321.00\n"), Some(12345.67));
+    }
+
+    #[test]
+    fn this_process_has_an_age() {
+        if cfg!(target_os = "linux") {
+            let age = process_age_s().expect("procfs");
+            assert!((0.0..86400.0 * 365.0).contains(&age), "{age}");
+        }
+    }
 }
