@@ -23,14 +23,14 @@ use criterion::{
 };
 use std::time::{Duration, Instant};
 use vosbench::config::{HieraConfig, ModelConfig, Registry, RepVitConfig, TrunkConfig};
-use vosbench::edgetam::perceiver::PerceiverResampler;
-use vosbench::edgetam::repvit::RepVit;
 use vosbench::nn::conv::Conv2d;
-use vosbench::sam2::hieradet::{block_layout, MultiScaleBlock};
-use vosbench::sam2::image_encoder::FpnNeck;
+use vosbench::sam2::backbones::hieradet::{block_layout, MultiScaleBlock};
+use vosbench::sam2::backbones::image_encoder::FpnNeck;
+use vosbench::sam2::backbones::repvit::RepVit;
 use vosbench::sam2::mask_decoder::MaskDecoder;
 use vosbench::sam2::memory_attention::MemoryAttentionLayer;
 use vosbench::sam2::memory_encoder::MemoryEncoder;
+use vosbench::sam2::perceiver::PerceiverResampler;
 use vosbench::sam2::prompt_encoder::PromptEncoder;
 use vosbench::weights::random::random_var_builder;
 

@@ -5,7 +5,7 @@
 //! - [`cli`]: one file per subcommand; the only place that prints errors.
 //! - [`bench`]: the two-phase benchmark (setup, then inference in a fresh process).
 //! - [`tracker`]: video sessions, memory bank, prompts.
-//! - [`sam2`], [`edgetam`]: the networks, one file per PyTorch module.
+//! - [`sam2`]: the networks (SAM 2.1 and EdgeTAM), one file per PyTorch module.
 //! - [`nn`]: layers both networks share.
 //! - [`data`], [`eval`]: SA-V reading, synthetic data, the official J&F.
 //! - [`weights`]: checkpoint conversion, validation and hub download.
@@ -17,7 +17,6 @@ pub mod cli;
 pub mod config;
 pub mod cuda;
 pub mod data;
-pub mod edgetam;
 pub mod error;
 pub mod eval;
 pub mod nn;

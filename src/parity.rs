@@ -10,9 +10,9 @@
 //! not is an input error naming the missing tensor.
 
 use crate::config::{ModelConfig, TrunkConfig};
-use crate::edgetam::repvit::RepVit;
 use crate::error::{Error, Result};
-use crate::sam2::hieradet::Hiera;
+use crate::sam2::backbones::hieradet::Hiera;
+use crate::sam2::backbones::repvit::RepVit;
 use crate::sam2::mask_decoder::stability_scores;
 use crate::sam2::sam2_base::{FrameFeatures, Memory, PointInputs, Sam2Base};
 use crate::tracker::frames::{FrameSource, RgbFrames};

@@ -9,8 +9,8 @@ use candle_core::Tensor;
 use common::{assert_close, get, load_tensors, pt_var_builder, test_config};
 use std::collections::HashMap;
 use vosbench::config::{ModelConfig, TrunkConfig};
-use vosbench::edgetam::perceiver::PerceiverResampler;
-use vosbench::edgetam::repvit::RepVit;
+use vosbench::sam2::backbones::repvit::RepVit;
+use vosbench::sam2::perceiver::PerceiverResampler;
 
 const TOL: f64 = 1e-4;
 
@@ -185,7 +185,7 @@ fn perceiver_rejects_mismatched_input() {
 /// FPN level and its position encoding.
 #[test]
 fn image_encoder_matches_reference() {
-    use vosbench::sam2::image_encoder::ImageEncoder;
+    use vosbench::sam2::backbones::image_encoder::ImageEncoder;
     let (fx, cfg) = fixture();
     let t = load_tensors(fx, "stages.safetensors");
     let vb = pt_var_builder(fx, "model.pt");

@@ -9,8 +9,8 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use common::{assert_close, get, load_tensors, pt_var_builder, test_config};
 use std::collections::HashMap;
-use vosbench::sam2::hieradet::Hiera;
-use vosbench::sam2::image_encoder::{FpnNeck, ImageEncoder};
+use vosbench::sam2::backbones::hieradet::Hiera;
+use vosbench::sam2::backbones::image_encoder::{FpnNeck, ImageEncoder};
 
 const FIXTURE: &str = "sam2_test";
 const TOL: f64 = 1e-4;

@@ -8,17 +8,17 @@
 //! consumes. EdgeTAM is this same structure with a RepViT trunk and a spatial perceiver.
 
 use crate::config::ModelConfig;
-use crate::edgetam::perceiver::PerceiverResampler;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::interpolate;
 use crate::nn::linear::Linear;
 use crate::nn::mlp::Mlp;
 use crate::nn::position_encoding::get_1d_sine_pe;
 use crate::nn::ContiguousExt;
-use crate::sam2::image_encoder::ImageEncoder;
+use crate::sam2::backbones::image_encoder::ImageEncoder;
 use crate::sam2::mask_decoder::MaskDecoder;
 use crate::sam2::memory_attention::MemoryAttention;
 use crate::sam2::memory_encoder::MemoryEncoder;
+use crate::sam2::perceiver::PerceiverResampler;
 use crate::sam2::prompt_encoder::PromptEncoder;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;

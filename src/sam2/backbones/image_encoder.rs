@@ -7,11 +7,11 @@
 //! (architecture.md §3.2).
 
 use crate::config::{ModelConfig, NeckConfig, TrunkConfig};
-use crate::edgetam::repvit::RepVit;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::interpolate;
 use crate::nn::position_encoding::PositionEmbeddingSine;
-use crate::sam2::hieradet::Hiera;
+use crate::sam2::backbones::hieradet::Hiera;
+use crate::sam2::backbones::repvit::RepVit;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
