@@ -18,6 +18,9 @@ use crate::tracker::session::{Prompt, Session, SessionOptions};
 use candle_core::{DType, Device};
 use std::path::PathBuf;
 
+#[cfg(feature = "cuda")]
+pub mod attention;
+
 /// What the JSON file holds: the device report and the convolution tuning.
 #[derive(Debug, serde::Serialize)]
 pub struct ProbeOutput {
@@ -30,7 +33,7 @@ pub struct ProbeOutput {
 }
 
 #[cfg(feature = "cuda")]
-pub use crate::cuda::flash_attn::CheckRow as AttentionCheckRow;
+pub use attention::CheckRow as AttentionCheckRow;
 /// (CPU builds never run the attention check.)
 #[cfg(not(feature = "cuda"))]
 #[derive(Debug, serde::Serialize)]
@@ -278,9 +281,9 @@ fn check_attention(device: &Device) -> Result<Vec<AttentionCheckRow>> {
             "--check-attention needs a CUDA device (--device cuda)".into(),
         ));
     }
-    let rows = crate::cuda::flash_attn::check(device, true)?;
+    let rows = attention::check(device, true)?;
     println!("\nfused attention against the unfused path (pure f32 reference):");
-    print!("{}", crate::cuda::flash_attn::render_check(&rows));
+    print!("{}", attention::render_check(&rows));
     Ok(rows)
 }
 
