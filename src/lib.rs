@@ -6,7 +6,9 @@
 //! - [`bench`]: the two-phase benchmark (setup, then inference in a fresh process).
 //! - [`tracker`]: video sessions, memory bank, prompts.
 //! - [`sam2`]: the networks (SAM 2.1 and EdgeTAM), one file per PyTorch module.
-//! - [`nn`]: layers both networks share.
+//! - [`nn`]: layers both networks share, and the options a model is built with.
+//! - [`exec`], [`profile`]: a session's execution policy (fences, trunk graph, stage profiler),
+//!   passed down the forward.
 //! - [`data`], [`eval`]: SA-V reading, synthetic data, the official J&F.
 //! - [`weights`]: checkpoint conversion, validation and hub download.
 //! - [`cuda`]: device probe, convolution tuning, memory pool control.
@@ -19,6 +21,7 @@ pub mod cuda;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod exec;
 pub mod nn;
 pub mod parity;
 pub mod profile;

@@ -11,6 +11,7 @@
 
 use crate::config::{ModelConfig, TrunkConfig};
 use crate::error::{Error, Result};
+use crate::nn::ModelOptions;
 use crate::sam2::backbones::hieradet::Hiera;
 use crate::sam2::backbones::repvit::RepVit;
 use crate::sam2::mask_decoder::stability_scores;
@@ -377,6 +378,17 @@ pub fn run_stages(
     stages: &HashMap<String, Tensor>,
     device: &Device,
 ) -> Result<Vec<StageResult>> {
+    run_stages_with(cfg, weights, stages, device, &ModelOptions::default())
+}
+
+/// [`run_stages`] with the model built with `model_opts` (the CLI's convolution settings).
+pub fn run_stages_with(
+    cfg: &ModelConfig,
+    weights: VarBuilder,
+    stages: &HashMap<String, Tensor>,
+    device: &Device,
+    model_opts: &ModelOptions,
+) -> Result<Vec<StageResult>> {
     let mut fx = Fx {
         t: stages,
         dev: device,
@@ -385,12 +397,12 @@ pub fn run_stages(
     let levels = cfg.image_encoder.neck.backbone_channel_list.len();
     match &cfg.image_encoder.trunk {
         TrunkConfig::Hiera(h) if fx.any_prefix("trunk.") => {
-            let trunk = Hiera::new(h, weights.pp("image_encoder").pp("trunk"))?
+            let trunk = Hiera::new(h, model_opts, weights.pp("image_encoder").pp("trunk"))?
                 .with_image_size(cfg.image_size)?;
             hiera_stages(&mut fx, &trunk, levels)?;
         }
         TrunkConfig::Repvit(r) if fx.any_prefix("trunk.") => {
-            let trunk = RepVit::new(r, weights.pp("image_encoder").pp("trunk"))?;
+            let trunk = RepVit::new(r, model_opts, weights.pp("image_encoder").pp("trunk"))?;
             let image = fx.input("image", "trunk.*")?;
             let mut taps: Vec<(String, Tensor)> = Vec::new();
             let outs = trunk.forward_with_taps(&image, &mut |n, x| {
@@ -405,7 +417,7 @@ pub fn run_stages(
         }
         _ => {}
     }
-    let model = Sam2Base::new(cfg, weights)?;
+    let model = Sam2Base::new_with(cfg, model_opts, weights)?;
     encoder_stages(&mut fx, &model, levels)?;
     head_stages(&mut fx, &model, cfg)?;
     memory_stages(&mut fx, &model, cfg)?;
@@ -920,20 +932,23 @@ pub fn run_tracking(
     fixture_dir: &Path,
     device: &Device,
 ) -> Result<Vec<TrackedRun>> {
-    run_tracking_with_frames(cfg, weights, fixture_dir, fixture_dir, device)
+    let opts = ModelOptions::default();
+    run_tracking_with_frames(cfg, weights, fixture_dir, fixture_dir, device, &opts)
 }
 
 /// [`run_tracking`] with the video frames taken from `frames_dir` (its `pillow_rgb.safetensors`,
-/// else its `frames/` JPEGs), for video fixtures that reuse another fixture's frames.
+/// else its `frames/` JPEGs), for video fixtures that reuse another fixture's frames, and the
+/// model built with `model_opts` (the CLI's convolution settings).
 pub fn run_tracking_with_frames(
     cfg: &ModelConfig,
     weights: VarBuilder,
     fixture_dir: &Path,
     frames_dir: &Path,
     device: &Device,
+    model_opts: &ModelOptions,
 ) -> Result<Vec<TrackedRun>> {
     let t = load_safetensors(&fixture_dir.join("tracking.safetensors"))?;
-    let model = Sam2Base::new(cfg, weights)?;
+    let model = Sam2Base::new_with(cfg, model_opts, weights)?;
     let get = |n: &str| -> Result<&Tensor> {
         t.get(n)
             .ok_or_else(|| Error::Input(format!("video fixture has no tensor '{n}'")))

@@ -11,11 +11,13 @@ use crate::bench::results::{
     self, mib, percentile, round, Results, Row, CSV_NAME, STATUS_BUDGET, STATUS_ERROR, STATUS_OK,
 };
 use crate::bench::setup::{bar, build_model, conv_options, object_prompt_for, precision_dtype};
-use crate::cuda::tuning;
+use crate::cuda::tuning::{self, ConvTuner};
 use crate::data::masks::{Mask, PackedMask};
 use crate::data::sav::Annotation;
 use crate::error::{Error, Result};
 use crate::eval::evaluator::ObjectScorer;
+use crate::exec::EnvSwitches;
+use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::Session;
 use candle_core::{DType, Device};
@@ -46,6 +48,7 @@ struct RowContext<'a> {
     sampler: &'a HostSampler,
     meter: &'a mem::DeviceMeter,
     device: &'a Device,
+    switches: &'a EnvSwitches,
 }
 
 impl RowContext<'_> {
@@ -168,7 +171,8 @@ impl RowContext<'_> {
             model,
             Box::new(frames),
             device,
-            opts.session_options(model.dtype())?,
+            opts.session_options(model.dtype())?
+                .with_profiler(self.switches.profiler.clone()),
         );
         session.add_prompt(o.prompt_frame, 1, &object_prompt_for(o, self.plan.prompt))?;
         device.synchronize()?;
@@ -283,13 +287,16 @@ pub fn run_inference(
     meta: &Metadata,
     device: &Device,
     only_model: Option<&str>,
+    switches: &EnvSwitches,
 ) -> Result<Vec<Row>> {
     let opts = &cfg.options;
     let dtype = precision_dtype(&opts.precision)?;
     // The algorithms setup chose (tuned or heuristic) for every convolution shape; no search here.
-    tuning::set_options(conv_options(opts, device, false));
-    tuning::reset();
-    tuning::load_table(&cfg.conv_tuning);
+    let conv = conv_options(opts, device, false);
+    tuning::set_candle_matmul_tf32(conv.tf32);
+    let tuner = ConvTuner::new(conv);
+    tuner.load_table(&cfg.conv_tuning);
+    let model_opts = ModelOptions::new(std::sync::Arc::new(tuner), switches.fused_attention);
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     let csv_path = opts.out_dir.join(CSV_NAME);
     let mut results = Results::resume(&csv_path)?;
@@ -329,7 +336,13 @@ pub fn run_inference(
         }
         let model = if plan.fits_budget {
             rows_bar.set_message(format!("load {}", plan.name));
-            Some(build_model(&plan.config, &plan.weights, dtype, device)?)
+            Some(build_model(
+                &plan.config,
+                &plan.weights,
+                dtype,
+                device,
+                &model_opts,
+            )?)
         } else {
             None
         };
@@ -350,6 +363,7 @@ pub fn run_inference(
                 sampler: &sampler,
                 meter: &meter,
                 device,
+                switches,
             };
             let mut row = ctx.base_row();
             row.baseline_rss_MiB = Some(mib(mem::current_rss_bytes()));

@@ -9,10 +9,12 @@ use crate::bench::plan::{
     PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
 };
 use crate::config::ModelConfig;
-use crate::cuda::tuning::{self, ConvOptions, Source};
+use crate::cuda::tuning::{self, ConvOptions, ConvTuner, Source};
 use crate::data::prompts::object_prompt;
 use crate::data::sav::{MaskKind, Split, SplitOptions};
 use crate::error::{Error, Result};
+use crate::exec::EnvSwitches;
+use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::{Prompt, Session, SessionOptions};
 use candle_core::{DType, Device};
@@ -52,12 +54,13 @@ fn tuning_pass(
     Ok(())
 }
 
-/// Build a model from its weights source.
+/// Build a model from its weights source, with the run's build-time options.
 pub fn build_model(
     cfg: &ModelConfig,
     weights: &WeightsSource,
     dtype: DType,
     device: &Device,
+    model_opts: &ModelOptions,
 ) -> Result<Sam2Base> {
     let vb = match weights {
         WeightsSource::Checkpoint { path } => {
@@ -67,7 +70,7 @@ pub fn build_model(
             crate::weights::random::random_var_builder(*seed, dtype, device)
         }
     };
-    Ok(Sam2Base::new(cfg, vb)?)
+    Ok(Sam2Base::new_with(cfg, model_opts, vb)?)
 }
 
 /// The tracker prompt of an object for a prompt kind.
@@ -299,12 +302,14 @@ fn warm_up(
     sampler: &HostSampler,
     meter: &mem::DeviceMeter,
     budget_figure: &str,
+    model_opts: &ModelOptions,
+    switches: &EnvSwitches,
 ) -> Result<ModelPlan> {
     let weights = resolve_weights(opts, tag)?;
     let cfg = &tag.config;
     let rss0 = mem::current_rss_bytes();
     let t = Instant::now();
-    let model = build_model(cfg, &weights, dtype, device)?;
+    let model = build_model(cfg, &weights, dtype, device, model_opts)?;
     device.synchronize()?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let v = &meta.videos[0];
@@ -312,10 +317,12 @@ fn warm_up(
     let cache_file = v
         .cache_for(cfg.image_size)
         .ok_or_else(|| Error::Other(format!("no frame cache at side {}", cfg.image_size)))?;
-    if tuning::options().tune {
+    if model_opts.conv_tuner.options().tune {
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
         let prompt = object_prompt_for(o, tag.prompt);
-        let session_opts = opts.session_options(dtype)?;
+        let session_opts = opts
+            .session_options(dtype)?
+            .with_profiler(switches.profiler.clone());
         tuning_pass(
             &model,
             frames,
@@ -345,7 +352,8 @@ fn warm_up(
         &model,
         Box::new(frames),
         device,
-        opts.session_options(dtype)?,
+        opts.session_options(dtype)?
+            .with_profiler(switches.profiler.clone()),
     );
     let prompt = object_prompt_for(o, tag.prompt);
     let mut curve = Vec::new();
@@ -435,7 +443,11 @@ fn warm_up(
 }
 
 /// Run phase A. Returns the written configuration.
-pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig> {
+pub fn run_setup(
+    opts: &BenchOptions,
+    device: &Device,
+    switches: &EnvSwitches,
+) -> Result<InferenceConfig> {
     let t0 = Instant::now();
     let dtype = precision_dtype(&opts.precision)?;
     let info = mem::probe(device, &opts.device)?;
@@ -488,8 +500,11 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
     } else {
         "device"
     };
-    tuning::set_options(conv_options(opts, device, true));
-    tuning::reset();
+    // One tuner for every model of the run: the table setup writes holds all their shapes.
+    let conv = conv_options(opts, device, true);
+    tuning::set_candle_matmul_tf32(conv.tf32);
+    let tuner = std::sync::Arc::new(ConvTuner::new(conv));
+    let model_opts = ModelOptions::new(tuner.clone(), switches.fused_attention);
     let sampler = HostSampler::start(Duration::from_millis(5));
     let meter = mem::DeviceMeter::new(device);
     let mut plans = Vec::new();
@@ -505,6 +520,8 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
             &sampler,
             &meter,
             budget_figure,
+            &model_opts,
+            switches,
         )?;
         meter.trim()?;
         plans.push(plan);
@@ -532,7 +549,7 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
             )));
         }
     }
-    let mut conv_tuning = tuning::table();
+    let mut conv_tuning = tuner.table();
     conv_tuning.device = Some(info.name.clone());
     let tuned = conv_tuning.count(Source::Tuned);
     let fell_back = conv_tuning.count(Source::Fallback);

@@ -7,9 +7,11 @@
 //! used frame are cached (as the official predictor does). What the session keeps per object is
 //! bounded by [`Retention`] (see [`crate::tracker::memory_bank`]).
 
-use crate::cuda::memory::{fence, FencePoint, FenceSet};
+use crate::config::{FencePoint, FenceSet};
 use crate::error::{Error, Result};
+use crate::exec::ExecCtx;
 use crate::nn::interpolate;
+use crate::profile::Profiler;
 use crate::sam2::sam2_base::{FrameFeatures, PointInputs, Sam2Base, NO_OBJ_SCORE};
 use crate::tracker::frames::{FrameSource, PrefetchingFrames};
 use crate::tracker::memory_bank::{FrameOutput, OutputStore, Retention};
@@ -18,6 +20,7 @@ use crate::tracker::preprocess::VideoFrames;
 use candle_core::{DType, Device, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A prompt in video pixel coordinates.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -28,16 +31,20 @@ pub struct Prompt {
     pub bbox: Option<[f32; 4]>,
 }
 
+/// How a session runs. The execution policy among them (fences, trunk graph, profiler) becomes
+/// the session's own [`ExecCtx`] when it opens: it applies to this session only.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
     pub retention: Retention,
     /// Where each frame waits for the device so the memory pool can reuse what the frame freed
-    /// (CUDA; `crate::cuda::memory::fence`). None: [`FenceSet::auto`] for the model's dtype.
-    /// Applied process-wide when the session opens.
+    /// (CUDA; [`ExecCtx::fence`]). None: [`FenceSet::auto`] for the model's dtype.
     pub memory_fences: Option<FenceSet>,
-    /// Replay the image encoder's trunk as a CUDA graph (`crate::cuda::graph`). Applied
-    /// process-wide when the session opens.
+    /// Replay the image encoder's trunk as a CUDA graph (`crate::cuda::graph`; kept eager while
+    /// profiling).
     pub cuda_graph: bool,
+    /// The stage profiler this session's frames report to (`VOSBENCH_PROFILE`, owned by the
+    /// CLI); None: nothing is timed.
+    pub profiler: Option<Arc<Profiler>>,
 }
 
 impl Default for SessionOptions {
@@ -46,7 +53,16 @@ impl Default for SessionOptions {
             retention: Retention::Window,
             memory_fences: None,
             cuda_graph: false,
+            profiler: None,
         }
+    }
+}
+
+impl SessionOptions {
+    /// These options with frames reporting to `profiler`.
+    pub fn with_profiler(mut self, profiler: Option<Arc<Profiler>>) -> Self {
+        self.profiler = profiler;
+        self
     }
 }
 
@@ -81,6 +97,8 @@ pub struct Session<'m> {
     frames: Box<dyn FrameSource + 'm>,
     device: Device,
     opts: SessionOptions,
+    /// This session's execution policy, passed to every model forward it runs.
+    ctx: ExecCtx,
     objects: Vec<ObjectState>,
     cache: Option<(usize, FrameFeatures)>,
 }
@@ -117,19 +135,26 @@ impl<'m> Session<'m> {
         device: &Device,
         opts: SessionOptions,
     ) -> Self {
-        crate::cuda::memory::set_fences(
+        let ctx = ExecCtx::new(
             opts.memory_fences
                 .unwrap_or_else(|| FenceSet::auto(model.dtype())),
+            opts.cuda_graph,
+            opts.profiler.clone(),
         );
-        crate::cuda::graph::set_enabled(opts.cuda_graph);
         Self {
             model,
             frames,
             device: device.clone(),
             opts,
+            ctx,
             objects: Vec::new(),
             cache: None,
         }
+    }
+
+    /// The execution policy this session passes down its forwards.
+    pub fn exec_ctx(&self) -> &ExecCtx {
+        &self.ctx
     }
 
     pub fn num_frames(&self) -> usize {
@@ -168,12 +193,13 @@ impl<'m> Session<'m> {
             }
         }
         let dev = self.device.clone();
-        let img = crate::profile::stage("frame.load", &dev, || {
+        let img = self.ctx.stage("frame.load", &dev, || {
             self.frames
                 .load_tensor(frame_idx, self.model.image_size(), &self.device)
         })?;
-        let feats =
-            crate::profile::stage("image_encoder", &dev, || self.model.forward_image(&img))?;
+        let feats = self.ctx.stage("image_encoder", &dev, || {
+            self.model.forward_image_ctx(&img, &self.ctx)
+        })?;
         self.cache = Some((frame_idx, feats.clone()));
         Ok(feats)
     }
@@ -296,25 +322,33 @@ impl<'m> Session<'m> {
         let num_frames = self.num_frames();
         let obj = &self.objects[oi];
         let dev = self.device.clone();
+        let ctx = &self.ctx;
         let pix_feat = {
             let (mems, ptrs) = obj.out.select(tcfg, frame_idx, num_frames, reverse);
-            crate::profile::stage("memory_conditioning", &dev, || {
-                model.memory_conditioned_features(&feats, is_init_cond, &mems, &ptrs, num_frames)
+            ctx.stage("memory_conditioning", &dev, || {
+                model.memory_conditioned_features_ctx(
+                    &feats,
+                    is_init_cond,
+                    &mems,
+                    &ptrs,
+                    num_frames,
+                    ctx,
+                )
             })?
         };
-        fence(&dev, FencePoint::MemoryConditioning)?;
+        ctx.fence(&dev, FencePoint::MemoryConditioning)?;
         let num_pts = match point_inputs {
             Some(p) => p.num_points()?,
             None => 0,
         };
         let multimask = model.use_multimask(is_init_cond, num_pts);
         let high_res = model.high_res_pair(&feats);
-        let sam = crate::profile::stage("sam_heads", &dev, || {
+        let sam = ctx.stage("sam_heads", &dev, || {
             model.forward_sam_heads(&pix_feat, point_inputs, prev_logits, high_res, multimask)
         })?;
-        fence(&dev, FencePoint::Heads)?;
+        ctx.fence(&dev, FencePoint::Heads)?;
         let memory = if run_mem_encoder && tcfg.num_maskmem > 0 {
-            Some(crate::profile::stage("memory_encoder", &dev, || {
+            Some(ctx.stage("memory_encoder", &dev, || {
                 model.store_memory(model.encode_new_memory(
                     &feats.vision_feat,
                     &sam.high_res_masks,
@@ -326,7 +360,7 @@ impl<'m> Session<'m> {
             None
         };
         let pred_masks = if tcfg.fill_hole_area > 0 {
-            crate::profile::stage("fill_holes", &dev, || {
+            ctx.stage("fill_holes", &dev, || {
                 fill_holes_in_mask_scores(&sam.low_res_masks, tcfg.fill_hole_area)
             })?
         } else {
@@ -439,7 +473,9 @@ impl<'m> Session<'m> {
                 self.objects[oi].tracked.insert(f, reverse);
             }
             let dev = self.device.clone();
-            let res = crate::profile::stage("frame_result", &dev, || self.frame_result(f, true))?;
+            let res = self
+                .ctx
+                .stage("frame_result", &dev, || self.frame_result(f, true))?;
             if self.opts.retention == Retention::Window {
                 let tcfg = self.model.cfg.tracker.clone();
                 for obj in &mut self.objects {
@@ -523,3 +559,4 @@ impl<'m> Session<'m> {
             .collect()
     }
 }
+
