@@ -560,3 +560,159 @@ impl<'m> Session<'m> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    //! Two sessions with different execution policies on one model in one process: each keeps
+    //! its own (nothing about how a session runs is process-wide state).
+
+    use super::*;
+    use crate::profile::{ProfileMode, Profiler};
+    use crate::tracker::frames::RgbFrames;
+    use candle_nn::VarBuilder;
+    use std::path::PathBuf;
+
+    const FRAMES: usize = 5;
+
+    fn fixtures() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")
+    }
+
+    /// The small SAM 2.1 test variant with its fixture checkpoint (CPU, f32).
+    fn model() -> Sam2Base {
+        let cfg =
+            crate::config::ModelConfig::from_file(&fixtures().join("models/sam2.1_test.json"))
+                .unwrap();
+        let ckpt = fixtures().join("fixtures/sam2_test/model.pt");
+        let map: HashMap<String, Tensor> =
+            candle_core::pickle::read_all_with_key(&ckpt, Some("model"))
+                .unwrap()
+                .into_iter()
+                .collect();
+        Sam2Base::new(
+            &cfg,
+            VarBuilder::from_tensors(map, DType::F32, &Device::Cpu),
+        )
+        .unwrap()
+    }
+
+    /// The first frames of the `video_test` fixture (Pillow-decoded RGB).
+    fn frames() -> Box<RgbFrames> {
+        let p = fixtures().join("fixtures/video_test/pillow_rgb.safetensors");
+        let rgb = candle_core::safetensors::load(&p, &Device::Cpu).unwrap()["rgb"].clone();
+        let (_, h, w, _) = rgb.dims4().unwrap();
+        let frames = (0..FRAMES)
+            .map(|i| rgb.get(i).unwrap().flatten_all().unwrap().to_vec1::<u8>())
+            .collect::<candle_core::Result<Vec<_>>>()
+            .unwrap();
+        Box::new(RgbFrames::new(frames, w as u32, h as u32).unwrap())
+    }
+
+    fn point(x: f32, y: f32) -> Prompt {
+        Prompt {
+            points: vec![(x, y, 1)],
+            bbox: None,
+        }
+    }
+
+    fn logits(r: &FrameResult) -> Vec<f32> {
+        r.low_res_masks.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// One session alone: prompt frame 0, track every frame in one call.
+    fn alone(model: &Sam2Base, opts: SessionOptions, prompt: &Prompt) -> Vec<Vec<f32>> {
+        let mut s = Session::with_frames(model, frames(), &Device::Cpu, opts);
+        s.add_prompt(0, 1, prompt).unwrap();
+        let mut out = Vec::new();
+        s.propagate(Some(0), None, false, |r| {
+            out.push(logits(&r));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn two_sessions_keep_their_own_execution_policy() {
+        let model = model();
+        let (w, h) = {
+            let f = frames();
+            let (h, w) = f.size();
+            (w as f32, h as f32)
+        };
+        let (prompt_a, prompt_b) = (point(w * 0.5, h * 0.5), point(w * 0.25, h * 0.75));
+        let profiled = Arc::new(Profiler::new(ProfileMode::Synchronized));
+        let opts_a = SessionOptions {
+            memory_fences: Some(FenceSet::all()),
+            cuda_graph: true,
+            profiler: Some(profiled.clone()),
+            ..Default::default()
+        };
+        let opts_b = SessionOptions {
+            memory_fences: Some(FenceSet::NONE),
+            cuda_graph: false,
+            profiler: None,
+            ..Default::default()
+        };
+        let mut a = Session::with_frames(&model, frames(), &Device::Cpu, opts_a.clone());
+        // Opening a second session with other options leaves the first one's policy alone.
+        let mut b = Session::with_frames(&model, frames(), &Device::Cpu, opts_b.clone());
+        assert_eq!(a.exec_ctx().fences(), FenceSet::all());
+        assert!(a.exec_ctx().trunk_graph());
+        assert!(
+            !a.exec_ctx().graph_trunk(),
+            "profiling keeps the trunk eager"
+        );
+        assert!(a.exec_ctx().profiler().is_some());
+        assert_eq!(b.exec_ctx().fences(), FenceSet::NONE);
+        assert!(!b.exec_ctx().trunk_graph() && b.exec_ctx().profiler().is_none());
+
+        // Interleaved frame by frame.
+        a.add_prompt(0, 1, &prompt_a).unwrap();
+        b.add_prompt(0, 1, &prompt_b).unwrap();
+        let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+        for f in 0..FRAMES {
+            a.propagate(Some(f), Some(0), false, |r| {
+                got_a.push(logits(&r));
+                Ok(())
+            })
+            .unwrap();
+            b.propagate(Some(f), Some(0), false, |r| {
+                got_b.push(logits(&r));
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(a.exec_ctx().fences(), FenceSet::all());
+        assert_eq!(b.exec_ctx().fences(), FenceSet::NONE);
+
+        // Each equals its single-session run, bit for bit.
+        let reference = Arc::new(Profiler::new(ProfileMode::Synchronized));
+        let want_a = alone(
+            &model,
+            opts_a.with_profiler(Some(reference.clone())),
+            &prompt_a,
+        );
+        let want_b = alone(&model, opts_b, &prompt_b);
+        assert_eq!(got_a.len(), FRAMES);
+        assert_eq!(got_a, want_a);
+        assert_eq!(got_b, want_b);
+        assert_ne!(got_a, got_b, "the two prompts track different masks");
+
+        // The profiler of session a saw a's stages only: the same calls as a's run alone, from
+        // the session's own stages down to the Hiera blocks and the memory-attention layers.
+        let stages = profiled.stages();
+        assert_eq!(stages, reference.stages());
+        for s in [
+            "image_encoder",
+            "image_encoder.trunk",
+            "hiera.mlp",
+            "mem_attn.attend",
+            "sam_heads",
+        ] {
+            assert!(stages.contains(&s), "{s} not profiled: {stages:?}");
+        }
+        for s in stages {
+            assert_eq!(profiled.calls(s), reference.calls(s), "stage {s}");
+        }
+    }
+}
