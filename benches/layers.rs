@@ -21,16 +21,20 @@ use criterion::measurement::WallTime;
 use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vosbench::config::{HieraConfig, ModelConfig, Registry, RepVitConfig, TrunkConfig};
-use vosbench::edgetam::perceiver::PerceiverResampler;
-use vosbench::edgetam::repvit::RepVit;
+use vosbench::cuda::tuning::{ConvOptions, ConvTuner};
+use vosbench::exec::ExecCtx;
 use vosbench::nn::conv::Conv2d;
-use vosbench::sam2::hieradet::{block_layout, MultiScaleBlock};
-use vosbench::sam2::image_encoder::FpnNeck;
+use vosbench::nn::ModelOptions;
+use vosbench::sam2::backbones::hieradet::{block_layout, MultiScaleBlock};
+use vosbench::sam2::backbones::image_encoder::FpnNeck;
+use vosbench::sam2::backbones::repvit::RepVit;
 use vosbench::sam2::mask_decoder::MaskDecoder;
 use vosbench::sam2::memory_attention::MemoryAttentionLayer;
 use vosbench::sam2::memory_encoder::MemoryEncoder;
+use vosbench::sam2::perceiver::PerceiverResampler;
 use vosbench::sam2::prompt_encoder::PromptEncoder;
 use vosbench::weights::random::random_var_builder;
 
@@ -240,6 +244,7 @@ fn hiera_blocks(c: &mut Criterion) {
                         mlp_ratio,
                         None,
                         s.window_size,
+                        &ModelOptions::default(),
                         vb.pp("image_encoder.trunk.blocks").pp(i),
                     )?;
                     Ok((blk, randn(&[1, side, side, cdim], 1.0, &d)?))
@@ -286,7 +291,11 @@ fn fpn_neck(c: &mut Criterion) {
                 flops,
                 move || {
                     let vb = random_var_builder(SEED, DT, &d);
-                    let m = FpnNeck::new(&neck, vb.pp("image_encoder").pp("neck"))?;
+                    let m = FpnNeck::new(
+                        &neck,
+                        &ModelOptions::default(),
+                        vb.pp("image_encoder").pp("neck"),
+                    )?;
                     let xs = chans
                         .iter()
                         .enumerate()
@@ -336,7 +345,11 @@ fn prompt_encoder(c: &mut Criterion) {
                 flops,
                 move || {
                     let vb = random_var_builder(SEED, DT, &d);
-                    let pe = PromptEncoder::new(&cfg, vb.pp("sam_prompt_encoder"))?;
+                    let pe = PromptEncoder::new(
+                        &cfg,
+                        &ModelOptions::default(),
+                        vb.pp("sam_prompt_encoder"),
+                    )?;
                     let coords = Tensor::new(&[[[412f32, 587.0]]], &d)?;
                     let labels = Tensor::new(&[[1f32]], &d)?;
                     let m = if with_mask {
@@ -396,8 +409,13 @@ fn mask_decoder(c: &mut Criterion) {
             flops,
             move || {
                 let vb = random_var_builder(SEED, DT, &d);
-                let pe = PromptEncoder::new(&cfg, vb.pp("sam_prompt_encoder"))?;
-                let dec = MaskDecoder::new(&cfg, vb.pp("sam_mask_decoder"))?;
+                let pe = PromptEncoder::new(
+                    &cfg,
+                    &ModelOptions::default(),
+                    vb.pp("sam_prompt_encoder"),
+                )?;
+                let dec =
+                    MaskDecoder::new(&cfg, &ModelOptions::default(), vb.pp("sam_mask_decoder"))?;
                 let coords = Tensor::new(&[[[412f32, 587.0]]], &d)?;
                 let labels = Tensor::new(&[[1f32]], &d)?;
                 let (sparse, dense) = pe.forward(Some((&coords, &labels)), None)?;
@@ -456,7 +474,8 @@ fn memory_encoder(c: &mut Criterion) {
             flops,
             move || {
                 let vb = random_var_builder(SEED, DT, &d);
-                let enc = MemoryEncoder::new(&me, vb.pp("memory_encoder"))?;
+                let enc =
+                    MemoryEncoder::new(&me, &ModelOptions::default(), vb.pp("memory_encoder"))?;
                 let feat = randn(&[1, me.in_dim, e, e], 1.0, &d)?;
                 let mask = randn(&[1, 1, s, s], 10.0, &d)?;
                 Ok((enc, feat, mask))
@@ -510,8 +529,11 @@ fn memory_attention(c: &mut Criterion) {
                 flops,
                 move || {
                     let vb = random_var_builder(SEED, DT, &d);
-                    let layer =
-                        MemoryAttentionLayer::new(&ma, vb.pp("memory_attention.layers").pp(0))?;
+                    let layer = MemoryAttentionLayer::new(
+                        &ma,
+                        &ModelOptions::default(),
+                        vb.pp("memory_attention.layers").pp(0),
+                    )?;
                     let tgt = randn(&[1, n, cdim], 1.0, &d)?;
                     let qpos = randn(&[1, n, cdim], 1.0, &d)?;
                     let mem = randn(&[1, m, kv], 1.0, &d)?;
@@ -519,7 +541,8 @@ fn memory_attention(c: &mut Criterion) {
                     Ok((layer, tgt, mem, mpos, qpos))
                 },
                 move |(layer, tgt, mem, mpos, qpos)| {
-                    layer.forward(tgt, mem, mpos, qpos, ptr_tokens, Some(frames))
+                    let ctx = ExecCtx::default();
+                    layer.forward(tgt, mem, mpos, qpos, ptr_tokens, Some(frames), &ctx)
                 },
             );
         }
@@ -595,8 +618,12 @@ fn repvit_blocks(c: &mut Criterion) {
             g.bench_function(id.clone(), |b| {
                 let (trunk, x) = state.get_or_insert_with(|| {
                     let vb = random_var_builder(SEED, DT, &d);
-                    let trunk = RepVit::new(&trunc, vb.pp("image_encoder.trunk"))
-                        .unwrap_or_else(|e| panic!("{id}: {e}"));
+                    let trunk = RepVit::new(
+                        &trunc,
+                        &ModelOptions::default(),
+                        vb.pp("image_encoder.trunk"),
+                    )
+                    .unwrap_or_else(|e| panic!("{id}: {e}"));
                     let x = randn(&[1, 3, cfg.image_size, cfg.image_size], 1.0, &d).expect("input");
                     time_block_pair(&trunk, &x, k);
                     (trunk, x)
@@ -662,7 +689,11 @@ fn perceiver(c: &mut Criterion) {
             flops,
             move || {
                 let vb = random_var_builder(SEED, DT, &d);
-                let m = PerceiverResampler::new(&p, vb.pp("spatial_perceiver"))?;
+                let m = PerceiverResampler::new(
+                    &p,
+                    &ModelOptions::default(),
+                    vb.pp("spatial_perceiver"),
+                )?;
                 let x = randn(&[1, p.dim, e, e], 1.0, &d)?;
                 let pos = randn(&[1, p.dim, e, e], 1.0, &d)?;
                 Ok((m, x, pos))
@@ -722,8 +753,8 @@ impl ConvCase {
         conv_flops(self.cin, self.cout, self.k, self.groups, o, o)
     }
 
-    /// Random weight, bias and input on `dev`.
-    fn build(&self, dev: &Device) -> anyhow::Result<(Conv2d, Tensor)> {
+    /// Random weight, bias and input on `dev`; the convolution runs with `tuner`'s choices.
+    fn build(&self, dev: &Device, tuner: Arc<ConvTuner>) -> anyhow::Result<(Conv2d, Tensor)> {
         let w = randn(
             &[self.cout, self.cin / self.groups, self.k, self.k],
             0.1,
@@ -736,7 +767,7 @@ impl ConvCase {
             groups: self.groups,
             ..Default::default()
         };
-        let conv = Conv2d::from_parts(w, Some(b), cfg)?;
+        let conv = Conv2d::from_parts(w, Some(b), cfg, tuner)?;
         let x = randn(&[1, self.cin, self.side, self.side], 1.0, dev)?;
         Ok((conv, x))
     }
@@ -759,8 +790,8 @@ const CONV_CASES: [ConvCase; 8] = [
 /// On CPU and in `cuda` builds without cuDNN this is candle's convolution (the depthwise path is
 /// vosbench's tap sum). In `cudnn` builds each CUDA shape runs twice: `heuristic` (cuDNN's ranked
 /// choice within the workspace limit, `tune: false`) and `tuned` (`tune: true`, timed search),
-/// each after `tuning::reset()` so the untimed first call makes the choice; the choice is printed
-/// to stderr. FLOPs: `2 * Cout * Ho * Wo * Cin/groups * k^2`.
+/// each with a fresh tuner so the untimed first call makes the choice; the choice is printed to
+/// stderr. FLOPs: `2 * Cout * Ho * Wo * Cin/groups * k^2`.
 fn conv_ops(c: &mut Criterion) {
     let mut g = group(c, "conv");
     for dev in devices() {
@@ -774,52 +805,36 @@ fn conv_ops(c: &mut Criterion) {
                 let (s, o) = (case.side, case.out_side());
                 let id = format!("{}/{mode}/{}_{s}x{s}_to_{o}x{o}", dev_name(&dev), case.name);
                 let d = dev.clone();
+                // cuDNN algorithm selection (cudnn builds): the heuristic, or the timed search.
+                let tuner = Arc::new(ConvTuner::new(ConvOptions {
+                    tune: mode == "tuned",
+                    ..ConvOptions::default()
+                }));
+                let t = tuner.clone();
                 let ran = bench_case(
                     &mut g,
                     &dev,
                     id,
                     case.flops(),
-                    move || {
-                        set_conv_tuning(mode);
-                        case.build(&d)
-                    },
+                    move || case.build(&d, t.clone()),
                     |(conv, x)| conv.forward(x),
                 );
                 if ran {
-                    report_conv_choice(mode);
+                    report_conv_choice(mode, &tuner);
                 }
             }
         }
     }
-    set_conv_tuning("default");
     g.finish();
 }
 
-/// Switch cuDNN algorithm selection (cudnn builds) and forget earlier choices.
-#[cfg(feature = "cudnn")]
-fn set_conv_tuning(mode: &str) {
-    use vosbench::cuda::tuning::{self, ConvOptions};
-    tuning::set_options(ConvOptions {
-        tune: mode == "tuned",
-        ..ConvOptions::default()
-    });
-    tuning::reset();
-}
-
-#[cfg(not(feature = "cudnn"))]
-fn set_conv_tuning(_mode: &str) {}
-
 /// Print the algorithm the case just measured ran (cudnn builds).
-#[cfg(feature = "cudnn")]
-fn report_conv_choice(mode: &str) {
-    let t = vosbench::cuda::tuning::table();
+fn report_conv_choice(mode: &str, tuner: &ConvTuner) {
+    let t = tuner.table();
     if mode != "default" && !t.entries.is_empty() {
         eprintln!("conv {mode}:\n{}", t.render());
     }
 }
-
-#[cfg(not(feature = "cudnn"))]
-fn report_conv_choice(_mode: &str) {}
 
 /// `depthwise_conv`: a depthwise convolution as one op (`vosbench::nn::conv::Conv2d`: the tap sum
 /// on CPU, cuDNN's native groups in cudnn builds) against candle's `Tensor::conv2d(.., groups =
@@ -852,7 +867,10 @@ fn depthwise(c: &mut Criterion) {
                     &dev,
                     id,
                     flops,
-                    move || ConvCase::new(name, ch, ch, k, 1, k / 2, ch, side).build(&d),
+                    move || {
+                        ConvCase::new(name, ch, ch, k, 1, k / 2, ch, side)
+                            .build(&d, Default::default())
+                    },
                     move |(conv, x)| {
                         if one_op {
                             conv.forward(x)

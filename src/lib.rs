@@ -5,8 +5,10 @@
 //! - [`cli`]: one file per subcommand; the only place that prints errors.
 //! - [`bench`]: the two-phase benchmark (setup, then inference in a fresh process).
 //! - [`tracker`]: video sessions, memory bank, prompts.
-//! - [`sam2`], [`edgetam`]: the networks, one file per PyTorch module.
-//! - [`nn`]: layers both networks share.
+//! - [`sam2`]: the networks (SAM 2.1 and EdgeTAM), one file per PyTorch module.
+//! - [`nn`]: layers both networks share, and the options a model is built with.
+//! - [`exec`], [`profile`]: a session's execution policy (fences, trunk graph, stage profiler),
+//!   passed down the forward.
 //! - [`data`], [`eval`]: SA-V reading, synthetic data, the official J&F.
 //! - [`image`]: Pillow-exact JPEG decoding, resize and normalisation of frames.
 //! - [`weights`]: checkpoint conversion, validation and hub download.
@@ -19,9 +21,9 @@ pub mod cli;
 pub mod config;
 pub mod cuda;
 pub mod data;
-pub mod edgetam;
 pub mod error;
 pub mod eval;
+pub mod exec;
 pub mod host;
 pub mod image;
 pub mod nn;

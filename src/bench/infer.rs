@@ -11,12 +11,14 @@ use crate::bench::plan::{
 };
 use crate::bench::progress::bar;
 use crate::bench::results::{self, mib, percentile, round, Results, Row, RowStatus, CSV_NAME};
-use crate::cuda::tuning;
+use crate::cuda::tuning::{self, ConvTuner};
 use crate::data::masks::{Mask, PackedMask};
 use crate::data::overlay::write_overlay;
 use crate::data::sav::Annotation;
 use crate::error::{Error, Result};
 use crate::eval::evaluator::ObjectScorer;
+use crate::exec::EnvSwitches;
+use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::Session;
 use candle_core::{DType, Device};
@@ -47,6 +49,7 @@ struct RowContext<'a> {
     sampler: &'a HostSampler,
     meter: &'a mem::DeviceMeter,
     device: &'a Device,
+    switches: &'a EnvSwitches,
 }
 
 impl RowContext<'_> {
@@ -136,8 +139,13 @@ impl RowContext<'_> {
             })?;
         let t_setup = Instant::now();
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
-        let mut session =
-            Session::with_frames(model, Box::new(frames), device, opts.session_options());
+        let mut session = Session::with_frames(
+            model,
+            Box::new(frames),
+            device,
+            opts.session_options()
+                .with_profiler(self.switches.profiler.clone()),
+        );
         session.add_prompt(o.prompt_frame, 1, &object_prompt_for(o, self.plan.prompt))?;
         device.synchronize()?;
         row.setup_ms = Some(round(t_setup.elapsed().as_secs_f64() * 1e3, 1));
@@ -247,13 +255,16 @@ pub fn run_inference(
     meta: &Metadata,
     device: &Device,
     only_model: Option<&str>,
+    switches: &EnvSwitches,
 ) -> Result<Vec<Row>> {
     let opts = &cfg.options;
     let dtype = opts.precision.dtype();
     // The algorithms setup chose (tuned or heuristic) for every convolution shape; no search here.
-    tuning::set_options(conv_options(opts, device, false));
-    tuning::reset();
-    tuning::load_table(&cfg.conv_tuning);
+    let conv = conv_options(opts, device, false);
+    tuning::set_candle_matmul_tf32(conv.tf32);
+    let tuner = ConvTuner::new(conv);
+    tuner.load_table(&cfg.conv_tuning);
+    let model_opts = ModelOptions::new(std::sync::Arc::new(tuner), switches.fused_attention);
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     let csv_path = opts.out_dir.join(CSV_NAME);
     let mut results = Results::resume(&csv_path)?;
@@ -293,7 +304,13 @@ pub fn run_inference(
         }
         let model = if plan.fits_budget {
             rows_bar.set_message(format!("load {}", plan.name));
-            Some(build_model(&plan.config, &plan.weights, dtype, device)?)
+            Some(build_model(
+                &plan.config,
+                &plan.weights,
+                dtype,
+                device,
+                &model_opts,
+            )?)
         } else {
             None
         };
@@ -314,6 +331,7 @@ pub fn run_inference(
                 sampler: &sampler,
                 meter: &meter,
                 device,
+                switches,
             };
             let mut row = ctx.base_row();
             row.baseline_rss_MiB = Some(mib(mem::current_rss_bytes()));

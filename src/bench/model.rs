@@ -5,16 +5,18 @@ use crate::bench::plan::{BenchOptions, ObjectMeta, PromptKind, WeightsSource};
 use crate::config::ModelConfig;
 use crate::cuda::tuning::ConvOptions;
 use crate::error::Result;
+use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::Prompt;
 use candle_core::{DType, Device};
 
-/// Build a model from its weights source.
+/// Build a model from its weights source, with the run's build-time options.
 pub fn build_model(
     cfg: &ModelConfig,
     weights: &WeightsSource,
     dtype: DType,
     device: &Device,
+    model_opts: &ModelOptions,
 ) -> Result<Sam2Base> {
     let vb = match weights {
         WeightsSource::Checkpoint { path } => {
@@ -24,7 +26,7 @@ pub fn build_model(
             crate::weights::random::random_var_builder(*seed, dtype, device)
         }
     };
-    Ok(Sam2Base::new(cfg, vb)?)
+    Ok(Sam2Base::new_with(cfg, model_opts, vb)?)
 }
 
 /// The tracker prompt of an object for a prompt kind.

@@ -11,11 +11,13 @@ use crate::bench::plan::{
 };
 use crate::bench::progress::bar;
 use crate::config::{ModelConfig, Precision};
-use crate::cuda::tuning::{self, Source};
+use crate::cuda::tuning::{self, ConvTuner, Source};
 use crate::data::prompts::object_prompt;
 use crate::data::sav::{MaskKind, Split, SplitOptions};
 use crate::error::{Error, Result};
+use crate::exec::EnvSwitches;
 use crate::host::disk::free_disk_bytes;
+use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::{Prompt, Session, SessionOptions};
 use crate::weights::hub::{converted_path, original_path};
@@ -223,13 +225,15 @@ fn warm_up(
     sampler: &HostSampler,
     meter: &mem::DeviceMeter,
     budget_figure: BudgetFigure,
+    model_opts: &ModelOptions,
+    switches: &EnvSwitches,
 ) -> Result<ModelPlan> {
     let dtype = opts.precision.dtype();
     let weights = resolve_weights(opts, tag)?;
     let cfg = &tag.config;
     let rss0 = mem::current_rss_bytes();
     let t = Instant::now();
-    let model = build_model(cfg, &weights, dtype, device)?;
+    let model = build_model(cfg, &weights, dtype, device, model_opts)?;
     device.synchronize()?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let v = &meta.videos[0];
@@ -237,10 +241,12 @@ fn warm_up(
     let cache_file = v
         .cache_for(cfg.image_size)
         .ok_or_else(|| Error::Other(format!("no frame cache at side {}", cfg.image_size)))?;
-    if tuning::options().tune {
+    if model_opts.conv_tuner.options().tune {
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
         let prompt = object_prompt_for(o, tag.prompt);
-        let session_opts = opts.session_options();
+        let session_opts = opts
+            .session_options()
+            .with_profiler(switches.profiler.clone());
         tuning_pass(
             &model,
             frames,
@@ -266,8 +272,13 @@ fn warm_up(
     let warm = (cfg.tracker.num_maskmem + 1).min(n - o.prompt_frame);
     // The same fences and trunk graph as phase B, so the measured peak (graph memory pool
     // included) is the one phase B will see.
-    let mut session =
-        Session::with_frames(&model, Box::new(frames), device, opts.session_options());
+    let mut session = Session::with_frames(
+        &model,
+        Box::new(frames),
+        device,
+        opts.session_options()
+            .with_profiler(switches.profiler.clone()),
+    );
     let prompt = object_prompt_for(o, tag.prompt);
     let mut curve = Vec::new();
     let run = (|| -> Result<()> {
@@ -358,7 +369,11 @@ fn warm_up(
 }
 
 /// Run phase A. Returns the written configuration.
-pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig> {
+pub fn run_setup(
+    opts: &BenchOptions,
+    device: &Device,
+    switches: &EnvSwitches,
+) -> Result<InferenceConfig> {
     let t0 = Instant::now();
     let info = mem::probe(device, &opts.device)?;
     if !opts.quiet {
@@ -404,15 +419,28 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
 
     // What the budget is compared with; the warm-up predicts that figure.
     let budget_figure = BudgetFigure::for_device(device, &info);
-    tuning::set_options(conv_options(opts, device, true));
-    tuning::reset();
+    // One tuner for every model of the run: the table setup writes holds all their shapes.
+    let conv = conv_options(opts, device, true);
+    tuning::set_candle_matmul_tf32(conv.tf32);
+    let tuner = std::sync::Arc::new(ConvTuner::new(conv));
+    let model_opts = ModelOptions::new(tuner.clone(), switches.fused_attention);
     let sampler = HostSampler::start(Duration::from_millis(5));
     let meter = mem::DeviceMeter::new(device);
     let mut plans = Vec::new();
     let b = bar(opts.quiet, opts.models.len() as u64, "warm-up");
     for tag in &opts.models {
         b.set_message(tag.name.clone());
-        let plan = warm_up(opts, tag, &meta, device, &sampler, &meter, budget_figure)?;
+        let plan = warm_up(
+            opts,
+            tag,
+            &meta,
+            device,
+            &sampler,
+            &meter,
+            budget_figure,
+            &model_opts,
+            switches,
+        )?;
         meter.trim()?;
         plans.push(plan);
         b.inc(1);
@@ -439,7 +467,7 @@ pub fn run_setup(opts: &BenchOptions, device: &Device) -> Result<InferenceConfig
             )));
         }
     }
-    let mut conv_tuning = tuning::table();
+    let mut conv_tuning = tuner.table();
     conv_tuning.device = Some(info.name.clone());
     let tuned = conv_tuning.count(Source::Tuned);
     let fell_back = conv_tuning.count(Source::Fallback);

@@ -331,7 +331,7 @@ fn run_child(argv: &[OsString], what: &str) -> Result<u32> {
     }
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
     // Everything the user can get wrong is checked before anything is written.
     let opts = args.options()?;
     if !args.skip_setup {
@@ -364,7 +364,7 @@ pub fn run(args: Args) -> Result<()> {
             )));
         }
         let device = parse_device(&opts.device)?;
-        run_setup(&opts, &device)?;
+        run_setup(&opts, &device, switches)?;
         if args.skip_inference {
             return Ok(());
         }
@@ -392,7 +392,7 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let device = parse_device(&cfg.options.device)?;
-    run_inference(&cfg, &meta, &device, args.only_model.as_deref())?;
+    run_inference(&cfg, &meta, &device, args.only_model.as_deref(), switches)?;
     if args.only_model.is_none() {
         write_summary(&cfg, &[std::process::id()], &cfg.options.out_dir)?;
     }

@@ -51,28 +51,39 @@ pub enum Command {
     Track(track::Args),
 }
 
+/// The developer switches of this run, from the environment: read here, once, and nowhere else.
+fn env_switches() -> crate::exec::EnvSwitches {
+    crate::exec::EnvSwitches::from_settings(
+        std::env::var("VOSBENCH_PROFILE").ok().as_deref(),
+        std::env::var("VOSBENCH_ATTENTION").ok().as_deref(),
+    )
+}
+
 /// Parse arguments, run, print any error as one line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    let switches = env_switches();
     let res: crate::Result<()> = match cli.command {
-        Command::Bench(a) => bench::run(a),
-        Command::Probe(a) => probe::run(a),
+        Command::Bench(a) => bench::run(a, &switches),
+        Command::Probe(a) => probe::run_with(a, &switches),
         Command::Plot(a) => plot::run(a),
         Command::Fetch(a) => fetch::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Info(a) => info::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Synth(a) => synth::run(a),
-        Command::Track(a) => track::run(a),
-        Command::Parity(a) => parity::run(a),
+        Command::Track(a) => track::run(a, &switches),
+        Command::Parity(a) => parity::run(a, &switches),
     };
-    if let Some(r) = crate::profile::report() {
-        let what = if crate::profile::host_only() {
-            "host time to issue each stage, VOSBENCH_PROFILE=host"
-        } else {
-            "VOSBENCH_PROFILE"
-        };
-        eprintln!("\nstage timings ({what}):\n{r}");
+    if let Some(p) = &switches.profiler {
+        if let Some(r) = p.report() {
+            let what = if p.host_only() {
+                "host time to issue each stage, VOSBENCH_PROFILE=host"
+            } else {
+                "VOSBENCH_PROFILE"
+            };
+            eprintln!("\nstage timings ({what}):\n{r}");
+        }
     }
     match res {
         Ok(()) => 0,

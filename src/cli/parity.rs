@@ -4,10 +4,14 @@
 
 use crate::cli::common::parse_device;
 use crate::config::Registry;
+use crate::cuda::tuning::{ConvOptions, ConvTuner};
 use crate::error::{Error, Result};
+use crate::exec::EnvSwitches;
+use crate::nn::ModelOptions;
 use crate::parity::{self, StageResult, TrackedRun};
 use serde_json::json;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
@@ -62,25 +66,24 @@ pub struct Args {
     pub workspace_mb: usize,
 }
 
-/// Apply the convolution options and cast the weights to `--precision`.
+/// The model options of the run (its convolution settings, the fused-attention switch) and the
+/// weights cast to `--precision`.
 fn prepare(
     args: &Args,
+    switches: &EnvSwitches,
     vb: candle_nn::VarBuilder<'static>,
-) -> Result<candle_nn::VarBuilder<'static>> {
-    crate::cuda::tuning::set_options(crate::cuda::tuning::ConvOptions::new(
-        args.workspace_mb,
-        args.tf32,
-        args.enable_cudnn_tuning,
-    ));
-    crate::cuda::tuning::reset();
+) -> Result<(candle_nn::VarBuilder<'static>, ModelOptions)> {
+    let conv = ConvOptions::new(args.workspace_mb, args.tf32, args.enable_cudnn_tuning);
+    crate::cuda::tuning::set_candle_matmul_tf32(conv.tf32);
+    let model_opts = ModelOptions::new(Arc::new(ConvTuner::new(conv)), switches.fused_attention);
     let dtype = args.precision.parse::<crate::config::Precision>()?.dtype();
-    Ok(vb.set_dtype(dtype))
+    Ok((vb.set_dtype(dtype), model_opts))
 }
 
 /// A one-line summary of the convolution algorithms used (CUDA runs).
-fn conv_summary() -> Option<String> {
-    use crate::cuda::tuning::{table, Source};
-    let t = table();
+fn conv_summary(tuner: &ConvTuner) -> Option<String> {
+    use crate::cuda::tuning::Source;
+    let t = tuner.table();
     if t.entries.is_empty() {
         return None;
     }
@@ -160,7 +163,7 @@ fn worst(results: &[StageResult]) -> Option<&StageResult> {
     })
 }
 
-fn run_stages_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
+fn run_stages_cmd(args: &Args, switches: &EnvSwitches, header: serde_json::Value) -> Result<()> {
     let reg = Registry::builtin()?;
     let cfg = reg.resolve(&args.model)?;
     let device = parse_device(&args.device)?;
@@ -170,9 +173,13 @@ fn run_stages_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
         .unwrap_or_else(|| args.fixture.join("model.pt"));
     let stages = parity::load_stages(&args.fixture)?;
     let t0 = Instant::now();
-    let vb = prepare(args, parity::load_weights(&weights, None, &cfg, &device)?)?;
-    let results = parity::run_stages(&cfg, vb, &stages, &device)?;
-    if let Some(s) = conv_summary() {
+    let (vb, model_opts) = prepare(
+        args,
+        switches,
+        parity::load_weights(&weights, None, &cfg, &device)?,
+    )?;
+    let results = parity::run_stages_with(&cfg, vb, &stages, &device, &model_opts)?;
+    if let Some(s) = conv_summary(&model_opts.conv_tuner) {
         println!("{s}");
     }
     let secs = t0.elapsed().as_secs_f64();
@@ -278,7 +285,7 @@ fn print_runs(runs: &[TrackedRun], args: &Args) {
     }
 }
 
-fn run_tracking_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
+fn run_tracking_cmd(args: &Args, switches: &EnvSwitches, header: serde_json::Value) -> Result<()> {
     check_tolerance(args.track_tolerance, "--track-tolerance")?;
     if !(0.0..=1.0).contains(&args.min_iou) {
         return Err(Error::Input(format!(
@@ -313,10 +320,11 @@ fn run_tracking_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
         );
     }
     let vb = parity::load_weights(&weights, overrides.as_deref(), &cfg, &device)?;
-    let vb = prepare(args, vb)?;
+    let (vb, model_opts) = prepare(args, switches, vb)?;
     let frames = args.frames.as_ref().unwrap_or(&args.fixture);
-    let runs = parity::run_tracking_with_frames(&cfg, vb, &args.fixture, frames, &device)?;
-    if let Some(s) = conv_summary() {
+    let runs =
+        parity::run_tracking_with_frames(&cfg, vb, &args.fixture, frames, &device, &model_opts)?;
+    if let Some(s) = conv_summary(&model_opts.conv_tuner) {
         println!("{s}");
     }
     let secs = t0.elapsed().as_secs_f64();
@@ -384,7 +392,7 @@ fn run_tracking_cmd(args: &Args, header: serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, switches: &EnvSwitches) -> Result<()> {
     check_tolerance(args.tolerance, "--tolerance")?;
     if !args.fixture.is_dir() {
         return Err(Error::Input(format!(
@@ -409,8 +417,8 @@ pub fn run(args: Args) -> Result<()> {
         ));
     }
     if args.tracking {
-        run_tracking_cmd(&args, header)
+        run_tracking_cmd(&args, switches, header)
     } else {
-        run_stages_cmd(&args, header)
+        run_stages_cmd(&args, switches, header)
     }
 }

@@ -9,14 +9,20 @@
 use crate::cli::common::parse_device;
 use crate::config::Registry;
 use crate::cuda::probe::{probe, DeviceReport};
-use crate::cuda::tuning::{self, ConvOptions, Source, TuningTable};
+use crate::cuda::tuning::{ConvOptions, ConvTuner, Source, TuningTable};
 use crate::error::{Error, Result};
+use crate::exec::EnvSwitches;
 use crate::host::procfs::to_mib;
+use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::frames::RgbFrames;
 use crate::tracker::session::{Prompt, Session, SessionOptions};
 use candle_core::{DType, Device};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+#[cfg(feature = "cuda")]
+pub mod attention;
 
 /// What the JSON file holds: the device report and the convolution tuning.
 #[derive(Debug, serde::Serialize)]
@@ -30,7 +36,7 @@ pub struct ProbeOutput {
 }
 
 #[cfg(feature = "cuda")]
-pub use crate::cuda::flash_attn::CheckRow as AttentionCheckRow;
+pub use attention::CheckRow as AttentionCheckRow;
 /// (CPU builds never run the attention check.)
 #[cfg(not(feature = "cuda"))]
 #[derive(Debug, serde::Serialize)]
@@ -93,20 +99,28 @@ fn synthetic_frame(side: usize, shift: usize) -> Vec<u8> {
     px
 }
 
-/// Run one model through the prompt frame and two tracked frames with the search on.
-fn tune_model(name: &str, imgsz: Option<usize>, dtype: DType, device: &Device) -> Result<()> {
+/// Run one model through the prompt frame and two tracked frames with the search on (the
+/// choices land in `model_opts.conv_tuner`).
+fn tune_model(
+    name: &str,
+    imgsz: Option<usize>,
+    dtype: DType,
+    device: &Device,
+    model_opts: &ModelOptions,
+    switches: &EnvSwitches,
+) -> Result<()> {
     let reg = Registry::builtin()?;
     let mut cfg = reg.resolve(name)?;
     if let Some(s) = imgsz {
         cfg = cfg.with_image_size(s)?;
     }
     let vb = crate::weights::random::random_var_builder(0, dtype, device);
-    let model = Sam2Base::new(&cfg, vb)?;
+    let model = Sam2Base::new_with(&cfg, model_opts, vb)?;
     let side = cfg.image_size;
     let frames = (0..3).map(|i| synthetic_frame(side, 4 * i)).collect();
     let frames = RgbFrames::new(frames, side as u32, side as u32)?;
-    let mut session =
-        Session::with_frames(&model, Box::new(frames), device, SessionOptions::default());
+    let session_opts = SessionOptions::default().with_profiler(switches.profiler.clone());
+    let mut session = Session::with_frames(&model, Box::new(frames), device, session_opts);
     let q = side as f32 / 4.0;
     let prompt = Prompt {
         points: vec![],
@@ -189,7 +203,13 @@ pub fn render(r: &DeviceReport) -> String {
     s
 }
 
+/// `vosbench probe` with no profiler and fused attention (what tests call).
 pub fn run(args: Args) -> Result<()> {
+    run_with(args, &EnvSwitches::default())
+}
+
+/// `vosbench probe` with the run's environment switches (what the CLI calls).
+pub fn run_with(args: Args, switches: &EnvSwitches) -> Result<()> {
     let spec = args.device.clone().unwrap_or_else(|| {
         if cfg!(feature = "cuda") {
             "cuda:0"
@@ -214,18 +234,23 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut table = TuningTable::default();
     if reason.is_none() {
-        tuning::set_options(ConvOptions::new(workspace_mb as usize, args.tf32, true));
-        tuning::reset();
+        let conv = ConvOptions::new(workspace_mb as usize, args.tf32, true);
+        crate::cuda::tuning::set_candle_matmul_tf32(conv.tf32);
+        // One tuner for all the models: the table printed holds every shape they have.
+        let model_opts =
+            ModelOptions::new(Arc::new(ConvTuner::new(conv)), switches.fused_attention);
         for m in &args.models {
-            tune_model(m, args.imgsz, dtype, &device).map_err(|e| match e {
-                Error::Candle(c) => Error::Other(format!(
-                    "tuning {m}: {}",
-                    c.to_string().lines().next().unwrap_or("")
-                )),
-                other => other,
-            })?;
+            tune_model(m, args.imgsz, dtype, &device, &model_opts, switches).map_err(
+                |e| match e {
+                    Error::Candle(c) => Error::Other(format!(
+                        "tuning {m}: {}",
+                        c.to_string().lines().next().unwrap_or("")
+                    )),
+                    other => other,
+                },
+            )?;
         }
-        table = tuning::table();
+        table = model_opts.conv_tuner.table();
         table.device = report.name.clone();
         println!(
             "\nconvolution tuning within {workspace_mb} MiB ({}): {} shapes, {} tuned, {} fell back to the heuristic",
@@ -278,9 +303,9 @@ fn check_attention(device: &Device) -> Result<Vec<AttentionCheckRow>> {
             "--check-attention needs a CUDA device (--device cuda)".into(),
         ));
     }
-    let rows = crate::cuda::flash_attn::check(device, true)?;
+    let rows = attention::check(device, true)?;
     println!("\nfused attention against the unfused path (pure f32 reference):");
-    print!("{}", crate::cuda::flash_attn::render_check(&rows));
+    print!("{}", attention::render_check(&rows));
     Ok(rows)
 }
 

@@ -8,10 +8,12 @@ use crate::cli::common::parse_device;
 use crate::config::Registry;
 use crate::config::{FenceSet, FenceSpec, GraphMode, Precision};
 use crate::cuda::memory::DeviceMemory;
-use crate::cuda::tuning::ConvOptions;
+use crate::cuda::tuning::{ConvOptions, ConvTuner};
 use crate::data::overlay::{write_overlay, write_png_atomic};
 use crate::error::{Error, Result};
+use crate::exec::EnvSwitches;
 use crate::host::procfs::{process_age_s, CLOCK_TICKS_PER_SECOND};
+use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::{FrameResult, Prompt, Session, SessionOptions};
 use crate::weights::hub::converted_path;
@@ -270,7 +272,7 @@ fn ms(d: std::time::Duration) -> f64 {
     crate::bench::results::round(d.as_secs_f64() * 1e3, 3)
 }
 
-pub fn run(args: Args) -> Result<()> {
+pub fn run(args: Args, switches: &EnvSwitches) -> Result<()> {
     let run_start_ms = process_age_ms();
     let prompt = parse_prompt(&args.points, args.bbox.as_deref())?;
     let reg = Registry::builtin()?;
@@ -294,17 +296,18 @@ pub fn run(args: Args) -> Result<()> {
             cfg.name
         )));
     }
-    crate::cuda::tuning::set_options(ConvOptions::new(
-        args.workspace_mb,
-        args.tf32,
-        args.enable_cudnn_tuning,
-    ));
+    let conv = ConvOptions::new(args.workspace_mb, args.tf32, args.enable_cudnn_tuning);
+    crate::cuda::tuning::set_candle_matmul_tf32(conv.tf32);
+    let model_opts = ModelOptions::new(
+        std::sync::Arc::new(ConvTuner::new(conv)),
+        switches.fused_attention,
+    );
     // Before any allocation: raises the pool's release threshold, and its peaks then cover the
     // whole run, weights included.
     let mem = DeviceMemory::for_device(&device);
     let t_load = Instant::now();
     let vb = crate::weights::load_var_builder(&weights, &cfg, dtype, &device)?;
-    let model = Sam2Base::new(&cfg, vb)?;
+    let model = Sam2Base::new_with(&cfg, &model_opts, vb)?;
     device.synchronize()?;
     let model_load_ms = ms(t_load.elapsed());
     let alloc_after_load = mem.as_ref().map(|m| m.used_bytes()).transpose()?;
@@ -312,6 +315,7 @@ pub fn run(args: Args) -> Result<()> {
     let session_opts = SessionOptions {
         memory_fences: Some(memory_fences),
         cuda_graph,
+        profiler: switches.profiler.clone(),
         ..SessionOptions::default()
     };
     let mut session = Session::open(&model, &args.frames, &device, session_opts)?;

@@ -183,15 +183,6 @@ impl FenceSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
-
-    /// The set as a bit mask (one bit per point, in [`FencePoint::ALL`] order).
-    pub(crate) fn bits(self) -> u8 {
-        self.0
-    }
-
-    pub(crate) fn from_bits(bits: u8) -> FenceSet {
-        FenceSet(bits & FenceSet::all().0)
-    }
 }
 
 impl fmt::Display for FenceSet {

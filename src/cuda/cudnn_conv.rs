@@ -1,18 +1,22 @@
-//! The cuDNN convolution engine behind [`crate::nn::conv::Conv2d`] on CUDA devices.
+//! The cuDNN convolution engine behind `nn::conv::Conv2d` on CUDA devices.
 //!
 //! What it does that candle's cuDNN path does not (rust-peers-and-candle-cuda.md §3):
-//! - descriptors and the algorithm are built once per [`ConvShape`] and cached (per thread and
-//!   device; cuDNN handles are not thread-safe), not rebuilt on every call;
-//! - the algorithm comes from the rules in [`crate::cuda::tuning`]: a loaded tuning file, a timed
-//!   search capped at the workspace limit, or the first heuristic candidate that fits the limit;
+//! - descriptors and the algorithm are built once per [`ConvShape`] and cached, not rebuilt on
+//!   every call;
+//! - the algorithm comes from the rules in [`crate::cuda::tuning`], under the options and choices
+//!   of the [`ConvTuner`] the calling convolution holds: a loaded tuning file, a timed search
+//!   capped at the workspace limit, or the first heuristic candidate that fits the limit; what
+//!   was chosen is recorded in that tuner;
 //! - grouped and depthwise convolutions run as one call with cuDNN's native group count;
-//! - one workspace arena per device, grown to the largest workspace a chosen algorithm needs and
-//!   never beyond the limit, instead of a fresh zeroed allocation per call;
+//! - one workspace arena per device ([`crate::cuda::workspace`]), grown to the largest workspace a
+//!   chosen algorithm needs and never beyond the limit, instead of a fresh zeroed allocation per
+//!   call;
 //! - the math type is set explicitly: FMA for f32 unless TF32 is allowed, tensor-op math for
 //!   f16/bf16 (accumulating in f32, as PyTorch does);
 //! - the bias is added in place by `cudnnAddTensor`.
 
-use crate::cuda::tuning::{self, ConvShape, Source, TuningEntry};
+use crate::cuda::tuning::{ConvShape, ConvTuner, Source, TuningEntry};
+use crate::cuda::workspace;
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage, DeviceId};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape};
@@ -21,23 +25,14 @@ use cudarc::cudnn::sys::{
 };
 use cudarc::cudnn::{result, CudnnDataType};
 use cudarc::driver::sys::CUdeviceptr;
-use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, DevicePtrMut, DeviceRepr};
+use cudarc::driver::{CudaStream, DevicePtr, DevicePtrMut, DeviceRepr};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 fn err(what: &str, e: impl std::fmt::Debug) -> candle_core::Error {
     candle_core::Error::Msg(format!("cudnn {what}: {e:?}"))
-}
-
-/// Bumped by [`invalidate_plans`]; every thread's cache rebuilds when it sees a new value.
-static GENERATION: AtomicU64 = AtomicU64::new(0);
-
-/// Make every cached plan re-check its algorithm on the next call (options or choices changed).
-pub fn invalidate_plans() {
-    GENERATION.fetch_add(1, Ordering::SeqCst);
 }
 
 struct TensorDesc(sys::cudnnTensorDescriptor_t);
@@ -69,20 +64,32 @@ struct Plan {
     conv: ConvDesc,
     algo: Algo,
     workspace: usize,
+    /// The tuner's [`ConvTuner::generation`] the algorithm was chosen at.
     generation: u64,
 }
 
-/// Per device and thread: the cuDNN handle (bound to candle's stream), plans, workspace arena.
+/// The plans made for one tuner, dropped once the tuner is gone.
+struct TunerPlans {
+    tuner: Weak<ConvTuner>,
+    plans: HashMap<ConvShape, Plan>,
+}
+
+/// Per device and thread: the cuDNN handle (bound to candle's stream) and the plans, per tuner
+/// ([`ConvTuner::id`]) and shape.
+///
+/// These are process-wide (thread-local) because they belong to the device, not to a session: a
+/// cuDNN handle is per device and not thread-safe, and a plan is a tuner's decision for one
+/// shape made concrete on this device (descriptors, algorithm, workspace size). Keyed by tuner,
+/// two models with different options never share or overwrite each other's plans.
 struct Engine {
     handle: sys::cudnnHandle_t,
     stream: Arc<CudaStream>,
-    plans: HashMap<ConvShape, Plan>,
-    arena: Option<CudaSlice<u8>>,
+    tuners: HashMap<u64, TunerPlans>,
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.plans.clear();
+        self.tuners.clear();
         let _ = unsafe { result::destroy_handle(self.handle) };
     }
 }
@@ -147,8 +154,7 @@ impl Engine {
         Ok(Self {
             handle,
             stream,
-            plans: HashMap::new(),
-            arena: None,
+            tuners: HashMap::new(),
         })
     }
 
@@ -315,24 +321,28 @@ impl Engine {
             .collect())
     }
 
-    /// The plan for `shape`, choosing its algorithm if needed.
+    /// The plan for `shape` under `tuner`, choosing its algorithm if needed.
     fn plan(
         &mut self,
+        tuner: &Arc<ConvTuner>,
         shape: &ConvShape,
         dt: cudnnDataType_t,
         x: CUdeviceptr,
         w: CUdeviceptr,
         elem_size: usize,
     ) -> Result<&Plan> {
-        let generation = GENERATION.load(Ordering::SeqCst);
+        let (id, generation) = (tuner.id(), tuner.generation());
         if self
-            .plans
-            .get(shape)
+            .tuners
+            .get(&id)
+            .and_then(|t| t.plans.get(shape))
             .is_some_and(|p| p.generation == generation)
         {
-            return Ok(&self.plans[shape]);
+            return Ok(&self.tuners[&id].plans[shape]);
         }
-        let opts = tuning::options();
+        // Not planned for this tuner yet: first drop the plans of tuners that are gone.
+        self.tuners.retain(|_, t| t.tuner.strong_count() > 0);
+        let opts = tuner.options();
         let limit = opts.workspace_limit_bytes;
         let math = math_for(&shape.dtype, opts.tf32);
         let (xd, wd, yd, bd, cd) = Self::descriptors(shape, dt, math)?;
@@ -357,8 +367,8 @@ impl Engine {
             note,
             candidates: Vec::new(),
         };
-        // 1. a recorded choice (loaded, or made earlier in this process) that still fits
-        let prior = tuning::choice(shape).and_then(|e| {
+        // 1. a recorded choice (loaded, or made earlier with this tuner) that still fits
+        let prior = tuner.choice(shape).and_then(|e| {
             let a = *ALGOS.get(e.algo_id as usize)?;
             let ws = self.workspace_size(&plan, a)?;
             (ws <= limit && e.math == math_name(math)).then_some((a, ws, e))
@@ -408,59 +418,32 @@ impl Engine {
             plan.workspace = ws;
             mk(a, ws, Source::Heuristic, None)
         };
-        tuning::record(entry);
-        self.plans.insert(shape.clone(), plan);
-        Ok(&self.plans[shape])
+        tuner.record(entry);
+        let plans = &mut self
+            .tuners
+            .entry(id)
+            .or_insert_with(|| TunerPlans {
+                tuner: Arc::downgrade(tuner),
+                plans: HashMap::new(),
+            })
+            .plans;
+        plans.insert(shape.clone(), plan);
+        Ok(&plans[shape])
     }
 }
 
-/// Make `arena` hold at least `bytes` (grown, never beyond what the plan's limit allowed).
-fn grow_arena(
-    arena: &mut Option<CudaSlice<u8>>,
-    stream: &Arc<CudaStream>,
-    bytes: usize,
-) -> Result<()> {
-    if bytes > 0 && arena.as_ref().is_none_or(|a| a.len() < bytes) {
-        // A captured CUDA graph holds the old arena's address (`crate::cuda::graph`).
-        crate::cuda::graph::invalidate();
-        *arena = None;
-        let a = unsafe { stream.alloc::<u8>(bytes) }
-            .map_err(|e| err(&format!("workspace of {} MiB", bytes.div_ceil(1 << 20)), e))?;
-        *arena = Some(a);
-    }
-    Ok(())
-}
-
-/// Release every thread's arena on this thread (between videos; the plans stay).
-pub fn release_workspace() {
-    crate::cuda::graph::invalidate();
-    ENGINES.with(|e| {
-        for eng in e.borrow_mut().values_mut() {
-            eng.arena = None;
-        }
-    });
-}
-
-/// The bytes the arena holds on this thread.
-pub fn workspace_bytes() -> usize {
-    ENGINES.with(|e| {
-        e.borrow()
-            .values()
-            .map(|g| g.arena.as_ref().map_or(0, |a| a.len()))
-            .sum()
-    })
-}
-
-/// The convolution op: x [N, C, H, W], w [K, C/groups, R, S], optional bias [K].
+/// The convolution op: x [N, C, H, W], w [K, C/groups, R, S], optional bias [K], with the
+/// algorithm choices of `tuner`.
 #[derive(Debug, Clone, Copy)]
-pub struct CudnnConv2d {
+pub struct CudnnConv2d<'a> {
     pub pad: usize,
     pub stride: usize,
     pub dilation: usize,
     pub groups: usize,
+    pub tuner: &'a Arc<ConvTuner>,
 }
 
-impl CudnnConv2d {
+impl CudnnConv2d<'_> {
     fn shape(&self, xl: &Layout, wl: &Layout, dtype: DType) -> Result<ConvShape> {
         let (n, c, h, w) = xl.shape().dims4()?;
         let (k, cg, r, s) = wl.shape().dims4()?;
@@ -531,60 +514,45 @@ impl CudnnConv2d {
             let (wp, _gw) = ws.device_ptr(&stream);
             let (yp, _gy) = y.device_ptr_mut(&stream);
             let size = std::mem::size_of::<T>();
-            let (algo, ws_bytes) = {
-                let p = eng.plan(&shape, T::DATA_TYPE, xp, wp, size)?;
-                (p.algo, p.workspace)
-            };
             let handle = eng.handle;
-            grow_arena(&mut eng.arena, &eng.stream, ws_bytes)?;
-            let arena = if ws_bytes > 0 {
-                eng.arena.as_mut()
-            } else {
-                None
-            };
-            let (wsp, _gws) = match arena {
-                Some(a) => {
-                    let (ptr, g) = a.device_ptr_mut(&stream);
-                    (ptr as *mut c_void, Some(g))
-                }
-                None => (std::ptr::null_mut(), None),
-            };
-            let p = &eng.plans[&shape];
-            let (one, zero) = (1f32, 0f32);
-            unsafe {
-                sys::cudnnConvolutionForward(
-                    handle,
-                    &one as *const f32 as *const c_void,
-                    p.x.0,
-                    xp as *const c_void,
-                    p.w.0,
-                    wp as *const c_void,
-                    p.conv.0,
-                    algo,
-                    wsp,
-                    ws_bytes,
-                    &zero as *const f32 as *const c_void,
-                    p.y.0,
-                    yp as *mut c_void,
-                )
-                .result()
-                .map_err(|e| err(&format!("forward {}", shape.describe()), e))?;
-                if let Some(bs) = &bs {
-                    let (bp, _gb) = bs.device_ptr(&stream);
-                    sys::cudnnAddTensor(
+            let p = eng.plan(self.tuner, &shape, T::DATA_TYPE, xp, wp, size)?;
+            workspace::with_workspace(dev.id(), &stream, p.workspace, |wsp| {
+                let (one, zero) = (1f32, 0f32);
+                unsafe {
+                    sys::cudnnConvolutionForward(
                         handle,
                         &one as *const f32 as *const c_void,
-                        p.bias.0,
-                        bp as *const c_void,
-                        &one as *const f32 as *const c_void,
+                        p.x.0,
+                        xp as *const c_void,
+                        p.w.0,
+                        wp as *const c_void,
+                        p.conv.0,
+                        p.algo,
+                        wsp,
+                        p.workspace,
+                        &zero as *const f32 as *const c_void,
                         p.y.0,
                         yp as *mut c_void,
                     )
                     .result()
-                    .map_err(|e| err("bias", e))?;
+                    .map_err(|e| err(&format!("forward {}", shape.describe()), e))?;
+                    if let Some(bs) = &bs {
+                        let (bp, _gb) = bs.device_ptr(&stream);
+                        sys::cudnnAddTensor(
+                            handle,
+                            &one as *const f32 as *const c_void,
+                            p.bias.0,
+                            bp as *const c_void,
+                            &one as *const f32 as *const c_void,
+                            p.y.0,
+                            yp as *mut c_void,
+                        )
+                        .result()
+                        .map_err(|e| err("bias", e))?;
+                    }
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         })?;
         Ok((CudaStorage::wrap_cuda_slice(y, dev), out_shape))
     }
@@ -610,7 +578,7 @@ fn cpu_unreachable() -> Result<(CpuStorage, Shape)> {
     candle_core::bail!("the cuDNN convolution op runs on CUDA tensors only")
 }
 
-impl CustomOp2 for CudnnConv2d {
+impl CustomOp2 for CudnnConv2d<'_> {
     fn name(&self) -> &'static str {
         "cudnn-conv2d"
     }
@@ -636,7 +604,7 @@ impl CustomOp2 for CudnnConv2d {
     }
 }
 
-impl CustomOp3 for CudnnConv2d {
+impl CustomOp3 for CudnnConv2d<'_> {
     fn name(&self) -> &'static str {
         "cudnn-conv2d-bias"
     }

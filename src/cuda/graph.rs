@@ -17,38 +17,24 @@
 //!    graph's own outputs are overwritten by the next launch).
 //!
 //! A capture that fails (an op that cannot be captured) leaves the trunk eager for good and says
-//! why in [`GraphedFn::status`]. Anything that moves memory the graph refers to (the convolution
-//! workspace arena growing or being released) calls [`invalidate`], and the next call starts
-//! again at step 1. Results are those of the eager kernels: the same kernels run on the same
-//! data.
+//! why in [`GraphedFn::status`]. A graph holds the convolution workspace arena's address; when
+//! the arena moves (grows or is released, [`crate::cuda::workspace::generation`] goes up) the
+//! next call starts again at step 1. Results are those of the eager kernels: the same kernels run
+//! on the same data.
+//!
+//! Whether a call may be graphed is the caller's decision, passed to [`GraphedFn::run`] (a
+//! session's execution context says so, `crate::exec::ExecCtx`); nothing here is process-wide
+//! except the capture state of [`capturing`], which is genuinely per thread: stream capture
+//! records what one thread issues, and only that thread must not synchronise meanwhile.
 
 use candle_core::{Result, Tensor};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-static ENABLED: AtomicBool = AtomicBool::new(false);
-static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     static CAPTURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Use graphs where [`GraphedFn`] is used (process-wide; off until set; a session sets it from
-/// `SessionOptions::cuda_graph` when it opens).
-pub fn set_enabled(on: bool) {
-    ENABLED.store(on, Ordering::Relaxed);
-}
-
-pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
-}
-
-/// Memory a captured graph may refer to has moved: every graph is captured again before its next
-/// use.
-pub fn invalidate() {
-    GENERATION.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Whether this thread is recording a graph (device synchronisation is not allowed then).
+/// Whether this thread is recording a graph right now (device synchronisation is not allowed
+/// then, so memory fences skip their wait).
 pub fn capturing() -> bool {
     CAPTURING.with(|c| c.get())
 }
@@ -70,8 +56,8 @@ enum State {
 }
 
 /// A function of one tensor run through a CUDA graph once it has seen its input shape twice (see
-/// the module documentation). On CPU, with graphs disabled, or while stage profiling
-/// (`VOSBENCH_PROFILE`, which synchronises inside), it is a plain call.
+/// the module documentation). On CPU, or when the caller does not ask for a graph (graphs off for
+/// the session, or stage profiling, which synchronises inside), it is a plain call.
 pub struct GraphedFn {
     state: std::sync::Mutex<State>,
 }
@@ -103,30 +89,34 @@ impl GraphedFn {
         }
     }
 
-    /// `f(x)`, through a CUDA graph when possible. `f` must be a pure function of `x` (same
-    /// kernels for the same input shape) that leaves no device work behind except its outputs.
+    /// `f(x)`, through a CUDA graph when `graphed` and possible. `f` must be a pure function of
+    /// `x` (same kernels for the same input shape) that leaves no device work behind except its
+    /// outputs.
     pub fn run(
         &self,
         x: &Tensor,
+        graphed: bool,
         f: &dyn Fn(&Tensor) -> Result<Vec<Tensor>>,
     ) -> Result<Vec<Tensor>> {
         #[cfg(feature = "cuda")]
         if let candle_core::Device::Cuda(dev) = x.device() {
-            if enabled() && !crate::profile::enabled() && !capturing() {
+            if graphed && !capturing() {
                 return imp::run(&self.state, dev, x, f);
             }
         }
+        #[cfg(not(feature = "cuda"))]
+        let _ = graphed;
         f(x)
     }
 }
 
 #[cfg(feature = "cuda")]
 mod imp {
-    use super::{State, CAPTURING, GENERATION};
+    use super::{State, CAPTURING};
+    use crate::cuda::workspace;
     use candle_core::{CudaDevice, Result, Tensor};
     use cudarc::driver::sys;
     use cudarc::driver::CudaGraph;
-    use std::sync::atomic::Ordering;
     use std::sync::Mutex;
 
     /// A recorded graph with the buffers whose addresses it holds.
@@ -158,7 +148,7 @@ mod imp {
         f: &dyn Fn(&Tensor) -> Result<Vec<Tensor>>,
     ) -> Result<Vec<Tensor>> {
         let key = (x.dims().to_vec(), x.dtype());
-        let generation = GENERATION.load(Ordering::Relaxed);
+        let generation = workspace::generation();
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
         match &*st {
             State::Failed(_) => return f(x),
@@ -189,7 +179,7 @@ mod imp {
         };
         *st = State::Warm {
             key,
-            generation: GENERATION.load(Ordering::Relaxed),
+            generation: workspace::generation(),
         };
         Ok(out)
     }
@@ -216,7 +206,7 @@ mod imp {
             sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH,
         );
         CAPTURING.with(|c| c.set(false));
-        let moved = GENERATION.load(Ordering::Relaxed) != generation;
+        let moved = workspace::generation() != generation;
         let why = match (res, end) {
             (Ok(outputs), Ok(Some(graph))) if !moved => {
                 return Ok(Captured {
@@ -240,8 +230,7 @@ mod imp {
         };
         if moved {
             // The arena was reallocated inside the capture: its address is not real memory.
-            #[cfg(feature = "cudnn")]
-            crate::cuda::cudnn_conv::release_workspace();
+            workspace::release();
         }
         // Frees of capture addresses after the capture ended leave an error on the context.
         let _ = stream.context().check_err();
@@ -256,8 +245,7 @@ mod tests {
 
     #[test]
     fn off_the_gpu_it_is_a_plain_call() -> Result<()> {
-        // Enabling graphs changes nothing on the CPU: every call runs `f`, nothing is captured.
-        set_enabled(true);
+        // Asking for graphs changes nothing on the CPU: every call runs `f`, nothing is captured.
         let g = GraphedFn::default();
         let calls = std::cell::Cell::new(0);
         let f = |x: &Tensor| -> Result<Vec<Tensor>> {
@@ -266,14 +254,13 @@ mod tests {
         };
         let x = Tensor::arange(0f32, 6., &Device::Cpu)?.reshape((2, 3))?;
         for _ in 0..3 {
-            let out = g.run(&x, &f)?;
+            let out = g.run(&x, true, &f)?;
             assert_eq!(out[0].to_vec2::<f32>()?, [[0., 2., 4.], [6., 8., 10.]]);
             assert_eq!(out[1].to_scalar::<f32>()?, 15.);
         }
         assert_eq!(calls.get(), 3);
         assert_eq!(g.status(), "off");
         assert!(!capturing());
-        set_enabled(false);
         Ok(())
     }
 }

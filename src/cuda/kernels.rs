@@ -1,6 +1,7 @@
 //! Loading vosbench's own CUDA kernels (the `.cu` files under src/cuda/kernels/, compiled by
 //! build.rs into fat binaries: SASS for the build's compute capability plus PTX), once per
-//! device, and their functions once per name.
+//! device, and their functions once per name. The cache is process-wide and keyed by device
+//! ordinal: a loaded module belongs to the device's context, not to any session.
 
 use candle_core::cuda_backend::cudarc::driver::{sys, CudaFunction, CudaModule, LaunchConfig};
 use candle_core::cuda_backend::cudarc::nvrtc::Ptx;

@@ -43,38 +43,6 @@ pub enum Accounting {
     DeviceInfo,
 }
 
-pub use crate::config::run::{FencePoint, FenceSet};
-
-/// The process-wide fence set ([`set_fences`]); none until set.
-static FENCES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-
-/// Set where [`fence`] waits, for the whole process (a session applies its own at open; see
-/// `SessionOptions::memory_fences`).
-pub fn set_fences(set: FenceSet) {
-    FENCES.store(set.bits(), std::sync::atomic::Ordering::Relaxed);
-}
-
-/// The fence set in force.
-pub fn fences() -> FenceSet {
-    FenceSet::from_bits(FENCES.load(std::sync::atomic::Ordering::Relaxed))
-}
-
-/// A memory fence: on CUDA, wait for the device if `point` is in the set in force; elsewhere
-/// nothing. With the host running ahead of the device, a frame's allocations are served while the
-/// blocks its earlier work freed are still queued; measured on an H200, the pool then maps new
-/// memory instead of reusing them and its reserved peak grows frame after frame to 1.5-1.8x the
-/// live peak. Waiting once or twice a frame keeps it near the live size (docs/performance.md,
-/// "Peak memory").
-pub fn fence(device: &Device, point: FencePoint) -> candle_core::Result<()> {
-    if matches!(device, Device::Cuda(_))
-        && fences().contains(point)
-        && !crate::cuda::graph::capturing()
-    {
-        device.synchronize()?;
-    }
-    Ok(())
-}
-
 /// One reading of the pool ([`DeviceMemory::sample`]), in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PoolSample {
@@ -413,7 +381,7 @@ mod imp {
                     self.set(pool, Attr::CU_MEMPOOL_ATTR_USED_MEM_HIGH, 0)?;
                     self.set(pool, Attr::CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH, 0)?;
                     // Without graphs the graph pool is empty and its marks stay 0.
-                    if crate::cuda::graph::enabled() {
+                    if self.graph(GraphAttr::CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH)? > 0 {
                         self.reset_graph_peaks()?;
                     }
                     Ok(())
@@ -470,7 +438,8 @@ mod imp {
                 // SAFETY: the pool is the device's live current pool.
                 unsafe { result::mem_pool::trim_to(pool.0, 0) }
                     .map_err(|e| driver_err("cuMemPoolTrimTo", e))?;
-                if crate::cuda::graph::enabled() {
+                // Only when the device's graph pool holds memory (some CUDA graph ran).
+                if self.graph(GraphAttr::CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT)? > 0 {
                     // SAFETY: cu_device() is the context's device.
                     unsafe { sys::cuDeviceGraphMemTrim(self.ctx.cu_device()) }
                         .result()

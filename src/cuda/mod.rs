@@ -18,6 +18,7 @@ pub mod softmax;
 #[cfg(feature = "cuda")]
 pub mod strided_copy;
 pub mod tuning;
+pub mod workspace;
 
 /// Open CUDA device `ordinal` the way vosbench runs it: one stream, so cudarc's per-buffer event
 /// tracking (an event record and a stream wait around every kernel argument, there to order

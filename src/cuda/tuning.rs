@@ -4,8 +4,10 @@
 //! probe can print them on any machine; the engine that fills the table lives in
 //! [`crate::cuda::cudnn_conv`] (cudnn builds only).
 //!
-//! How a shape gets its algorithm (first match wins), every choice cached for the process:
-//! 1. a loaded table entry ([`load_table`], from setup's tuning file) whose workspace fits;
+//! The choices belong to a [`ConvTuner`], which whoever builds a model owns and hands to it. How
+//! a shape gets its algorithm (first match wins), every choice kept in the tuner:
+//! 1. a loaded table entry ([`ConvTuner::load_table`], from setup's tuning file) whose workspace
+//!    fits;
 //! 2. with tuning on, `cudnnFindConvolutionForwardAlgorithmEx` times the candidates on the real
 //!    tensors with the workspace capped at the limit, and the fastest that fits wins; a search
 //!    that cannot run (no memory for the capped workspace, or cuDNN refuses) falls back to 3 and
@@ -14,9 +16,11 @@
 //!    candidate whose workspace fits the limit (candle takes the first one whatever it needs).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// Process-wide convolution settings (`--workspace-mb`, `--tf32`, `--enable-cudnn-tuning`).
+/// Convolution settings of a run (`--workspace-mb`, `--tf32`, `--enable-cudnn-tuning`), fixed
+/// in its [`ConvTuner`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConvOptions {
     /// Upper bound of the one workspace arena all convolutions share.
@@ -191,82 +195,135 @@ impl TuningTable {
     }
 }
 
-struct State {
+/// The convolution algorithm choices of one model (or of every model one run builds): its
+/// [`ConvOptions`] and, per [`ConvShape`], the [`TuningEntry`] chosen or loaded so far.
+///
+/// Whoever builds a model owns its tuner and hands it over at build time
+/// (`crate::nn::ModelOptions`); every `nn::conv::Conv2d` of that model holds it, and the cuDNN
+/// engine ([`crate::cuda::cudnn_conv`], cudnn builds) reads its options and choices when it plans
+/// a shape and records what it chose. The benchmark's setup makes one with tuning on, runs its
+/// warm-up and writes [`ConvTuner::table`]; phase B makes one with tuning off and
+/// [`ConvTuner::load_table`]s that file. Two models with different tuners never see each other's
+/// options or choices.
+///
+/// The options are fixed when the tuner is made (a run that wants other options makes another
+/// tuner). Reading a choice takes the tuner's lock, which the engine does only when it plans a
+/// shape it has not planned for this tuner (the per-call path reads [`ConvTuner::id`] and
+/// [`ConvTuner::generation`], two plain loads).
+pub struct ConvTuner {
+    id: u64,
     options: ConvOptions,
-    choices: BTreeMap<ConvShape, TuningEntry>,
+    /// Bumped when choices are replaced from outside ([`ConvTuner::reset`],
+    /// [`ConvTuner::load_table`]), so that plans made from the old choices are made again.
+    generation: AtomicU64,
+    choices: Mutex<BTreeMap<ConvShape, TuningEntry>>,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
-    options: ConvOptions {
-        workspace_limit_bytes: 256 << 20,
-        tf32: false,
-        tune: false,
-    },
-    choices: BTreeMap::new(),
-});
+/// Identities of tuners (the engine keys its plans by them); a counter, it decides nothing.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-fn state() -> std::sync::MutexGuard<'static, State> {
-    // A panic while holding the lock leaves plain data behind; keep using it.
-    STATE.lock().unwrap_or_else(|p| p.into_inner())
+impl std::fmt::Debug for ConvTuner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConvTuner")
+            .field("id", &self.id)
+            .field("options", &self.options)
+            .field("choices", &self.lock().len())
+            .finish()
+    }
 }
 
-/// Set the process-wide options. Cached plans whose choice no longer holds (another workspace
-/// limit or math mode) are rebuilt on their next call; choices made so far are kept unless
-/// [`reset`] drops them.
-pub fn set_options(o: ConvOptions) {
-    state().options = o;
-    #[cfg(feature = "cuda")]
-    candle_core::cuda_backend::set_gemm_reduced_precision_f32(o.tf32);
-    #[cfg(feature = "cudnn")]
-    crate::cuda::cudnn_conv::invalidate_plans();
+impl Default for ConvTuner {
+    fn default() -> Self {
+        Self::new(ConvOptions::default())
+    }
 }
 
-pub fn options() -> ConvOptions {
-    state().options
-}
-
-/// Forget every choice and cached plan (benchmarks switch between heuristic and tuned this way).
-pub fn reset() {
-    state().choices.clear();
-    #[cfg(feature = "cudnn")]
-    crate::cuda::cudnn_conv::invalidate_plans();
-}
-
-/// Use the entries of a tuning file for their shapes (marked [`Source::Loaded`]).
-pub fn load_table(t: &TuningTable) {
-    let mut st = state();
-    for e in &t.entries {
-        let mut e = e.clone();
-        if e.source != Source::Loaded {
-            e.note = Some(format!("{:?} in setup", e.source).to_lowercase());
+impl ConvTuner {
+    /// A tuner with no choices yet.
+    pub fn new(options: ConvOptions) -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            options,
+            generation: AtomicU64::new(0),
+            choices: Mutex::new(BTreeMap::new()),
         }
-        e.source = Source::Loaded;
-        st.choices.insert(e.shape.clone(), e);
     }
-    drop(st);
-    #[cfg(feature = "cudnn")]
-    crate::cuda::cudnn_conv::invalidate_plans();
-}
 
-/// The choice for `shape`, if one was made or loaded.
-pub fn choice(shape: &ConvShape) -> Option<TuningEntry> {
-    state().choices.get(shape).cloned()
-}
-
-/// Record the choice for a shape.
-pub fn record(entry: TuningEntry) {
-    state().choices.insert(entry.shape.clone(), entry);
-}
-
-/// Every choice so far, sorted by shape.
-pub fn table() -> TuningTable {
-    let st = state();
-    TuningTable {
-        device: None,
-        cudnn_version: cudnn_version(),
-        options: st.options,
-        entries: st.choices.values().cloned().collect(),
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<ConvShape, TuningEntry>> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.choices.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// This tuner's identity in the process.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn options(&self) -> ConvOptions {
+        self.options
+    }
+
+    /// Changes each time [`Self::reset`] or [`Self::load_table`] replaces choices.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn replaced(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Forget every choice (the next call of each shape chooses again).
+    pub fn reset(&self) {
+        self.lock().clear();
+        self.replaced();
+    }
+
+    /// Use the entries of a tuning file for their shapes (marked [`Source::Loaded`]).
+    pub fn load_table(&self, t: &TuningTable) {
+        let mut choices = self.lock();
+        for e in &t.entries {
+            let mut e = e.clone();
+            if e.source != Source::Loaded {
+                e.note = Some(format!("{:?} in setup", e.source).to_lowercase());
+            }
+            e.source = Source::Loaded;
+            choices.insert(e.shape.clone(), e);
+        }
+        drop(choices);
+        self.replaced();
+    }
+
+    /// The choice for `shape`, if one was made or loaded.
+    pub fn choice(&self, shape: &ConvShape) -> Option<TuningEntry> {
+        self.lock().get(shape).cloned()
+    }
+
+    /// Record the choice for a shape (what the engine does once it has planned it).
+    pub fn record(&self, entry: TuningEntry) {
+        self.lock().insert(entry.shape.clone(), entry);
+    }
+
+    /// Every choice so far, sorted by shape.
+    pub fn table(&self) -> TuningTable {
+        TuningTable {
+            device: None,
+            cudnn_version: cudnn_version(),
+            options: self.options,
+            entries: self.lock().values().cloned().collect(),
+        }
+    }
+}
+
+/// Set candle's switch for reduced-precision (TF32) f32 matmuls, which `--tf32` also asks for.
+/// This is candle's own process global (the cuBLAS math mode of every f32 matmul in the
+/// process, and the f32 math of the fused attention kernel, which follows it), not a vosbench
+/// setting: a run sets it once, from the same flag as its [`ConvOptions::tf32`], where it makes
+/// its [`ConvTuner`]. Nothing happens in a build without CUDA.
+pub fn set_candle_matmul_tf32(on: bool) {
+    #[cfg(feature = "cuda")]
+    candle_core::cuda_backend::set_gemm_reduced_precision_f32(on);
+    #[cfg(not(feature = "cuda"))]
+    let _ = on;
 }
 
 /// `major.minor.patch` of the loaded cuDNN (cudnn builds only).
@@ -282,7 +339,7 @@ pub fn cudnn_version() -> Option<String> {
     }
 }
 
-/// Read a tuning file (the JSON [`table`] writes).
+/// Read a tuning file (the JSON of a [`ConvTuner::table`]).
 pub fn read_table(path: &std::path::Path) -> crate::error::Result<TuningTable> {
     let text = std::fs::read_to_string(path).map_err(|e| crate::error::Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| {
@@ -346,13 +403,14 @@ mod tests {
         let back: TuningTable = serde_json::from_str(&json).unwrap();
         assert_eq!(back, t);
         assert!(t.render().contains("IMPLICIT_PRECOMP_GEMM (FMA)"));
-        load_table(&t);
-        let got = choice(&e.shape).unwrap();
+        let tuner = ConvTuner::default();
+        tuner.load_table(&t);
+        let got = tuner.choice(&e.shape).unwrap();
         assert_eq!(got.source, Source::Loaded);
         assert_eq!(got.algo_id, 1);
         assert_eq!(got.note.as_deref(), Some("tuned in setup"));
-        assert_eq!(table().count(Source::Loaded), 1);
-        reset();
-        assert!(choice(&e.shape).is_none());
+        assert_eq!(tuner.table().count(Source::Loaded), 1);
+        tuner.reset();
+        assert!(tuner.choice(&e.shape).is_none());
     }
 }

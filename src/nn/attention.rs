@@ -9,7 +9,7 @@
 //! [`sdpa`] while reading the same weight keys.
 
 use crate::nn::linear::Linear;
-use crate::nn::ContiguousExt;
+use crate::nn::{ContiguousExt, ModelOptions};
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -17,8 +17,9 @@ use candle_nn::VarBuilder;
 ///
 /// q: [B, H, Nq, D], k: [B, H, Nk, D], v: [B, H, Nk, Dv] -> [B, H, Nq, Dv]
 ///
-/// On CUDA, where the fused kernel covers the inputs (`crate::cuda::flash_attn::supports`), no
-/// score matrix is materialised and `chunk` does not apply. Otherwise:
+/// With `fused`, on CUDA, where the fused kernel covers the inputs
+/// (`crate::cuda::flash_attn::supports`), no score matrix is materialised and `chunk` does not
+/// apply. Otherwise ([`sdpa_unfused`]):
 ///
 /// Scale `1/sqrt(D)` (applied to the queries); the softmax runs in f32 and the probabilities are cast back to the input
 /// dtype before the product with `v`. With `chunk = Some(n)` the queries are processed `n` rows
@@ -26,20 +27,23 @@ use candle_nn::VarBuilder;
 /// through the same operations as in the unchunked path; the only difference is which GEMM kernel
 /// the backend picks for the smaller row count, which can change the last bit of a sum (measured
 /// on CPU: at most 9e-8 absolute on unit-scale inputs, and bitwise equal for many chunk sizes).
-pub fn sdpa(q: &Tensor, k: &Tensor, v: &Tensor, chunk: Option<usize>) -> Result<Tensor> {
+///
+/// `fused` is the model's build-time choice (`crate::nn::ModelOptions::fused_attention`), held by
+/// the attention layer that calls this.
+pub fn sdpa(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    chunk: Option<usize>,
+    fused: bool,
+) -> Result<Tensor> {
     #[cfg(feature = "cuda")]
-    if fused_attention() && crate::cuda::flash_attn::supports(q, k, v) {
+    if fused && crate::cuda::flash_attn::supports(q, k, v) {
         return crate::cuda::flash_attn::sdpa(q, k, v);
     }
+    #[cfg(not(feature = "cuda"))]
+    let _ = fused;
     sdpa_unfused(q, k, v, chunk)
-}
-
-/// Whether [`sdpa`] may use the fused CUDA kernel (`crate::cuda::flash_attn`): yes unless the
-/// environment says `VOSBENCH_ATTENTION=unfused` (read once per process; for A/B comparisons).
-pub fn fused_attention() -> bool {
-    static FUSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FUSED
-        .get_or_init(|| std::env::var("VOSBENCH_ATTENTION").map_or(true, |v| v.trim() != "unfused"))
 }
 
 /// [`sdpa`] as separate products and softmax on every device (the CPU path, and the reference
@@ -105,6 +109,8 @@ pub struct Attention {
     pub internal_dim: usize,
     /// Query chunk size passed to [`sdpa`] (None: all queries at once).
     pub chunk: Option<usize>,
+    /// Whether [`sdpa`] may use the fused CUDA kernel ([`ModelOptions::fused_attention`]).
+    pub fused: bool,
 }
 
 impl Attention {
@@ -115,6 +121,7 @@ impl Attention {
         num_heads: usize,
         downsample_rate: usize,
         kv_in_dim: Option<usize>,
+        opts: &ModelOptions,
         vb: VarBuilder,
     ) -> Result<Self> {
         if downsample_rate == 0 || !embedding_dim.is_multiple_of(downsample_rate) {
@@ -137,6 +144,7 @@ impl Attention {
             num_heads,
             internal_dim,
             chunk: None,
+            fused: opts.fused_attention,
         })
     }
 
@@ -173,7 +181,7 @@ impl Attention {
     /// Attention over already projected heads, then merge and `out_proj`:
     /// q [B, h, Nq, d], k/v [B, h, Nk, d] -> [B, Nq, embedding_dim]
     pub fn attend_projected(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
-        let out = sdpa(q, k, v, self.chunk)?;
+        let out = sdpa(q, k, v, self.chunk, self.fused)?;
         self.out_proj.forward(&self.recombine_heads(&out)?)
     }
 
@@ -244,7 +252,7 @@ mod tests {
         let q = (rand(&[2, 3, 7, 8], 1)? * 3.0)?;
         let k = (rand(&[2, 3, 11, 8], 2)? * 3.0)?;
         let v = rand(&[2, 3, 11, 5], 3)?;
-        let got = sdpa(&q, &k, &v, None)?;
+        let got = sdpa(&q, &k, &v, None, true)?;
         assert_eq!(got.dims(), &[2, 3, 7, 5]);
         let want = sdpa_naive(&q, &k, &v)?;
         assert!(max_abs_diff(&got, &want)? < 1e-5);
@@ -256,9 +264,9 @@ mod tests {
         let q = rand(&[2, 4, 37, 16], 4)?;
         let k = rand(&[2, 4, 53, 16], 5)?;
         let v = rand(&[2, 4, 53, 16], 6)?;
-        let full = sdpa(&q, &k, &v, None)?;
+        let full = sdpa(&q, &k, &v, None, true)?;
         for n in [1, 5, 8, 36, 37, 100] {
-            let chunked = sdpa(&q, &k, &v, Some(n))?;
+            let chunked = sdpa(&q, &k, &v, Some(n), true)?;
             assert_eq!(chunked.dims(), full.dims());
             let d = max_abs_diff(&full, &chunked)?;
             assert!(
@@ -266,7 +274,7 @@ mod tests {
                 "chunk {n} differs from the unchunked result by {d}"
             );
         }
-        assert!(sdpa(&q, &k, &v, Some(0)).is_err());
+        assert!(sdpa(&q, &k, &v, Some(0), true).is_err());
         Ok(())
     }
 
@@ -275,7 +283,7 @@ mod tests {
         let q = rand(&[1, 1, 3, 4], 7)?;
         let k = rand(&[1, 1, 5, 6], 8)?;
         let v = rand(&[1, 1, 5, 4], 9)?;
-        assert!(sdpa(&q, &k, &v, None).is_err());
+        assert!(sdpa(&q, &k, &v, None, true).is_err());
         Ok(())
     }
 
@@ -298,7 +306,7 @@ mod tests {
             seed += 2;
         }
         let vb = VarBuilder::from_tensors(ws.clone(), DType::F32, &dev);
-        let attn = Attention::new(c, heads, rate, Some(kv), vb)?;
+        let attn = Attention::new(c, heads, rate, Some(kv), &ModelOptions::default(), vb)?;
         assert_eq!(attn.internal_dim, internal);
         let q = rand(&[2, 5, c], 30)?;
         let k = rand(&[2, 9, kv], 31)?;
@@ -332,7 +340,8 @@ mod tests {
     #[test]
     fn bad_head_split_is_an_error() {
         let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
-        assert!(Attention::new(16, 3, 1, None, vb.clone()).is_err());
-        assert!(Attention::new(16, 2, 3, None, vb).is_err());
+        let opts = ModelOptions::default();
+        assert!(Attention::new(16, 3, 1, None, &opts, vb.clone()).is_err());
+        assert!(Attention::new(16, 2, 3, None, &opts, vb).is_err());
     }
 }

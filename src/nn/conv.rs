@@ -7,15 +7,20 @@
 //! group, which is very slow for 256 groups of one channel.
 //!
 //! On CUDA devices (cudnn builds) every [`Conv2d`] goes through vosbench's own cuDNN engine
-//! ([`crate::cuda::cudnn_conv`]) instead: cached descriptors and algorithms, the workspace limit,
-//! native groups (depthwise included) and the bias added in place.
+//! (`crate::cuda::cudnn_conv`) instead: cached descriptors and algorithms, the workspace limit,
+//! native groups (depthwise included) and the bias added in place. Each [`Conv2d`] holds the
+//! [`ConvTuner`] of the model it belongs to (given at build time through [`ModelOptions`]), whose
+//! options and choices the engine follows.
 //!
 //! [`ConvTranspose2d`] holds a PyTorch-layout weight `[in, out, kh, kw]`. When the kernel equals
 //! the stride and there is no padding (the mask decoder's 2x2 stride-2 upscaling), output patches do
 //! not overlap and the layer is one matmul followed by a pixel-shuffle-like permutation.
 
+use crate::cuda::tuning::ConvTuner;
+use crate::nn::ModelOptions;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
+use std::sync::Arc;
 
 /// A 2D convolution with a PyTorch-layout weight.
 #[derive(Debug, Clone)]
@@ -23,12 +28,19 @@ pub struct Conv2d {
     weight: Tensor,
     bias: Option<Tensor>,
     config: Conv2dConfig,
+    /// The algorithm choices this convolution runs with on CUDA (cudnn builds).
+    tuner: Arc<ConvTuner>,
 }
 
 impl Conv2d {
     /// Build from tensors already in memory (e.g. a convolution with a BatchNorm folded in).
     /// weight: [out, in/groups, kh, kw], bias: [out].
-    pub fn from_parts(weight: Tensor, bias: Option<Tensor>, config: Conv2dConfig) -> Result<Self> {
+    pub fn from_parts(
+        weight: Tensor,
+        bias: Option<Tensor>,
+        config: Conv2dConfig,
+        tuner: Arc<ConvTuner>,
+    ) -> Result<Self> {
         let (out_c, _, _, _) = weight.dims4()?;
         if config.groups == 0 || out_c % config.groups != 0 {
             candle_core::bail!(
@@ -49,6 +61,7 @@ impl Conv2d {
             weight,
             bias,
             config,
+            tuner,
         })
     }
 
@@ -62,6 +75,11 @@ impl Conv2d {
 
     pub fn config(&self) -> &Conv2dConfig {
         &self.config
+    }
+
+    /// The tuner whose choices this convolution runs with on CUDA.
+    pub fn tuner(&self) -> &Arc<ConvTuner> {
+        &self.tuner
     }
 
     /// True for a depthwise convolution (one input and one output channel per group).
@@ -156,6 +174,7 @@ impl Module for Conv2d {
                 stride: c.stride,
                 dilation: c.dilation,
                 groups: c.groups,
+                tuner: &self.tuner,
             };
             let x = x.contiguous()?;
             return match &self.bias {
@@ -191,12 +210,13 @@ pub fn conv2d(
     out_c: usize,
     kernel: usize,
     cfg: Conv2dConfig,
+    opts: &ModelOptions,
     vb: VarBuilder,
 ) -> Result<Conv2d> {
     let groups = cfg.groups.max(1);
     let weight = vb.get((out_c, in_c / groups, kernel, kernel), "weight")?;
     let bias = vb.get(out_c, "bias")?;
-    Conv2d::from_parts(weight, Some(bias), cfg)
+    Conv2d::from_parts(weight, Some(bias), cfg, opts.conv_tuner.clone())
 }
 
 /// A square-kernel convolution with weight `[out, in/groups, k, k]` and no bias.
@@ -205,11 +225,12 @@ pub fn conv2d_no_bias(
     out_c: usize,
     kernel: usize,
     cfg: Conv2dConfig,
+    opts: &ModelOptions,
     vb: VarBuilder,
 ) -> Result<Conv2d> {
     let groups = cfg.groups.max(1);
     let weight = vb.get((out_c, in_c / groups, kernel, kernel), "weight")?;
-    Conv2d::from_parts(weight, None, cfg)
+    Conv2d::from_parts(weight, None, cfg, opts.conv_tuner.clone())
 }
 
 /// A 2D transposed convolution (padding 0, no output padding, dilation 1), PyTorch layout.
@@ -367,7 +388,8 @@ mod tests {
                 groups: c,
                 ..Default::default()
             };
-            let conv = Conv2d::from_parts(wt.clone(), Some(bias.clone()), cfg).unwrap();
+            let conv = Conv2d::from_parts(wt.clone(), Some(bias.clone()), cfg, Default::default())
+                .unwrap();
             assert!(conv.is_depthwise());
             let got = conv.forward(&x).unwrap();
             let want = x
@@ -391,7 +413,7 @@ mod tests {
             stride: 2,
             ..Default::default()
         };
-        let got = Conv2d::from_parts(wt.clone(), Some(bias.clone()), cfg)
+        let got = Conv2d::from_parts(wt.clone(), Some(bias.clone()), cfg, Default::default())
             .unwrap()
             .forward(&x)
             .unwrap();
@@ -438,7 +460,8 @@ mod tests {
             Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap(),
         );
         let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
-        let err = conv2d(3, 5, 3, Default::default(), vb.pp("c"))
+        let opts = ModelOptions::default();
+        let err = conv2d(3, 5, 3, Default::default(), &opts, vb.pp("c"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("c.weight"), "{err}");

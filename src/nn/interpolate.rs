@@ -132,9 +132,16 @@ enum Kind {
 
 type CacheKey = (Kind, usize, usize, &'static str);
 
-/// Resampling weights (and nearest indices) already on a device, per (kind, in, out, dtype).
-/// Building them on the host and uploading them on every call made each resize a host-to-device
-/// copy, which stalls the CUDA stream; a tracked video only ever uses a handful of sizes.
+/// Resampling weights (and nearest indices) already on a device, per (kind, in, out, dtype) and
+/// device. Building them on the host and uploading them on every call made each resize a
+/// host-to-device copy, which stalls the CUDA stream; a tracked video only ever uses a handful of
+/// sizes.
+///
+/// Process-wide on purpose, keyed by device: it memoizes constants that are a pure function of
+/// the key (the same matrix whoever asks), so it decides nothing and two sessions cannot observe
+/// each other through it; at worst one session's sizes evict another's and the next call uploads
+/// again. Owning it in a layer would not work: the resize functions are free functions that the
+/// tracker and the heads call with sizes only known at run time.
 static CACHE: Mutex<Vec<(CacheKey, Tensor)>> = Mutex::new(Vec::new());
 const CACHE_MAX: usize = 64;
 

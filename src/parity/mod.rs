@@ -17,5 +17,5 @@ mod tracking;
 
 pub use compare::{compare, Feed, StageResult};
 pub use fixture::{load_stages, load_weights};
-pub use stages::{is_input, run_stages, uncompared};
+pub use stages::{is_input, run_stages, run_stages_with, uncompared};
 pub use tracking::{run_tracking, run_tracking_with_frames, TrackedFrame, TrackedRun};

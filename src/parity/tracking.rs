@@ -7,6 +7,7 @@ use super::compare::{diff, mask_iou, rel_from_sums, rel_l2};
 use super::fixture::{pillow_frames, read_tensors};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::frames::{FrameSource, VideoFrames};
 use crate::tracker::session::{FrameResult, Prompt, Session, SessionOptions};
@@ -75,20 +76,23 @@ pub fn run_tracking(
     fixture_dir: &Path,
     device: &Device,
 ) -> Result<Vec<TrackedRun>> {
-    run_tracking_with_frames(cfg, weights, fixture_dir, fixture_dir, device)
+    let opts = ModelOptions::default();
+    run_tracking_with_frames(cfg, weights, fixture_dir, fixture_dir, device, &opts)
 }
 
 /// [`run_tracking`] with the video frames taken from `frames_dir` (its `pillow_rgb.safetensors`,
-/// else its `frames/` JPEGs), for video fixtures that reuse another fixture's frames.
+/// else its `frames/` JPEGs), for video fixtures that reuse another fixture's frames, and the
+/// model built with `model_opts` (the CLI's convolution settings).
 pub fn run_tracking_with_frames(
     cfg: &ModelConfig,
     weights: VarBuilder,
     fixture_dir: &Path,
     frames_dir: &Path,
     device: &Device,
+    model_opts: &ModelOptions,
 ) -> Result<Vec<TrackedRun>> {
     let t = read_tensors(&fixture_dir.join("tracking.safetensors"))?;
-    let model = Sam2Base::new(cfg, weights)?;
+    let model = Sam2Base::new_with(cfg, model_opts, weights)?;
     let get = |n: &str| -> Result<&Tensor> {
         t.get(n)
             .ok_or_else(|| Error::Input(format!("video fixture has no tensor '{n}'")))

@@ -12,6 +12,7 @@ use crate::nn::conv::{conv2d, conv_transpose2d, Conv2d, ConvTranspose2d};
 use crate::nn::linear::Linear;
 use crate::nn::mlp::Mlp;
 use crate::nn::norm::LayerNorm2d;
+use crate::nn::ModelOptions;
 use crate::sam2::transformer::TwoWayTransformer;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
@@ -86,7 +87,7 @@ pub struct MaskDecoder {
 
 impl MaskDecoder {
     /// Weights under `sam_mask_decoder` (pass `vb.pp("sam_mask_decoder")`).
-    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &ModelConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let c = cfg.hidden_dim();
         let md = &cfg.mask_decoder;
         let tr = &cfg.tracker;
@@ -100,6 +101,7 @@ impl MaskDecoder {
             md.transformer_num_heads,
             md.transformer_mlp_dim,
             md.attention_downsample_rate,
+            opts,
             vb.pp("transformer"),
         )?;
         let iou_token = vb.pp("iou_token").get((1, c), "weight")?;
@@ -116,8 +118,8 @@ impl MaskDecoder {
         let (conv_s0, conv_s1) = if tr.use_high_res_features_in_sam {
             let k1 = Conv2dConfig::default();
             (
-                Some(conv2d(c, c / 8, 1, k1, vb.pp("conv_s0"))?),
-                Some(conv2d(c, c / 4, 1, k1, vb.pp("conv_s1"))?),
+                Some(conv2d(c, c / 8, 1, k1, opts, vb.pp("conv_s0"))?),
+                Some(conv2d(c, c / 4, 1, k1, opts, vb.pp("conv_s1"))?),
             )
         } else {
             (None, None)

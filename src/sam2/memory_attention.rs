@@ -8,12 +8,13 @@
 //! ([`RopeKind::RopeV2`]); its keys are laid out per memory frame, so its forward needs the
 //! number of memory frames ([`MemoryAttention::forward_with_frames`]).
 
-use crate::config::{MemoryAttentionConfig, RopeAttentionConfig, RopeKind};
+use crate::config::{FencePoint, MemoryAttentionConfig, RopeAttentionConfig, RopeKind};
+use crate::exec::ExecCtx;
 use crate::nn::attention::Attention;
 use crate::nn::linear::Linear;
 use crate::nn::norm::layer_norm;
 use crate::nn::rope::{self, AxialRope};
-use crate::nn::ContiguousExt;
+use crate::nn::{ContiguousExt, ModelOptions};
 use candle_core::{bail, Module, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 use std::sync::Arc;
@@ -75,8 +76,13 @@ pub struct RoPEAttention {
 
 impl RoPEAttention {
     /// Weights under `q_proj`, `k_proj`, `v_proj`, `out_proj` of `vb`.
-    pub fn new(embedding_dim: usize, cfg: &RopeAttentionConfig, vb: VarBuilder) -> Result<Self> {
-        Self::new_shared(embedding_dim, cfg, &mut RopeCache::default(), vb)
+    pub fn new(
+        embedding_dim: usize,
+        cfg: &RopeAttentionConfig,
+        opts: &ModelOptions,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        Self::new_shared(embedding_dim, cfg, &mut RopeCache::default(), opts, vb)
     }
 
     /// As [`Self::new`], taking the rotary tables from `cache` so that every attention of a module
@@ -85,6 +91,7 @@ impl RoPEAttention {
         embedding_dim: usize,
         cfg: &RopeAttentionConfig,
         cache: &mut RopeCache,
+        opts: &ModelOptions,
         vb: VarBuilder,
     ) -> Result<Self> {
         let attn = Attention::new(
@@ -92,6 +99,7 @@ impl RoPEAttention {
             cfg.num_heads,
             cfg.downsample_rate,
             cfg.kv_in_dim,
+            opts,
             vb,
         )?
         .with_chunk(Some(DEFAULT_QUERY_CHUNK));
@@ -123,7 +131,7 @@ impl RoPEAttention {
 
     /// q: [B, Nq, C], k/v: [B, Nk, Ckv] -> [B, Nq, C]. The last `num_k_exclude_rope` keys (object
     /// pointers) are not rotated. `num_spatial_mem` (memory frames in k) is required by the v2
-    /// layout and ignored by v1.
+    /// layout and ignored by v1. Stages are profiled in `ctx`.
     pub fn forward(
         &self,
         q: &Tensor,
@@ -131,15 +139,16 @@ impl RoPEAttention {
         v: &Tensor,
         num_k_exclude_rope: usize,
         num_spatial_mem: Option<usize>,
+        ctx: &ExecCtx,
     ) -> Result<Tensor> {
         let dev = q.device();
-        let (q, k, v) = crate::profile::stage("mem_attn.project_qkv", dev, || {
+        let (q, k, v) = ctx.stage("mem_attn.project_qkv", dev, || {
             self.attn.project_qkv(q, k, v)
         })?;
-        let (q, k) = crate::profile::stage("mem_attn.rope", dev, || {
+        let (q, k) = ctx.stage("mem_attn.rope", dev, || {
             self.apply_rope(&q, &k, num_k_exclude_rope, num_spatial_mem)
         })?;
-        crate::profile::stage("mem_attn.attend", dev, || {
+        ctx.stage("mem_attn.attend", dev, || {
             self.attn.attend_projected(&q, &k, &v)
         })
     }
@@ -210,14 +219,15 @@ pub struct MemoryAttentionLayer {
 }
 
 impl MemoryAttentionLayer {
-    pub fn new(cfg: &MemoryAttentionConfig, vb: VarBuilder) -> Result<Self> {
-        Self::new_shared(cfg, &mut RopeCache::default(), vb)
+    pub fn new(cfg: &MemoryAttentionConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
+        Self::new_shared(cfg, &mut RopeCache::default(), opts, vb)
     }
 
     /// As [`Self::new`], with the rotary tables taken from `cache`.
     pub fn new_shared(
         cfg: &MemoryAttentionConfig,
         cache: &mut RopeCache,
+        opts: &ModelOptions,
         vb: VarBuilder,
     ) -> Result<Self> {
         let d = cfg.d_model;
@@ -226,12 +236,14 @@ impl MemoryAttentionLayer {
                 d,
                 &cfg.self_attention,
                 cache,
+                opts,
                 vb.pp("self_attn"),
             )?,
             cross_attn_image: RoPEAttention::new_shared(
                 d,
                 &cfg.cross_attention,
                 cache,
+                opts,
                 vb.pp("cross_attn_image"),
             )?,
             linear1: crate::nn::linear::linear(d, cfg.dim_feedforward, vb.pp("linear1"))?,
@@ -251,7 +263,8 @@ impl MemoryAttentionLayer {
     }
 
     /// tgt: [B, N, C], memory: [B, M, Cm], pos: [B, M, Cm] (memory), query_pos: [B, N, C]
-    /// -> [B, N, C]
+    /// -> [B, N, C]; attention stages profiled in `ctx`.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         tgt: &Tensor,
@@ -260,6 +273,7 @@ impl MemoryAttentionLayer {
         query_pos: &Tensor,
         num_k_exclude_rope: usize,
         num_spatial_mem: Option<usize>,
+        ctx: &ExecCtx,
     ) -> Result<Tensor> {
         // Self-attention.
         let t2 = self.norm1.forward(tgt)?;
@@ -268,7 +282,7 @@ impl MemoryAttentionLayer {
         } else {
             t2.clone()
         };
-        let tgt = (tgt + self.self_attn.forward(&qk, &qk, &t2, 0, None)?)?;
+        let tgt = (tgt + self.self_attn.forward(&qk, &qk, &t2, 0, None, ctx)?)?;
         // Cross-attention to the memories.
         let t2 = self.norm2.forward(&tgt)?;
         let q = if self.pos_enc_at_cross_attn_queries {
@@ -281,9 +295,14 @@ impl MemoryAttentionLayer {
         } else {
             memory.clone()
         };
-        let ca =
-            self.cross_attn_image
-                .forward(&q, &k, memory, num_k_exclude_rope, num_spatial_mem)?;
+        let ca = self.cross_attn_image.forward(
+            &q,
+            &k,
+            memory,
+            num_k_exclude_rope,
+            num_spatial_mem,
+            ctx,
+        )?;
         let tgt = (tgt + ca)?;
         // Feed-forward.
         let t2 = self.norm3.forward(&tgt)?;
@@ -304,11 +323,11 @@ pub struct MemoryAttention {
 
 impl MemoryAttention {
     /// Weights under `memory_attention` (pass `vb.pp("memory_attention")`).
-    pub fn new(cfg: &MemoryAttentionConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &MemoryAttentionConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         // One set of rotary tables for all layers (about 4 MB per 64x64 table at head width 256).
         let mut cache = RopeCache::default();
         let layers = (0..cfg.num_layers)
-            .map(|i| MemoryAttentionLayer::new_shared(cfg, &mut cache, vb.pp("layers").pp(i)))
+            .map(|i| MemoryAttentionLayer::new_shared(cfg, &mut cache, opts, vb.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             layers,
@@ -360,6 +379,30 @@ impl MemoryAttention {
         num_obj_ptr_tokens: usize,
         num_spatial_mem: Option<usize>,
     ) -> Result<Tensor> {
+        self.forward_with_frames_ctx(
+            curr,
+            memory,
+            curr_pos,
+            memory_pos,
+            num_obj_ptr_tokens,
+            num_spatial_mem,
+            &ExecCtx::default(),
+        )
+    }
+
+    /// As [`Self::forward_with_frames`] in a session's context: each layer waits at `ctx`'s
+    /// layer fence, and the attention stages are profiled in `ctx`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_with_frames_ctx(
+        &self,
+        curr: &Tensor,
+        memory: &Tensor,
+        curr_pos: &Tensor,
+        memory_pos: &Tensor,
+        num_obj_ptr_tokens: usize,
+        num_spatial_mem: Option<usize>,
+        ctx: &ExecCtx,
+    ) -> Result<Tensor> {
         let (out, _) = self.run(
             curr,
             memory,
@@ -368,6 +411,7 @@ impl MemoryAttention {
             num_obj_ptr_tokens,
             num_spatial_mem,
             false,
+            ctx,
         )?;
         Ok(out)
     }
@@ -391,6 +435,7 @@ impl MemoryAttention {
             num_obj_ptr_tokens,
             num_spatial_mem,
             true,
+            &ExecCtx::default(),
         )
     }
 
@@ -404,6 +449,7 @@ impl MemoryAttention {
         num_obj_ptr_tokens: usize,
         num_spatial_mem: Option<usize>,
         keep_layers: bool,
+        ctx: &ExecCtx,
     ) -> Result<(Tensor, Vec<Tensor>)> {
         let (n, b, c) = curr.dims3()?;
         let (m, mb, _) = memory.dims3()?;
@@ -440,11 +486,9 @@ impl MemoryAttention {
                 &curr_pos,
                 num_obj_ptr_tokens,
                 num_spatial_mem,
+                ctx,
             )?;
-            crate::cuda::memory::fence(
-                out.device(),
-                crate::cuda::memory::FencePoint::MemoryAttentionLayer,
-            )?;
+            ctx.fence(out.device(), FencePoint::MemoryAttentionLayer)?;
             if keep_layers {
                 per_layer.push(out.clone());
             }

@@ -11,6 +11,7 @@ use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::linear::Linear;
 use crate::nn::norm::LayerNorm2d;
 use crate::nn::position_encoding::PositionEmbeddingSine;
+use crate::nn::ModelOptions;
 use candle_core::{bail, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
@@ -55,7 +56,7 @@ impl MaskDownSampler {
         Ok(n)
     }
 
-    pub fn new(cfg: &MaskDownSamplerConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &MaskDownSamplerConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let n = Self::num_layers(cfg)?;
         let vb = vb.pp("encoder");
         let conv_cfg = Conv2dConfig {
@@ -67,12 +68,19 @@ impl MaskDownSampler {
         let mut c_in = 1usize;
         for i in 0..n {
             let c_out = c_in * cfg.stride * cfg.stride;
-            let conv = conv2d(c_in, c_out, cfg.kernel_size, conv_cfg, vb.pp(3 * i))?;
+            let conv = conv2d(c_in, c_out, cfg.kernel_size, conv_cfg, opts, vb.pp(3 * i))?;
             let norm = LayerNorm2d::new(c_out, LN2D_EPS, vb.pp(3 * i + 1))?;
             blocks.push((conv, norm));
             c_in = c_out;
         }
-        let proj = conv2d(c_in, cfg.embed_dim, 1, Default::default(), vb.pp(3 * n))?;
+        let proj = conv2d(
+            c_in,
+            cfg.embed_dim,
+            1,
+            Default::default(),
+            opts,
+            vb.pp(3 * n),
+        )?;
         Ok(Self { blocks, proj })
     }
 }
@@ -100,7 +108,7 @@ pub struct CXBlock {
 }
 
 impl CXBlock {
-    pub fn new(cfg: &FuserConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &FuserConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let dim = cfg.dim;
         let dw_cfg = Conv2dConfig {
             padding: cfg.padding,
@@ -108,7 +116,7 @@ impl CXBlock {
             ..Default::default()
         };
         Ok(Self {
-            dwconv: conv2d(dim, dim, cfg.kernel_size, dw_cfg, vb.pp("dwconv"))?,
+            dwconv: conv2d(dim, dim, cfg.kernel_size, dw_cfg, opts, vb.pp("dwconv"))?,
             norm: LayerNorm2d::new(dim, LN2D_EPS, vb.pp("norm"))?,
             pwconv1: crate::nn::linear::linear(dim, 4 * dim, vb.pp("pwconv1"))?,
             pwconv2: crate::nn::linear::linear(4 * dim, dim, vb.pp("pwconv2"))?,
@@ -136,9 +144,9 @@ pub struct Fuser {
 }
 
 impl Fuser {
-    pub fn new(cfg: &FuserConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &FuserConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let layers = (0..cfg.num_layers)
-            .map(|i| CXBlock::new(cfg, vb.pp("layers").pp(i)))
+            .map(|i| CXBlock::new(cfg, opts, vb.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { layers })
     }
@@ -182,7 +190,7 @@ pub struct MemoryEncoder {
 
 impl MemoryEncoder {
     /// Weights under `memory_encoder` (pass `vb.pp("memory_encoder")`).
-    pub fn new(cfg: &MemoryEncoderConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &MemoryEncoderConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let in_dim = cfg.in_dim;
         if cfg.mask_downsampler.embed_dim != in_dim || cfg.fuser.dim != in_dim {
             bail!(
@@ -210,6 +218,7 @@ impl MemoryEncoder {
                 cfg.out_dim,
                 1,
                 Default::default(),
+                opts,
                 vb.pp("out_proj"),
             )?)
         } else {
@@ -218,6 +227,7 @@ impl MemoryEncoder {
         Ok(Self {
             mask_downsampler: MaskDownSampler::new(
                 &cfg.mask_downsampler,
+                opts,
                 vb.pp("mask_downsampler"),
             )?,
             pix_feat_proj: conv2d(
@@ -225,9 +235,10 @@ impl MemoryEncoder {
                 in_dim,
                 1,
                 Default::default(),
+                opts,
                 vb.pp("pix_feat_proj"),
             )?,
-            fuser: Fuser::new(&cfg.fuser, vb.pp("fuser"))?,
+            fuser: Fuser::new(&cfg.fuser, opts, vb.pp("fuser"))?,
             out_proj,
             position_encoding: PositionEmbeddingSine::new(cfg.pos_num_feats, POS_TEMPERATURE),
             in_dim,

@@ -11,6 +11,7 @@ use crate::config::ModelConfig;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::norm::LayerNorm2d;
 use crate::nn::position_encoding::PositionEmbeddingRandom;
+use crate::nn::ModelOptions;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
@@ -29,22 +30,28 @@ struct MaskDownscaling {
 }
 
 impl MaskDownscaling {
-    fn new(mask_in_chans: usize, embed_dim: usize, vb: VarBuilder) -> Result<Self> {
+    fn new(
+        mask_in_chans: usize,
+        embed_dim: usize,
+        opts: &ModelOptions,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let s2 = Conv2dConfig {
             stride: 2,
             ..Default::default()
         };
         let quarter = mask_in_chans / 4;
         Ok(Self {
-            conv0: conv2d(1, quarter, 2, s2, vb.pp("0"))?,
+            conv0: conv2d(1, quarter, 2, s2, opts, vb.pp("0"))?,
             norm1: LayerNorm2d::new(quarter, 1e-6, vb.pp("1"))?,
-            conv3: conv2d(quarter, mask_in_chans, 2, s2, vb.pp("3"))?,
+            conv3: conv2d(quarter, mask_in_chans, 2, s2, opts, vb.pp("3"))?,
             norm4: LayerNorm2d::new(mask_in_chans, 1e-6, vb.pp("4"))?,
             conv6: conv2d(
                 mask_in_chans,
                 embed_dim,
                 1,
                 Conv2dConfig::default(),
+                opts,
                 vb.pp("6"),
             )?,
         })
@@ -81,7 +88,7 @@ pub struct PromptEncoder {
 
 impl PromptEncoder {
     /// Weights under `sam_prompt_encoder` (pass `vb.pp("sam_prompt_encoder")`).
-    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &ModelConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let embed_dim = cfg.hidden_dim();
         let embedding_size = cfg.embedding_size();
         let mask_in_chans = cfg.prompt_encoder.mask_in_chans;
@@ -104,7 +111,7 @@ impl PromptEncoder {
         let not_a_point_embed = vb.pp("not_a_point_embed").get((1, embed_dim), "weight")?;
         let no_mask_embed = vb.pp("no_mask_embed").get((1, embed_dim), "weight")?;
         let mask_downscaling =
-            MaskDownscaling::new(mask_in_chans, embed_dim, vb.pp("mask_downscaling"))?;
+            MaskDownscaling::new(mask_in_chans, embed_dim, opts, vb.pp("mask_downscaling"))?;
         let dense_pe = pe_layer
             .grid(embedding_size, embedding_size, vb.device())?
             .unsqueeze(0)?

@@ -8,17 +8,18 @@
 //! consumes. EdgeTAM is this same structure with a RepViT trunk and a spatial perceiver.
 
 use crate::config::ModelConfig;
-use crate::edgetam::perceiver::PerceiverResampler;
+use crate::exec::ExecCtx;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::interpolate;
 use crate::nn::linear::Linear;
 use crate::nn::mlp::Mlp;
 use crate::nn::position_encoding::get_1d_sine_pe;
-use crate::nn::ContiguousExt;
-use crate::sam2::image_encoder::ImageEncoder;
+use crate::nn::{ContiguousExt, ModelOptions};
+use crate::sam2::backbones::image_encoder::ImageEncoder;
 use crate::sam2::mask_decoder::MaskDecoder;
 use crate::sam2::memory_attention::MemoryAttention;
 use crate::sam2::memory_encoder::MemoryEncoder;
+use crate::sam2::perceiver::PerceiverResampler;
 use crate::sam2::prompt_encoder::PromptEncoder;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
@@ -143,21 +144,34 @@ pub struct Sam2Base {
 }
 
 impl Sam2Base {
-    /// Build the whole network from a variant config and a VarBuilder at the checkpoint root.
+    /// Build the whole network from a variant config and a VarBuilder at the checkpoint root,
+    /// with the default [`ModelOptions`] (a convolution tuner of its own with default settings,
+    /// fused attention where it applies).
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+        Self::new_with(cfg, &ModelOptions::default(), vb)
+    }
+
+    /// Build the whole network with the given build-time options (the caller keeps a clone of
+    /// `opts.conv_tuner` to read the convolution choices afterwards).
+    pub fn new_with(cfg: &ModelConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let c = cfg.hidden_dim();
         let cm = cfg.mem_dim();
         let t = &cfg.tracker;
-        let image_encoder = ImageEncoder::new(cfg, vb.pp("image_encoder"))?;
+        let image_encoder = ImageEncoder::new(cfg, opts, vb.pp("image_encoder"))?;
         let memory_attention =
-            MemoryAttention::new(&cfg.memory_attention, vb.pp("memory_attention"))?;
-        let memory_encoder = MemoryEncoder::new(&cfg.memory_encoder, vb.pp("memory_encoder"))?;
+            MemoryAttention::new(&cfg.memory_attention, opts, vb.pp("memory_attention"))?;
+        let memory_encoder =
+            MemoryEncoder::new(&cfg.memory_encoder, opts, vb.pp("memory_encoder"))?;
         let spatial_perceiver = match &cfg.spatial_perceiver {
-            Some(p) => Some(PerceiverResampler::new(p, vb.pp("spatial_perceiver"))?),
+            Some(p) => Some(PerceiverResampler::new(
+                p,
+                opts,
+                vb.pp("spatial_perceiver"),
+            )?),
             None => None,
         };
-        let sam_prompt_encoder = PromptEncoder::new(cfg, vb.pp("sam_prompt_encoder"))?;
-        let sam_mask_decoder = MaskDecoder::new(cfg, vb.pp("sam_mask_decoder"))?;
+        let sam_prompt_encoder = PromptEncoder::new(cfg, opts, vb.pp("sam_prompt_encoder"))?;
+        let sam_mask_decoder = MaskDecoder::new(cfg, opts, vb.pp("sam_mask_decoder"))?;
         let obj_ptr_proj = if t.use_mlp_for_obj_ptr_proj {
             ObjPtrProj::Mlp(Mlp::new(c, c, c, 3, false, vb.pp("obj_ptr_proj"))?)
         } else {
@@ -184,7 +198,7 @@ impl Sam2Base {
             stride: 4,
             ..Default::default()
         };
-        let mask_downsample = conv2d(1, 1, 4, down_cfg, vb.pp("mask_downsample"))?;
+        let mask_downsample = conv2d(1, 1, 4, down_cfg, opts, vb.pp("mask_downsample"))?;
         Ok(Self {
             cfg: cfg.clone(),
             image_encoder,
@@ -217,10 +231,19 @@ impl Sam2Base {
         self.no_mem_embed.dtype()
     }
 
-    /// `forward_image` + `_prepare_backbone_features`.
-    /// img: [B, 3, S, S] normalized -> features of the three kept FPN levels.
+    /// `forward_image` + `_prepare_backbone_features` with the default context (see
+    /// [`Self::forward_image_ctx`]).
     pub fn forward_image(&self, img: &Tensor) -> Result<FrameFeatures> {
-        let out = self.image_encoder.forward(&img.to_dtype(self.dtype())?)?;
+        self.forward_image_ctx(img, &ExecCtx::default())
+    }
+
+    /// `forward_image` + `_prepare_backbone_features` in a session's context (trunk graph,
+    /// image-encoder fences and profiled stages).
+    /// img: [B, 3, S, S] normalized -> features of the three kept FPN levels.
+    pub fn forward_image_ctx(&self, img: &Tensor, ctx: &ExecCtx) -> Result<FrameFeatures> {
+        let out = self
+            .image_encoder
+            .forward_ctx(&img.to_dtype(self.dtype())?, ctx)?;
         let n = out.backbone_fpn.len();
         if n < 1 {
             candle_core::bail!("image encoder returned no feature levels")
@@ -248,7 +271,8 @@ impl Sam2Base {
             && (t.multimask_min_pt_num <= num_points && num_points <= t.multimask_max_pt_num)
     }
 
-    /// `_forward_sam_heads`.
+    /// `_forward_sam_heads`. Takes no execution context: nothing inside waits for the device or
+    /// is a profiled stage (the session fences and profiles around it).
     /// backbone_features: [B, C, e, e]; mask_inputs: [B, 1, h, w] logits (resized to 4e if needed).
     pub fn forward_sam_heads(
         &self,
@@ -418,8 +442,7 @@ impl Sam2Base {
         })
     }
 
-    /// `_prepare_memory_conditioned_features` given the memories and pointers the tracker chose.
-    /// Returns pix_feat_with_mem: [B, C, e, e].
+    /// [`Self::memory_conditioned_features_ctx`] with the default context.
     pub fn memory_conditioned_features(
         &self,
         feats: &FrameFeatures,
@@ -427,6 +450,28 @@ impl Sam2Base {
         memories: &[MemoryRef],
         pointers: &[PointerRef],
         num_frames: usize,
+    ) -> Result<Tensor> {
+        self.memory_conditioned_features_ctx(
+            feats,
+            is_init_cond_frame,
+            memories,
+            pointers,
+            num_frames,
+            &ExecCtx::default(),
+        )
+    }
+
+    /// `_prepare_memory_conditioned_features` given the memories and pointers the tracker chose,
+    /// in a session's context (memory-attention layer fences and profiled stages).
+    /// Returns pix_feat_with_mem: [B, C, e, e].
+    pub fn memory_conditioned_features_ctx(
+        &self,
+        feats: &FrameFeatures,
+        is_init_cond_frame: bool,
+        memories: &[MemoryRef],
+        pointers: &[PointerRef],
+        num_frames: usize,
+        ctx: &ExecCtx,
     ) -> Result<Tensor> {
         let (b, c, h, w) = feats.vision_feat.dims4()?;
         let t = &self.cfg.tracker;
@@ -498,13 +543,14 @@ impl Sam2Base {
         // [B, C, h, w] -> [hw, B, C]
         let curr = feats.vision_feat.flatten_from(2)?.permute((2, 0, 1))?;
         let curr_pos = feats.vision_pos.flatten_from(2)?.permute((2, 0, 1))?;
-        let out = self.memory_attention.forward_with_frames(
+        let out = self.memory_attention.forward_with_frames_ctx(
             &curr,
             &memory,
             &curr_pos,
             &memory_pos,
             num_obj_ptr_tokens,
             Some(num_spatial_mem),
+            ctx,
         )?;
         out.permute((1, 2, 0))?
             .contiguous_fast()?
@@ -552,7 +598,8 @@ impl Sam2Base {
     }
 
     /// `_encode_new_memory`: pix_feat [B, C, e, e] (raw backbone feature), pred_masks_high_res
-    /// [B, 1, S, S] logits, object_score_logits [B, 1].
+    /// [B, 1, S, S] logits, object_score_logits [B, 1]. Like [`Self::forward_sam_heads`], no
+    /// execution context: the session profiles the whole call as one stage.
     pub fn encode_new_memory(
         &self,
         pix_feat: &Tensor,

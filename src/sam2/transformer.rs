@@ -7,6 +7,7 @@
 use crate::nn::attention::Attention;
 use crate::nn::mlp::Mlp;
 use crate::nn::norm::layer_norm;
+use crate::nn::ModelOptions;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
@@ -36,18 +37,20 @@ impl TwoWayAttentionBlock {
         mlp_dim: usize,
         attention_downsample_rate: usize,
         skip_first_layer_pe: bool,
+        opts: &ModelOptions,
         vb: VarBuilder,
     ) -> Result<Self> {
         let c = embedding_dim;
         let rate = attention_downsample_rate;
         Ok(Self {
-            self_attn: Attention::new(c, num_heads, 1, None, vb.pp("self_attn"))?,
+            self_attn: Attention::new(c, num_heads, 1, None, opts, vb.pp("self_attn"))?,
             norm1: layer_norm(c, LN_EPS, vb.pp("norm1"))?,
             cross_attn_token_to_image: Attention::new(
                 c,
                 num_heads,
                 rate,
                 None,
+                opts,
                 vb.pp("cross_attn_token_to_image"),
             )?,
             norm2: layer_norm(c, LN_EPS, vb.pp("norm2"))?,
@@ -59,6 +62,7 @@ impl TwoWayAttentionBlock {
                 num_heads,
                 rate,
                 None,
+                opts,
                 vb.pp("cross_attn_image_to_token"),
             )?,
             skip_first_layer_pe,
@@ -112,6 +116,7 @@ impl TwoWayTransformer {
         num_heads: usize,
         mlp_dim: usize,
         attention_downsample_rate: usize,
+        opts: &ModelOptions,
         vb: VarBuilder,
     ) -> Result<Self> {
         let layers = (0..depth)
@@ -122,6 +127,7 @@ impl TwoWayTransformer {
                     mlp_dim,
                     attention_downsample_rate,
                     i == 0,
+                    opts,
                     vb.pp("layers").pp(i),
                 )
             })
@@ -133,6 +139,7 @@ impl TwoWayTransformer {
                 num_heads,
                 attention_downsample_rate,
                 None,
+                opts,
                 vb.pp("final_attn_token_to_image"),
             )?,
             norm_final_attn: layer_norm(embedding_dim, LN_EPS, vb.pp("norm_final_attn"))?,

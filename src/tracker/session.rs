@@ -7,9 +7,11 @@
 //! used frame are cached (as the official predictor does). What the session keeps per object is
 //! bounded by [`Retention`] (see [`crate::tracker::memory_bank`]).
 
-use crate::cuda::memory::{fence, FencePoint, FenceSet};
+use crate::config::{FencePoint, FenceSet};
 use crate::error::{Error, Result};
+use crate::exec::ExecCtx;
 use crate::nn::interpolate;
+use crate::profile::Profiler;
 use crate::sam2::sam2_base::{FrameFeatures, PointInputs, Sam2Base, NO_OBJ_SCORE};
 use crate::tracker::frames::{FrameSource, PrefetchingFrames, VideoFrames};
 use crate::tracker::memory_bank::{FrameOutput, OutputStore, Retention};
@@ -17,6 +19,7 @@ use crate::tracker::postprocess::fill_holes_in_mask_scores;
 use candle_core::{DType, Device, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 /// A prompt in video pixel coordinates.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,16 +30,20 @@ pub struct Prompt {
     pub bbox: Option<[f32; 4]>,
 }
 
+/// How a session runs. The execution policy among them (fences, trunk graph, profiler) becomes
+/// the session's own [`ExecCtx`] when it opens: it applies to this session only.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {
     pub retention: Retention,
     /// Where each frame waits for the device so the memory pool can reuse what the frame freed
-    /// (CUDA; `crate::cuda::memory::fence`). None: [`FenceSet::auto`] for the model's dtype.
-    /// Applied process-wide when the session opens.
+    /// (CUDA; [`ExecCtx::fence`]). None: [`FenceSet::auto`] for the model's dtype.
     pub memory_fences: Option<FenceSet>,
-    /// Replay the image encoder's trunk as a CUDA graph (`crate::cuda::graph`). Applied
-    /// process-wide when the session opens.
+    /// Replay the image encoder's trunk as a CUDA graph (`crate::cuda::graph`; kept eager while
+    /// profiling).
     pub cuda_graph: bool,
+    /// The stage profiler this session's frames report to (`VOSBENCH_PROFILE`, owned by the
+    /// CLI); None: nothing is timed.
+    pub profiler: Option<Arc<Profiler>>,
 }
 
 impl Default for SessionOptions {
@@ -45,7 +52,16 @@ impl Default for SessionOptions {
             retention: Retention::Window,
             memory_fences: None,
             cuda_graph: false,
+            profiler: None,
         }
+    }
+}
+
+impl SessionOptions {
+    /// These options with frames reporting to `profiler`.
+    pub fn with_profiler(mut self, profiler: Option<Arc<Profiler>>) -> Self {
+        self.profiler = profiler;
+        self
     }
 }
 
@@ -80,6 +96,8 @@ pub struct Session<'m> {
     frames: Box<dyn FrameSource + 'm>,
     device: Device,
     opts: SessionOptions,
+    /// This session's execution policy, passed to every model forward it runs.
+    ctx: ExecCtx,
     objects: Vec<ObjectState>,
     cache: Option<(usize, FrameFeatures)>,
 }
@@ -116,19 +134,26 @@ impl<'m> Session<'m> {
         device: &Device,
         opts: SessionOptions,
     ) -> Self {
-        crate::cuda::memory::set_fences(
+        let ctx = ExecCtx::new(
             opts.memory_fences
                 .unwrap_or_else(|| FenceSet::auto(model.dtype())),
+            opts.cuda_graph,
+            opts.profiler.clone(),
         );
-        crate::cuda::graph::set_enabled(opts.cuda_graph);
         Self {
             model,
             frames,
             device: device.clone(),
             opts,
+            ctx,
             objects: Vec::new(),
             cache: None,
         }
+    }
+
+    /// The execution policy this session passes down its forwards.
+    pub fn exec_ctx(&self) -> &ExecCtx {
+        &self.ctx
     }
 
     pub fn num_frames(&self) -> usize {
@@ -167,12 +192,13 @@ impl<'m> Session<'m> {
             }
         }
         let dev = self.device.clone();
-        let img = crate::profile::stage("frame.load", &dev, || {
+        let img = self.ctx.stage("frame.load", &dev, || {
             self.frames
                 .load_tensor(frame_idx, self.model.image_size(), &self.device)
         })?;
-        let feats =
-            crate::profile::stage("image_encoder", &dev, || self.model.forward_image(&img))?;
+        let feats = self.ctx.stage("image_encoder", &dev, || {
+            self.model.forward_image_ctx(&img, &self.ctx)
+        })?;
         self.cache = Some((frame_idx, feats.clone()));
         Ok(feats)
     }
@@ -295,25 +321,33 @@ impl<'m> Session<'m> {
         let num_frames = self.num_frames();
         let obj = &self.objects[oi];
         let dev = self.device.clone();
+        let ctx = &self.ctx;
         let pix_feat = {
             let (mems, ptrs) = obj.out.select(tcfg, frame_idx, num_frames, reverse);
-            crate::profile::stage("memory_conditioning", &dev, || {
-                model.memory_conditioned_features(&feats, is_init_cond, &mems, &ptrs, num_frames)
+            ctx.stage("memory_conditioning", &dev, || {
+                model.memory_conditioned_features_ctx(
+                    &feats,
+                    is_init_cond,
+                    &mems,
+                    &ptrs,
+                    num_frames,
+                    ctx,
+                )
             })?
         };
-        fence(&dev, FencePoint::MemoryConditioning)?;
+        ctx.fence(&dev, FencePoint::MemoryConditioning)?;
         let num_pts = match point_inputs {
             Some(p) => p.num_points()?,
             None => 0,
         };
         let multimask = model.use_multimask(is_init_cond, num_pts);
         let high_res = model.high_res_pair(&feats);
-        let sam = crate::profile::stage("sam_heads", &dev, || {
+        let sam = ctx.stage("sam_heads", &dev, || {
             model.forward_sam_heads(&pix_feat, point_inputs, prev_logits, high_res, multimask)
         })?;
-        fence(&dev, FencePoint::Heads)?;
+        ctx.fence(&dev, FencePoint::Heads)?;
         let memory = if run_mem_encoder && tcfg.num_maskmem > 0 {
-            Some(crate::profile::stage("memory_encoder", &dev, || {
+            Some(ctx.stage("memory_encoder", &dev, || {
                 model.store_memory(model.encode_new_memory(
                     &feats.vision_feat,
                     &sam.high_res_masks,
@@ -325,7 +359,7 @@ impl<'m> Session<'m> {
             None
         };
         let pred_masks = if tcfg.fill_hole_area > 0 {
-            crate::profile::stage("fill_holes", &dev, || {
+            ctx.stage("fill_holes", &dev, || {
                 fill_holes_in_mask_scores(&sam.low_res_masks, tcfg.fill_hole_area)
             })?
         } else {
@@ -438,7 +472,9 @@ impl<'m> Session<'m> {
                 self.objects[oi].tracked.insert(f, reverse);
             }
             let dev = self.device.clone();
-            let res = crate::profile::stage("frame_result", &dev, || self.frame_result(f, true))?;
+            let res = self
+                .ctx
+                .stage("frame_result", &dev, || self.frame_result(f, true))?;
             if self.opts.retention == Retention::Window {
                 let tcfg = self.model.cfg.tracker.clone();
                 for obj in &mut self.objects {
@@ -520,5 +556,162 @@ impl<'m> Session<'m> {
                 (o.obj_id, (o.out.cond.len(), o.out.non_cond.len(), with_mem))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Two sessions with different execution policies on one model in one process: each keeps
+    //! its own (nothing about how a session runs is process-wide state).
+
+    use super::*;
+    use crate::profile::{ProfileMode, Profiler};
+    use crate::tracker::frames::RgbFrames;
+    use candle_nn::VarBuilder;
+    use std::path::PathBuf;
+
+    const FRAMES: usize = 5;
+
+    fn fixtures() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")
+    }
+
+    /// The small SAM 2.1 test variant with its fixture checkpoint (CPU, f32).
+    fn model() -> Sam2Base {
+        let cfg =
+            crate::config::ModelConfig::from_file(&fixtures().join("models/sam2.1_test.json"))
+                .unwrap();
+        let ckpt = fixtures().join("fixtures/sam2_test/model.pt");
+        let map: HashMap<String, Tensor> =
+            candle_core::pickle::read_all_with_key(&ckpt, Some("model"))
+                .unwrap()
+                .into_iter()
+                .collect();
+        Sam2Base::new(
+            &cfg,
+            VarBuilder::from_tensors(map, DType::F32, &Device::Cpu),
+        )
+        .unwrap()
+    }
+
+    /// The first frames of the `video_test` fixture (Pillow-decoded RGB).
+    fn frames() -> Box<RgbFrames> {
+        let p = fixtures().join("fixtures/video_test/pillow_rgb.safetensors");
+        let rgb = candle_core::safetensors::load(&p, &Device::Cpu).unwrap()["rgb"].clone();
+        let (_, h, w, _) = rgb.dims4().unwrap();
+        let frames = (0..FRAMES)
+            .map(|i| rgb.get(i).unwrap().flatten_all().unwrap().to_vec1::<u8>())
+            .collect::<candle_core::Result<Vec<_>>>()
+            .unwrap();
+        Box::new(RgbFrames::new(frames, w as u32, h as u32).unwrap())
+    }
+
+    fn point(x: f32, y: f32) -> Prompt {
+        Prompt {
+            points: vec![(x, y, 1)],
+            bbox: None,
+        }
+    }
+
+    fn logits(r: &FrameResult) -> Vec<f32> {
+        r.low_res_masks.flatten_all().unwrap().to_vec1().unwrap()
+    }
+
+    /// One session alone: prompt frame 0, track every frame in one call.
+    fn alone(model: &Sam2Base, opts: SessionOptions, prompt: &Prompt) -> Vec<Vec<f32>> {
+        let mut s = Session::with_frames(model, frames(), &Device::Cpu, opts);
+        s.add_prompt(0, 1, prompt).unwrap();
+        let mut out = Vec::new();
+        s.propagate(Some(0), None, false, |r| {
+            out.push(logits(&r));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn two_sessions_keep_their_own_execution_policy() {
+        let model = model();
+        let (w, h) = {
+            let f = frames();
+            let (h, w) = f.size();
+            (w as f32, h as f32)
+        };
+        let (prompt_a, prompt_b) = (point(w * 0.5, h * 0.5), point(w * 0.25, h * 0.75));
+        let profiled = Arc::new(Profiler::new(ProfileMode::Synchronized));
+        let opts_a = SessionOptions {
+            memory_fences: Some(FenceSet::all()),
+            cuda_graph: true,
+            profiler: Some(profiled.clone()),
+            ..Default::default()
+        };
+        let opts_b = SessionOptions {
+            memory_fences: Some(FenceSet::NONE),
+            cuda_graph: false,
+            profiler: None,
+            ..Default::default()
+        };
+        let mut a = Session::with_frames(&model, frames(), &Device::Cpu, opts_a.clone());
+        // Opening a second session with other options leaves the first one's policy alone.
+        let mut b = Session::with_frames(&model, frames(), &Device::Cpu, opts_b.clone());
+        assert_eq!(a.exec_ctx().fences(), FenceSet::all());
+        assert!(a.exec_ctx().trunk_graph());
+        assert!(
+            !a.exec_ctx().graph_trunk(),
+            "profiling keeps the trunk eager"
+        );
+        assert!(a.exec_ctx().profiler().is_some());
+        assert_eq!(b.exec_ctx().fences(), FenceSet::NONE);
+        assert!(!b.exec_ctx().trunk_graph() && b.exec_ctx().profiler().is_none());
+
+        // Interleaved frame by frame.
+        a.add_prompt(0, 1, &prompt_a).unwrap();
+        b.add_prompt(0, 1, &prompt_b).unwrap();
+        let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+        for f in 0..FRAMES {
+            a.propagate(Some(f), Some(0), false, |r| {
+                got_a.push(logits(&r));
+                Ok(())
+            })
+            .unwrap();
+            b.propagate(Some(f), Some(0), false, |r| {
+                got_b.push(logits(&r));
+                Ok(())
+            })
+            .unwrap();
+        }
+        assert_eq!(a.exec_ctx().fences(), FenceSet::all());
+        assert_eq!(b.exec_ctx().fences(), FenceSet::NONE);
+
+        // Each equals its single-session run, bit for bit.
+        let reference = Arc::new(Profiler::new(ProfileMode::Synchronized));
+        let want_a = alone(
+            &model,
+            opts_a.with_profiler(Some(reference.clone())),
+            &prompt_a,
+        );
+        let want_b = alone(&model, opts_b, &prompt_b);
+        assert_eq!(got_a.len(), FRAMES);
+        assert_eq!(got_a, want_a);
+        assert_eq!(got_b, want_b);
+        assert_ne!(got_a, got_b, "the two prompts track different masks");
+
+        // The profiler of session a saw a's stages only: the same calls as a's run alone, from
+        // the session's own stages down to the Hiera blocks and the memory-attention layers.
+        let stages = profiled.stages();
+        assert_eq!(stages, reference.stages());
+        for s in [
+            "image_encoder",
+            "image_encoder.trunk",
+            "hiera.mlp",
+            "mem_attn.attend",
+            "sam_heads",
+        ] {
+            assert!(stages.contains(&s), "{s} not profiled: {stages:?}");
+        }
+        for s in stages {
+            assert_eq!(profiled.calls(s), reference.calls(s), "stage {s}");
+        }
     }
 }

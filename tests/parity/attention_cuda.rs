@@ -9,14 +9,14 @@
 #[ignore = "needs a CUDA device; run with --features cuda -- --ignored (results: docs/performance.md)"]
 fn fused_attention_matches_the_unfused_path_on_cuda() {
     let dev = vosbench::cuda::open_cuda(0).expect("CUDA device 0");
-    let rows = vosbench::cuda::flash_attn::check(&dev, false).unwrap();
+    let rows = vosbench::cli::probe::attention::check(&dev, false).unwrap();
     assert_eq!(
         rows.len(),
-        4 * vosbench::cuda::flash_attn::CHECK_SHAPES.len()
+        4 * vosbench::cli::probe::attention::CHECK_SHAPES.len()
     );
     assert!(
         rows.iter().all(|r| r.ok),
         "{}",
-        vosbench::cuda::flash_attn::render_check(&rows)
+        vosbench::cli::probe::attention::render_check(&rows)
     );
 }

@@ -7,8 +7,9 @@ use crate::common::{assert_close, get, load_tensors, pt_var_builder, test_config
 use candle_core::Tensor;
 use std::collections::HashMap;
 use vosbench::config::{ModelConfig, TrunkConfig};
-use vosbench::edgetam::perceiver::PerceiverResampler;
-use vosbench::edgetam::repvit::RepVit;
+use vosbench::nn::ModelOptions;
+use vosbench::sam2::backbones::repvit::RepVit;
+use vosbench::sam2::perceiver::PerceiverResampler;
 
 const TOL: f64 = 1e-4;
 
@@ -76,8 +77,12 @@ fn check_trunk(trunk: &RepVit, label: &str) {
 fn repvit_unfolded_matches_reference() {
     let (fx, cfg) = fixture();
     let vb = pt_var_builder(fx, "model.pt");
-    let trunk =
-        RepVit::new_unfolded(&repvit_cfg(&cfg), vb.pp("image_encoder.trunk")).expect("build");
+    let trunk = RepVit::new_unfolded(
+        &repvit_cfg(&cfg),
+        &ModelOptions::default(),
+        vb.pp("image_encoder.trunk"),
+    )
+    .expect("build");
     check_trunk(&trunk, "unfolded");
 }
 
@@ -85,7 +90,12 @@ fn repvit_unfolded_matches_reference() {
 fn repvit_folded_matches_reference() {
     let (fx, cfg) = fixture();
     let vb = pt_var_builder(fx, "model.pt");
-    let trunk = RepVit::new(&repvit_cfg(&cfg), vb.pp("image_encoder.trunk")).expect("build");
+    let trunk = RepVit::new(
+        &repvit_cfg(&cfg),
+        &ModelOptions::default(),
+        vb.pp("image_encoder.trunk"),
+    )
+    .expect("build");
     check_trunk(&trunk, "folded");
 }
 
@@ -96,7 +106,8 @@ fn perceiver() -> PerceiverResampler {
         .as_ref()
         .expect("the variant has a perceiver");
     let vb = pt_var_builder(fx, "model.pt");
-    PerceiverResampler::new(pcfg, vb.pp("spatial_perceiver")).expect("build perceiver")
+    PerceiverResampler::new(pcfg, &ModelOptions::default(), vb.pp("spatial_perceiver"))
+        .expect("build perceiver")
 }
 
 #[test]
@@ -183,11 +194,12 @@ fn perceiver_rejects_mismatched_input() {
 /// FPN level and its position encoding.
 #[test]
 fn image_encoder_matches_reference() {
-    use vosbench::sam2::image_encoder::ImageEncoder;
+    use vosbench::sam2::backbones::image_encoder::ImageEncoder;
     let (fx, cfg) = fixture();
     let t = load_tensors(fx, "stages.safetensors");
     let vb = pt_var_builder(fx, "model.pt");
-    let enc = ImageEncoder::new(&cfg, vb.pp("image_encoder")).expect("build image encoder");
+    let enc = ImageEncoder::new(&cfg, &ModelOptions::default(), vb.pp("image_encoder"))
+        .expect("build image encoder");
     let image = get(&t, "image");
     let xs = enc.trunk().forward(&image).expect("trunk");
     let (fpn, pos) = enc.neck().forward(&xs).expect("neck");

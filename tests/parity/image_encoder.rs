@@ -9,8 +9,9 @@ use crate::common::{assert_close, get, load_tensors, pt_var_builder, test_config
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
-use vosbench::sam2::hieradet::Hiera;
-use vosbench::sam2::image_encoder::{FpnNeck, ImageEncoder};
+use vosbench::nn::ModelOptions;
+use vosbench::sam2::backbones::hieradet::Hiera;
+use vosbench::sam2::backbones::image_encoder::{FpnNeck, ImageEncoder};
 
 const FIXTURE: &str = "sam2_test";
 const TOL: f64 = 1e-4;
@@ -22,10 +23,14 @@ fn fixtures() -> HashMap<String, Tensor> {
 fn hiera() -> Hiera {
     let cfg = test_config("sam2.1_test");
     let vb = pt_var_builder(FIXTURE, "model.pt");
-    Hiera::new(cfg.hiera().unwrap(), vb.pp("image_encoder").pp("trunk"))
-        .unwrap()
-        .with_image_size(cfg.image_size)
-        .unwrap()
+    Hiera::new(
+        cfg.hiera().unwrap(),
+        &ModelOptions::default(),
+        vb.pp("image_encoder").pp("trunk"),
+    )
+    .unwrap()
+    .with_image_size(cfg.image_size)
+    .unwrap()
 }
 
 #[test]
@@ -112,7 +117,12 @@ fn neck_levels_and_position_encodings() {
     let t = fixtures();
     let cfg = test_config("sam2.1_test");
     let vb = pt_var_builder(FIXTURE, "model.pt");
-    let neck = FpnNeck::new(&cfg.image_encoder.neck, vb.pp("image_encoder").pp("neck")).unwrap();
+    let neck = FpnNeck::new(
+        &cfg.image_encoder.neck,
+        &ModelOptions::default(),
+        vb.pp("image_encoder").pp("neck"),
+    )
+    .unwrap();
     let xs: Vec<Tensor> = (0..4).map(|k| get(&t, &format!("trunk.out.{k}"))).collect();
     let (fpn, pos) = neck.forward(&xs).unwrap();
     assert_eq!(fpn.len(), 4);
@@ -137,7 +147,7 @@ fn encoder_outputs_after_scalp() {
     let t = fixtures();
     let cfg = test_config("sam2.1_test");
     let vb = pt_var_builder(FIXTURE, "model.pt");
-    let enc = ImageEncoder::new(&cfg, vb.pp("image_encoder")).unwrap();
+    let enc = ImageEncoder::new(&cfg, &ModelOptions::default(), vb.pp("image_encoder")).unwrap();
     let out = enc.forward(&get(&t, "image")).unwrap();
     assert_eq!(out.backbone_fpn.len(), 3, "scalp 1 keeps 3 of 4 levels");
     assert_eq!(out.vision_pos_enc.len(), 3);
@@ -177,7 +187,7 @@ fn mis_shaped_weight_fails_with_its_key() {
             key,
             Tensor::zeros((3, 5), DType::F32, &Device::Cpu).unwrap(),
         );
-        let err = ImageEncoder::new(&cfg, vb.pp("image_encoder"))
+        let err = ImageEncoder::new(&cfg, &ModelOptions::default(), vb.pp("image_encoder"))
             .unwrap_err()
             .to_string();
         assert!(err.contains(key), "error for {key} does not name it: {err}");
@@ -192,7 +202,7 @@ fn missing_weight_fails_with_its_key() {
     let key = "image_encoder.trunk.blocks.6.proj.bias";
     let map: HashMap<String, Tensor> = tensors.into_iter().filter(|(k, _)| k != key).collect();
     let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
-    let err = ImageEncoder::new(&cfg, vb.pp("image_encoder"))
+    let err = ImageEncoder::new(&cfg, &ModelOptions::default(), vb.pp("image_encoder"))
         .unwrap_err()
         .to_string();
     assert!(err.contains(key), "error does not name {key}: {err}");
@@ -217,10 +227,14 @@ fn full_size_variant_from_env() {
         candle_core::pickle::read_all_with_key(dir.join("model.pt"), Some("model")).unwrap();
     let map: HashMap<String, Tensor> = tensors.into_iter().collect();
     let vb = VarBuilder::from_tensors(map, DType::F32, &Device::Cpu);
-    let trunk = Hiera::new(cfg.hiera().unwrap(), vb.pp("image_encoder").pp("trunk"))
-        .unwrap()
-        .with_image_size(cfg.image_size)
-        .unwrap();
+    let trunk = Hiera::new(
+        cfg.hiera().unwrap(),
+        &ModelOptions::default(),
+        vb.pp("image_encoder").pp("trunk"),
+    )
+    .unwrap()
+    .with_image_size(cfg.image_size)
+    .unwrap();
     let image = get(&t, "image");
     assert_close(
         "trunk.patch_embed",
@@ -248,7 +262,7 @@ fn full_size_variant_from_env() {
         );
         x = want;
     }
-    let enc = ImageEncoder::new(&cfg, vb.pp("image_encoder")).unwrap();
+    let enc = ImageEncoder::new(&cfg, &ModelOptions::default(), vb.pp("image_encoder")).unwrap();
     let out = enc.forward(&image).unwrap();
     for k in 0..out.backbone_fpn.len() {
         let name = format!("encoder.backbone_fpn.{k}");

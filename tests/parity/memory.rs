@@ -8,6 +8,7 @@ use crate::common::{assert_close, get, load_tensors, max_abs, pt_var_builder, te
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use vosbench::nn::rope::{self, AxialRope};
+use vosbench::nn::ModelOptions;
 use vosbench::sam2::memory_attention::MemoryAttention;
 use vosbench::sam2::memory_encoder::MemoryEncoder;
 
@@ -147,7 +148,12 @@ fn check_memory_encoder(fixture: &str, variant: &str) {
     let t = load_tensors(fixture, "stages.safetensors");
     let cfg = test_config(variant);
     let vb = pt_var_builder(fixture, "model.pt");
-    let enc = MemoryEncoder::new(&cfg.memory_encoder, vb.pp("memory_encoder")).unwrap();
+    let enc = MemoryEncoder::new(
+        &cfg.memory_encoder,
+        &ModelOptions::default(),
+        vb.pp("memory_encoder"),
+    )
+    .unwrap();
     let s = enc
         .forward_stages(&get(&t, "memenc.pix_feat"), &get(&t, "memenc.mask"), true)
         .unwrap();
@@ -187,7 +193,12 @@ fn check_memory_attention(fixture: &str, variant: &str) {
     let t = load_tensors(fixture, "stages.safetensors");
     let cfg = test_config(variant);
     let vb = pt_var_builder(fixture, "model.pt");
-    let mut ma = MemoryAttention::new(&cfg.memory_attention, vb.pp("memory_attention")).unwrap();
+    let mut ma = MemoryAttention::new(
+        &cfg.memory_attention,
+        &ModelOptions::default(),
+        vb.pp("memory_attention"),
+    )
+    .unwrap();
     let curr = get(&t, "memattn.curr");
     let curr_pos = get(&t, "memattn.curr_pos");
     let memory = get(&t, "memattn.memory");
@@ -261,7 +272,12 @@ fn memory_attention_rejects_bad_inputs() {
     let t = load_tensors("edgetam_test", "stages.safetensors");
     let cfg = test_config("edgetam_test");
     let vb = pt_var_builder("edgetam_test", "model.pt");
-    let ma = MemoryAttention::new(&cfg.memory_attention, vb.pp("memory_attention")).unwrap();
+    let ma = MemoryAttention::new(
+        &cfg.memory_attention,
+        &ModelOptions::default(),
+        vb.pp("memory_attention"),
+    )
+    .unwrap();
     let curr = get(&t, "memattn.curr");
     let curr_pos = get(&t, "memattn.curr_pos");
     let memory = get(&t, "memattn.memory");

@@ -5,6 +5,7 @@
 use crate::common::{assert_close, get, load_tensors, pt_var_builder, rel_l2, test_config};
 use candle_core::{DType, Tensor};
 use std::collections::HashMap;
+use vosbench::nn::ModelOptions;
 use vosbench::sam2::mask_decoder::{stability_scores, MaskDecoder};
 use vosbench::sam2::prompt_encoder::PromptEncoder;
 
@@ -21,8 +22,10 @@ fn heads() -> Heads {
     let cfg = test_config("sam2.1_test");
     let vb = pt_var_builder(FIXTURE, "model.pt");
     let t = load_tensors(FIXTURE, "stages.safetensors");
-    let pe = PromptEncoder::new(&cfg, vb.pp("sam_prompt_encoder")).expect("prompt encoder");
-    let md = MaskDecoder::new(&cfg, vb.pp("sam_mask_decoder")).expect("mask decoder");
+    let pe = PromptEncoder::new(&cfg, &ModelOptions::default(), vb.pp("sam_prompt_encoder"))
+        .expect("prompt encoder");
+    let md = MaskDecoder::new(&cfg, &ModelOptions::default(), vb.pp("sam_mask_decoder"))
+        .expect("mask decoder");
     Heads { t, pe, md }
 }
 

@@ -20,6 +20,7 @@ mod trunk;
 use super::compare::{compare, Feed, StageResult};
 use crate::config::{ModelConfig, TrunkConfig};
 use crate::error::{Error, Result};
+use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -33,6 +34,17 @@ pub fn run_stages(
     stages: &HashMap<String, Tensor>,
     device: &Device,
 ) -> Result<Vec<StageResult>> {
+    run_stages_with(cfg, weights, stages, device, &ModelOptions::default())
+}
+
+/// [`run_stages`] with the model built with `model_opts` (the CLI's convolution settings).
+pub fn run_stages_with(
+    cfg: &ModelConfig,
+    weights: VarBuilder,
+    stages: &HashMap<String, Tensor>,
+    device: &Device,
+    model_opts: &ModelOptions,
+) -> Result<Vec<StageResult>> {
     let mut fx = Fx {
         t: stages,
         dev: device,
@@ -41,14 +53,14 @@ pub fn run_stages(
     let levels = cfg.image_encoder.neck.backbone_channel_list.len();
     match &cfg.image_encoder.trunk {
         TrunkConfig::Hiera(h) if fx.any_prefix("trunk.") => {
-            trunk::hiera_stages(&mut fx, h, &weights, cfg.image_size, levels)?;
+            trunk::hiera_stages(&mut fx, h, &weights, model_opts, cfg.image_size, levels)?;
         }
         TrunkConfig::Repvit(r) if fx.any_prefix("trunk.") => {
-            trunk::repvit_stages(&mut fx, r, &weights)?;
+            trunk::repvit_stages(&mut fx, r, &weights, model_opts)?;
         }
         _ => {}
     }
-    let model = Sam2Base::new(cfg, weights)?;
+    let model = Sam2Base::new_with(cfg, model_opts, weights)?;
     encoder::encoder_stages(&mut fx, &model, levels)?;
     heads::head_stages(&mut fx, &model, cfg)?;
     memory::memory_stages(&mut fx, &model, cfg)?;

@@ -4,9 +4,10 @@
 
 use super::{numbered, Feed, Fx};
 use crate::config::{HieraConfig, RepVitConfig};
-use crate::edgetam::repvit::RepVit;
 use crate::error::Result;
-use crate::sam2::hieradet::Hiera;
+use crate::nn::ModelOptions;
+use crate::sam2::backbones::hieradet::Hiera;
+use crate::sam2::backbones::repvit::RepVit;
 use candle_core::{Module, Tensor};
 use candle_nn::VarBuilder;
 
@@ -14,11 +15,12 @@ pub(super) fn hiera_stages(
     fx: &mut Fx,
     cfg: &HieraConfig,
     weights: &VarBuilder,
+    model_opts: &ModelOptions,
     image_size: usize,
     levels: usize,
 ) -> Result<()> {
-    let trunk =
-        Hiera::new(cfg, weights.pp("image_encoder").pp("trunk"))?.with_image_size(image_size)?;
+    let trunk = Hiera::new(cfg, model_opts, weights.pp("image_encoder").pp("trunk"))?
+        .with_image_size(image_size)?;
     if fx.has("trunk.patch_embed") {
         let image = fx.input("image", "trunk.patch_embed")?;
         fx.check(
@@ -59,8 +61,13 @@ pub(super) fn hiera_stages(
     Ok(())
 }
 
-pub(super) fn repvit_stages(fx: &mut Fx, cfg: &RepVitConfig, weights: &VarBuilder) -> Result<()> {
-    let trunk = RepVit::new(cfg, weights.pp("image_encoder").pp("trunk"))?;
+pub(super) fn repvit_stages(
+    fx: &mut Fx,
+    cfg: &RepVitConfig,
+    weights: &VarBuilder,
+    model_opts: &ModelOptions,
+) -> Result<()> {
+    let trunk = RepVit::new(cfg, model_opts, weights.pp("image_encoder").pp("trunk"))?;
     let image = fx.input("image", "trunk.*")?;
     let mut taps: Vec<(String, Tensor)> = Vec::new();
     let outs = trunk.forward_with_taps(&image, &mut |n, x| {

@@ -19,6 +19,7 @@ use crate::nn::attention::{recombine_heads, sdpa, separate_heads};
 use crate::nn::linear::{linear_no_bias, Linear};
 use crate::nn::norm::layer_norm;
 use crate::nn::position_encoding::PositionEmbeddingSine;
+use crate::nn::ModelOptions;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{LayerNorm, VarBuilder};
 
@@ -66,10 +67,12 @@ struct PerceiverAttention {
     to_kv: Linear,
     to_out: Linear,
     concat_kv_latents: bool,
+    /// May use the fused CUDA attention kernel ([`ModelOptions::fused_attention`]).
+    fused: bool,
 }
 
 impl PerceiverAttention {
-    fn new(cfg: &PerceiverConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &PerceiverConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let (dim, inner) = (cfg.dim, cfg.dim_head * cfg.heads);
         Ok(Self {
             heads: cfg.heads,
@@ -80,6 +83,7 @@ impl PerceiverAttention {
             to_kv: linear_no_bias(dim, 2 * inner, vb.pp("to_kv"))?,
             to_out: linear_no_bias(inner, dim, vb.pp("to_out"))?,
             concat_kv_latents: cfg.concat_kv_latents,
+            fused: opts.fused_attention,
         })
     }
 
@@ -106,7 +110,7 @@ impl PerceiverAttention {
         let q = separate_heads(&q, self.heads)?;
         let k = separate_heads(&k, self.heads)?;
         let v = separate_heads(&v, self.heads)?;
-        let out = recombine_heads(&sdpa(&q, &k, &v, None)?)?;
+        let out = recombine_heads(&sdpa(&q, &k, &v, None, self.fused)?)?;
         self.to_out.forward(&out)
     }
 }
@@ -120,10 +124,12 @@ struct SelfAttention {
     to_q: Linear,
     to_kv: Linear,
     to_out: Linear,
+    /// May use the fused CUDA attention kernel ([`ModelOptions::fused_attention`]).
+    fused: bool,
 }
 
 impl SelfAttention {
-    fn new(cfg: &PerceiverConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &PerceiverConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let (dim, inner) = (cfg.dim, cfg.dim_head * cfg.heads);
         Ok(Self {
             heads: cfg.heads,
@@ -132,6 +138,7 @@ impl SelfAttention {
             to_q: linear_no_bias(dim, inner, vb.pp("to_q"))?,
             to_kv: linear_no_bias(dim, 2 * inner, vb.pp("to_kv"))?,
             to_out: linear_no_bias(inner, dim, vb.pp("to_out"))?,
+            fused: opts.fused_attention,
         })
     }
 }
@@ -144,7 +151,7 @@ impl Module for SelfAttention {
         let kv = self.to_kv.forward(&x)?;
         let k = separate_heads(&kv.narrow(D::Minus1, 0, self.inner)?, self.heads)?;
         let v = separate_heads(&kv.narrow(D::Minus1, self.inner, self.inner)?, self.heads)?;
-        let out = recombine_heads(&sdpa(&q, &k, &v, None)?)?;
+        let out = recombine_heads(&sdpa(&q, &k, &v, None, self.fused)?)?;
         self.to_out.forward(&out)
     }
 }
@@ -159,17 +166,17 @@ struct PerceiverLayer {
 }
 
 impl PerceiverLayer {
-    fn new(cfg: &PerceiverConfig, vb: VarBuilder) -> Result<Self> {
+    fn new(cfg: &PerceiverConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let self_attn = if cfg.use_self_attn {
             Some((
-                SelfAttention::new(cfg, vb.pp("self_attn"))?,
+                SelfAttention::new(cfg, opts, vb.pp("self_attn"))?,
                 FeedForward::new(cfg.dim, cfg.ff_mult, vb.pp("self_ff"))?,
             ))
         } else {
             None
         };
         Ok(Self {
-            attn: PerceiverAttention::new(cfg, vb.pp("attn"))?,
+            attn: PerceiverAttention::new(cfg, opts, vb.pp("attn"))?,
             ff: FeedForward::new(cfg.dim, cfg.ff_mult, vb.pp("ff"))?,
             self_attn,
         })
@@ -203,7 +210,7 @@ pub struct PerceiverResampler {
 }
 
 impl PerceiverResampler {
-    pub fn new(cfg: &PerceiverConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &PerceiverConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let dim = cfg.dim;
         if cfg.heads == 0 || cfg.dim_head == 0 || dim == 0 || cfg.depth == 0 {
             candle_core::bail!("perceiver: dim, dim_head, heads and depth must be positive");
@@ -243,7 +250,7 @@ impl PerceiverResampler {
             None
         };
         let layers = (0..cfg.depth)
-            .map(|i| PerceiverLayer::new(cfg, vb.pp("layers").pp(i)))
+            .map(|i| PerceiverLayer::new(cfg, opts, vb.pp("layers").pp(i)))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             latents,

@@ -5,13 +5,14 @@
 //! lag of each stage's opening block) is derived from [`HieraConfig`] exactly as `Hiera.__init__`
 //! does (architecture.md §1.8, §3.1).
 
-use crate::config::HieraConfig;
+use crate::config::{FencePoint, HieraConfig};
+use crate::exec::ExecCtx;
 use crate::nn::attention::sdpa;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::interpolate::bicubic;
 use crate::nn::linear::Linear;
 use crate::nn::norm::layer_norm;
-use crate::nn::ContiguousExt;
+use crate::nn::{ContiguousExt, ModelOptions};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, LayerNorm, VarBuilder};
 
@@ -125,6 +126,8 @@ pub struct MultiScaleAttention {
     q_stride: Option<(usize, usize)>,
     /// Query rows per SDPA call (bounds the score matrix of global blocks); None = all at once.
     chunk: Option<usize>,
+    /// May use the fused CUDA attention kernel ([`ModelOptions::fused_attention`]).
+    fused: bool,
 }
 
 impl MultiScaleAttention {
@@ -133,6 +136,7 @@ impl MultiScaleAttention {
         dim_out: usize,
         num_heads: usize,
         q_stride: Option<(usize, usize)>,
+        opts: &ModelOptions,
         vb: VarBuilder,
     ) -> Result<Self> {
         if num_heads == 0 || !dim_out.is_multiple_of(num_heads) {
@@ -149,19 +153,20 @@ impl MultiScaleAttention {
             dim_out,
             q_stride,
             chunk: None,
+            fused: opts.fused_attention,
         })
     }
-}
 
-impl Module for MultiScaleAttention {
-    /// x: [B, H, W, dim] -> [B, H', W', dim_out] (H' = H/2 with q-pool)
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// x: [B, H, W, dim] -> [B, H', W', dim_out] (H' = H/2 with q-pool); stages profiled in
+    /// `ctx`.
+    pub fn forward_ctx(&self, x: &Tensor, ctx: &ExecCtx) -> Result<Tensor> {
         let (b, h, w, _) = x.dims4()?;
         let nh = self.num_heads;
         let hd = self.dim_out / nh;
         // [B, HW, 3, heads, hd]; the 3 axis is outermost in the qkv output.
         let dev = x.device();
-        let qkv = crate::profile::stage("hiera.attn.qkv", dev, || linear_last(&self.qkv, x))?
+        let qkv = ctx
+            .stage("hiera.attn.qkv", dev, || linear_last(&self.qkv, x))?
             .reshape((b, h * w, 3, nh, hd))?;
         let mut q = qkv.narrow(2, 0, 1)?.squeeze(2)?;
         let k = qkv.narrow(2, 1, 1)?.squeeze(2)?;
@@ -173,7 +178,7 @@ impl Module for MultiScaleAttention {
             wo = pooled.dim(2)?;
             q = pooled.reshape((b, ho * wo, nh, hd))?;
         }
-        let (q, k, v) = crate::profile::stage("hiera.attn.heads", dev, || {
+        let (q, k, v) = ctx.stage("hiera.attn.heads", dev, || {
             Ok::<_, candle_core::Error>((
                 q.transpose(1, 2)?.contiguous_fast()?,
                 k.transpose(1, 2)?.contiguous_fast()?,
@@ -181,12 +186,21 @@ impl Module for MultiScaleAttention {
             ))
         })?;
         // [B, heads, N', hd]
-        let o = crate::profile::stage("hiera.attn.sdpa", dev, || sdpa(&q, &k, &v, self.chunk))?;
+        let o = ctx.stage("hiera.attn.sdpa", dev, || {
+            sdpa(&q, &k, &v, self.chunk, self.fused)
+        })?;
         let o = o
             .transpose(1, 2)?
             .contiguous_fast()?
             .reshape((b, ho, wo, self.dim_out))?;
-        crate::profile::stage("hiera.attn.proj", dev, || linear_last(&self.proj, &o))
+        ctx.stage("hiera.attn.proj", dev, || linear_last(&self.proj, &o))
+    }
+}
+
+impl Module for MultiScaleAttention {
+    /// As [`MultiScaleAttention::forward_ctx`] with the default context.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_ctx(x, &ExecCtx::default())
     }
 }
 
@@ -205,6 +219,7 @@ pub struct MultiScaleBlock {
 }
 
 impl MultiScaleBlock {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dim: usize,
         dim_out: usize,
@@ -212,10 +227,12 @@ impl MultiScaleBlock {
         mlp_ratio: f64,
         q_stride: Option<(usize, usize)>,
         window_size: usize,
+        opts: &ModelOptions,
         vb: VarBuilder,
     ) -> Result<Self> {
         let norm1 = layer_norm(dim, LN_EPS, vb.pp("norm1"))?;
-        let attn = MultiScaleAttention::new(dim, dim_out, num_heads, q_stride, vb.pp("attn"))?;
+        let attn =
+            MultiScaleAttention::new(dim, dim_out, num_heads, q_stride, opts, vb.pp("attn"))?;
         let norm2 = layer_norm(dim_out, LN_EPS, vb.pp("norm2"))?;
         let hidden = (dim_out as f64 * mlp_ratio) as usize;
         let mlp_in = crate::nn::linear::linear(dim_out, hidden, vb.pp("mlp").pp("layers").pp(0))?;
@@ -249,13 +266,11 @@ impl MultiScaleBlock {
     pub fn set_attention_chunk(&mut self, chunk: Option<usize>) {
         self.attn.chunk = chunk;
     }
-}
 
-impl Module for MultiScaleBlock {
-    /// x: [B, H, W, dim] -> [B, H', W', dim_out]
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// x: [B, H, W, dim] -> [B, H', W', dim_out]; stages profiled in `ctx`.
+    pub fn forward_ctx(&self, x: &Tensor, ctx: &ExecCtx) -> Result<Tensor> {
         let dev = x.device();
-        let xn = crate::profile::stage("hiera.norm1", dev, || self.norm1.forward(x))?;
+        let xn = ctx.stage("hiera.norm1", dev, || self.norm1.forward(x))?;
         let shortcut = match &self.proj {
             Some(proj) => {
                 let s = linear_last(proj, &xn)?;
@@ -269,11 +284,11 @@ impl Module for MultiScaleBlock {
         let (_, h, w, _) = xn.dims4()?;
         let mut ws = self.window_size;
         let (attn_in, mut pad_hw) = if ws > 0 {
-            crate::profile::stage("hiera.window_partition", dev, || window_partition(&xn, ws))?
+            ctx.stage("hiera.window_partition", dev, || window_partition(&xn, ws))?
         } else {
             (xn.clone(), (h, w))
         };
-        let mut y = crate::profile::stage("hiera.attn", dev, || self.attn.forward(&attn_in))?;
+        let mut y = ctx.stage("hiera.attn", dev, || self.attn.forward_ctx(&attn_in, ctx))?;
         let (mut oh, mut ow) = (h, w);
         if let Some((sh, _)) = self.q_stride {
             ws = self.window_size / sh;
@@ -284,16 +299,23 @@ impl Module for MultiScaleBlock {
             }
         }
         if self.window_size > 0 {
-            y = crate::profile::stage("hiera.window_unpartition", dev, || {
+            y = ctx.stage("hiera.window_unpartition", dev, || {
                 window_unpartition(&y, ws, pad_hw, (oh, ow))
             })?;
         }
         let x = (shortcut + y)?;
-        crate::profile::stage("hiera.mlp", dev, || {
+        ctx.stage("hiera.mlp", dev, || {
             let m = linear_last(&self.mlp_in, &self.norm2.forward(&x)?)?.gelu_erf()?;
             let m = linear_last(&self.mlp_out, &m)?;
             x + m
         })
+    }
+}
+
+impl Module for MultiScaleBlock {
+    /// As [`MultiScaleBlock::forward_ctx`] with the default context.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_ctx(x, &ExecCtx::default())
     }
 }
 
@@ -379,14 +401,14 @@ pub struct Hiera {
 }
 
 impl Hiera {
-    pub fn new(cfg: &HieraConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &HieraConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let c1 = cfg.embed_dim;
         let pe_cfg = Conv2dConfig {
             padding: 3,
             stride: 4,
             ..Default::default()
         };
-        let patch_embed = conv2d(3, c1, 7, pe_cfg, vb.pp("patch_embed").pp("proj"))?;
+        let patch_embed = conv2d(3, c1, 7, pe_cfg, opts, vb.pp("patch_embed").pp("proj"))?;
         let [bh, bw] = cfg.window_pos_embed_bkg_spatial_size;
         let pos_embed = vb.get((1, c1, bh, bw), "pos_embed")?;
         let [wh, ww] = cfg.window_pos_embed_size;
@@ -405,6 +427,7 @@ impl Hiera {
                     cfg.mlp_ratio,
                     s.q_pool.then_some(q_stride),
                     s.window_size,
+                    opts,
                     vbb.pp(i),
                 )
             })
@@ -493,22 +516,22 @@ impl Hiera {
         }
     }
 
-    /// Run the trunk and keep every block output too.
+    /// Run the trunk and keep every block output too (default context).
     /// x: [B, 3, S, S] -> (4 stage outputs NCHW, one NHWC output per block)
     pub fn forward_with_intermediates(&self, x: &Tensor) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
-        self.run(x, true)
+        self.run(x, true, &ExecCtx::default())
     }
 
-    fn run(&self, x: &Tensor, keep: bool) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
-        let x = crate::profile::stage("hiera.patch_embed", x.device(), || self.patch_embed(x))?;
+    fn run(&self, x: &Tensor, keep: bool, ctx: &ExecCtx) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+        let x = ctx.stage("hiera.patch_embed", x.device(), || self.patch_embed(x))?;
         let (_, h, w, _) = x.dims4()?;
         let pe = self.pos_embed((h, w), &x)?.to_dtype(x.dtype())?;
         let mut x = x.broadcast_add(&pe)?;
         let mut outs = Vec::with_capacity(self.stage_ends.len());
         let mut inter = Vec::new();
         for (i, blk) in self.blocks.iter().enumerate() {
-            x = blk.forward(&x)?;
-            crate::cuda::memory::fence(x.device(), crate::cuda::memory::FencePoint::HieraBlock)?;
+            x = blk.forward_ctx(&x, ctx)?;
+            ctx.fence(x.device(), FencePoint::HieraBlock)?;
             if keep {
                 inter.push(x.clone());
             }
@@ -521,9 +544,15 @@ impl Hiera {
 }
 
 impl Hiera {
-    /// x: [B, 3, S, S] -> 4 stage outputs, NCHW, highest resolution first.
+    /// x: [B, 3, S, S] -> 4 stage outputs, NCHW, highest resolution first; each block waits at
+    /// `ctx`'s block fence and its stages are profiled in `ctx`.
+    pub fn forward_stages_ctx(&self, x: &Tensor, ctx: &ExecCtx) -> Result<Vec<Tensor>> {
+        Ok(self.run(x, false, ctx)?.0)
+    }
+
+    /// [`Hiera::forward_stages_ctx`] with the default context.
     pub fn forward_stages(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        Ok(self.run(x, false)?.0)
+        self.forward_stages_ctx(x, &ExecCtx::default())
     }
 }
 

@@ -6,24 +6,32 @@
 //! a sine position encoding to every level; `scalp` then drops the lowest-resolution levels
 //! (architecture.md §3.2).
 
-use crate::config::{ModelConfig, NeckConfig, TrunkConfig};
-use crate::edgetam::repvit::RepVit;
+use crate::config::{FencePoint, ModelConfig, NeckConfig, TrunkConfig};
+use crate::exec::ExecCtx;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::interpolate;
 use crate::nn::position_encoding::PositionEmbeddingSine;
-use crate::sam2::hieradet::Hiera;
+use crate::nn::ModelOptions;
+use crate::sam2::backbones::hieradet::Hiera;
+use crate::sam2::backbones::repvit::RepVit;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
 /// A backbone producing feature maps, highest resolution first, each `[B, C_k, H_k, W_k]`.
 pub trait Trunk: std::fmt::Debug + Send + Sync {
-    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>>;
+    /// Run with a session's execution context (fences and profiled stages inside the trunk).
+    fn forward_ctx(&self, x: &Tensor, ctx: &ExecCtx) -> Result<Vec<Tensor>>;
+
+    /// [`Trunk::forward_ctx`] with the default context.
+    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+        self.forward_ctx(x, &ExecCtx::default())
+    }
 }
 
 impl Trunk for Hiera {
     /// x: [B, 3, S, S] -> 4 NCHW stage outputs
-    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        self.forward_stages(x)
+    fn forward_ctx(&self, x: &Tensor, ctx: &ExecCtx) -> Result<Vec<Tensor>> {
+        self.forward_stages_ctx(x, ctx)
     }
 }
 
@@ -32,8 +40,8 @@ impl Trunk for Hiera {
 struct RepVitTrunk(RepVit);
 
 impl Trunk for RepVitTrunk {
-    /// x: [B, 3, S, S] -> 4 NCHW stage outputs
-    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+    /// x: [B, 3, S, S] -> 4 NCHW stage outputs (RepViT has no fences or profiled stages inside).
+    fn forward_ctx(&self, x: &Tensor, _ctx: &ExecCtx) -> Result<Vec<Tensor>> {
         self.0.forward(x)
     }
 }
@@ -58,7 +66,7 @@ pub struct FpnNeck {
 }
 
 impl FpnNeck {
-    pub fn new(cfg: &NeckConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &NeckConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let conv_cfg = Conv2dConfig::default();
         let convs = cfg
             .backbone_channel_list
@@ -70,6 +78,7 @@ impl FpnNeck {
                     cfg.d_model,
                     cfg.kernel_size,
                     conv_cfg,
+                    opts,
                     vb.pp("convs").pp(i).pp("conv"),
                 )
             })
@@ -163,16 +172,16 @@ pub struct ImageEncoder {
     trunk: Box<dyn Trunk>,
     neck: FpnNeck,
     scalp: usize,
-    /// The trunk replayed as a CUDA graph when `crate::cuda::graph` is enabled.
+    /// The trunk replayed as a CUDA graph when the session's context asks for it.
     trunk_graph: crate::cuda::graph::GraphedFn,
 }
 
 impl ImageEncoder {
-    pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
+    pub fn new(cfg: &ModelConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let ie = &cfg.image_encoder;
         let trunk: Box<dyn Trunk> = match &ie.trunk {
             TrunkConfig::Hiera(h) => {
-                let hiera = Hiera::new(h, vb.pp("trunk"))?.with_image_size(cfg.image_size)?;
+                let hiera = Hiera::new(h, opts, vb.pp("trunk"))?.with_image_size(cfg.image_size)?;
                 let mut want = ie.neck.backbone_channel_list.clone();
                 want.reverse();
                 if hiera.channels() != want {
@@ -194,10 +203,10 @@ impl ImageEncoder {
                         want
                     )
                 }
-                Box::new(RepVitTrunk(RepVit::new(r, vb.pp("trunk"))?))
+                Box::new(RepVitTrunk(RepVit::new(r, opts, vb.pp("trunk"))?))
             }
         };
-        let neck = FpnNeck::new(&ie.neck, vb.pp("neck"))?;
+        let neck = FpnNeck::new(&ie.neck, opts, vb.pp("neck"))?;
         if ie.scalp >= ie.neck.backbone_channel_list.len() {
             candle_core::bail!(
                 "image encoder: scalp {} would drop all {} levels",
@@ -237,17 +246,19 @@ impl ImageEncoder {
         &self.neck
     }
 
-    /// image: [B, 3, S, S] normalized -> features of the kept levels.
-    pub fn forward(&self, image: &Tensor) -> Result<ImageEncoderOutput> {
+    /// image: [B, 3, S, S] normalized -> features of the kept levels, in a session's context:
+    /// the trunk graphed when `ctx` says so, the trunk and neck fences and stages of `ctx`.
+    pub fn forward_ctx(&self, image: &Tensor, ctx: &ExecCtx) -> Result<ImageEncoderOutput> {
         let dev = image.device();
-        use crate::cuda::memory::{fence, FencePoint};
-        let xs = crate::profile::stage("image_encoder.trunk", dev, || {
-            self.trunk_graph.run(image, &|x| self.trunk.forward(x))
+        let xs = ctx.stage("image_encoder.trunk", dev, || {
+            self.trunk_graph.run(image, ctx.graph_trunk(), &|x| {
+                self.trunk.forward_ctx(x, ctx)
+            })
         })?;
-        fence(dev, FencePoint::Trunk)?;
+        ctx.fence(dev, FencePoint::Trunk)?;
         let (mut features, mut pos) =
-            crate::profile::stage("image_encoder.neck", dev, || self.neck.forward(&xs))?;
-        fence(dev, FencePoint::Neck)?;
+            ctx.stage("image_encoder.neck", dev, || self.neck.forward(&xs))?;
+        ctx.fence(dev, FencePoint::Neck)?;
         let keep = features.len().saturating_sub(self.scalp);
         features.truncate(keep);
         pos.truncate(keep);
@@ -260,5 +271,10 @@ impl ImageEncoder {
             vision_pos_enc: pos,
             backbone_fpn: features,
         })
+    }
+
+    /// [`ImageEncoder::forward_ctx`] with the default context (no fences, eager trunk).
+    pub fn forward(&self, image: &Tensor) -> Result<ImageEncoderOutput> {
+        self.forward_ctx(image, &ExecCtx::default())
     }
 }

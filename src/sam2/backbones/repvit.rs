@@ -12,6 +12,7 @@
 
 use crate::config::RepVitConfig;
 use crate::nn::conv::Conv2d;
+use crate::nn::ModelOptions;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
 
@@ -127,14 +128,15 @@ impl ConvNormParts {
         Ok((w, shift))
     }
 
-    fn build(self, fold: bool) -> Result<ConvNorm> {
+    fn build(self, fold: bool, opts: &ModelOptions) -> Result<ConvNorm> {
         let dt = self.dtype;
+        let tuner = opts.conv_tuner.clone();
         if fold {
             let (w, b) = self.fold_f64()?;
-            let conv = Conv2d::from_parts(w.to_dtype(dt)?, Some(b.to_dtype(dt)?), self.cfg)?;
+            let conv = Conv2d::from_parts(w.to_dtype(dt)?, Some(b.to_dtype(dt)?), self.cfg, tuner)?;
             Ok(ConvNorm::Folded(conv))
         } else {
-            let conv = Conv2d::from_parts(self.weight.to_dtype(dt)?, None, self.cfg)?;
+            let conv = Conv2d::from_parts(self.weight.to_dtype(dt)?, None, self.cfg, tuner)?;
             Ok(ConvNorm::Unfolded { conv, bn: self.bn })
         }
     }
@@ -150,9 +152,10 @@ fn conv_norm(
     groups: usize,
     eps: f64,
     fold: bool,
+    opts: &ModelOptions,
     vb: VarBuilder,
 ) -> Result<ConvNorm> {
-    ConvNormParts::load(in_c, out_c, k, stride, padding, groups, eps, vb)?.build(fold)
+    ConvNormParts::load(in_c, out_c, k, stride, padding, groups, eps, vb)?.build(fold, opts)
 }
 
 impl Module for ConvNorm {
@@ -191,6 +194,7 @@ impl TokenMixer {
         legacy: bool,
         eps: f64,
         fold: bool,
+        opts: &ModelOptions,
         vb: VarBuilder,
     ) -> Result<Self> {
         if k.is_multiple_of(2) {
@@ -216,10 +220,18 @@ impl TokenMixer {
                     dim,
                     eps,
                     false,
+                    opts,
                     vb.pp("conv1"),
                 )?)
             } else {
-                Conv2dOrNorm::Plain(crate::nn::conv::conv2d(dim, dim, 1, dw1, vb.pp("conv1"))?)
+                Conv2dOrNorm::Plain(crate::nn::conv::conv2d(
+                    dim,
+                    dim,
+                    1,
+                    dw1,
+                    opts,
+                    vb.pp("conv1"),
+                )?)
             };
             let bn = if legacy {
                 None
@@ -227,7 +239,7 @@ impl TokenMixer {
                 Some(BatchNorm::new(dim, eps, vb.pp("bn"))?)
             };
             return Ok(TokenMixer::Unfused {
-                conv: conv.build(false)?,
+                conv: conv.build(false, opts)?,
                 conv1,
                 bn,
             });
@@ -269,7 +281,12 @@ impl TokenMixer {
             groups: dim,
             cudnn_fwd_algo: None,
         };
-        let fused = Conv2d::from_parts(w.to_dtype(dt)?, Some(b.to_dtype(dt)?), cfg)?;
+        let fused = Conv2d::from_parts(
+            w.to_dtype(dt)?,
+            Some(b.to_dtype(dt)?),
+            cfg,
+            opts.conv_tuner.clone(),
+        )?;
         Ok(TokenMixer::Fused(fused))
     }
 }
@@ -308,12 +325,12 @@ struct SqueezeExcite {
 }
 
 impl SqueezeExcite {
-    fn new(c: usize, ratio: f64, vb: VarBuilder) -> Result<Self> {
+    fn new(c: usize, ratio: f64, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let rd = se_channels(c, ratio);
         let cfg = Conv2dConfig::default();
         Ok(Self {
-            fc1: crate::nn::conv::conv2d(c, rd, 1, cfg, vb.pp("fc1"))?,
-            fc2: crate::nn::conv::conv2d(rd, c, 1, cfg, vb.pp("fc2"))?,
+            fc1: crate::nn::conv::conv2d(c, rd, 1, cfg, opts, vb.pp("fc1"))?,
+            fc2: crate::nn::conv::conv2d(rd, c, 1, cfg, opts, vb.pp("fc2"))?,
         })
     }
 }
@@ -335,10 +352,17 @@ struct RepVitMlp {
 }
 
 impl RepVitMlp {
-    fn new(dim: usize, hidden: usize, eps: f64, fold: bool, vb: VarBuilder) -> Result<Self> {
+    fn new(
+        dim: usize,
+        hidden: usize,
+        eps: f64,
+        fold: bool,
+        opts: &ModelOptions,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         Ok(Self {
-            conv1: conv_norm(dim, hidden, 1, 1, 0, 1, eps, fold, vb.pp("conv1"))?,
-            conv2: conv_norm(hidden, dim, 1, 1, 0, 1, eps, fold, vb.pp("conv2"))?,
+            conv1: conv_norm(dim, hidden, 1, 1, 0, 1, eps, fold, opts, vb.pp("conv1"))?,
+            conv2: conv_norm(hidden, dim, 1, 1, 0, 1, eps, fold, opts, vb.pp("conv2"))?,
         })
     }
 }
@@ -359,7 +383,14 @@ struct RepVitBlock {
 }
 
 impl RepVitBlock {
-    fn new(dim: usize, use_se: bool, c: &RepVitConfig, fold: bool, vb: VarBuilder) -> Result<Self> {
+    fn new(
+        dim: usize,
+        use_se: bool,
+        c: &RepVitConfig,
+        fold: bool,
+        opts: &ModelOptions,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         let eps = c.bn_eps;
         let token_mixer = TokenMixer::new(
             dim,
@@ -367,15 +398,16 @@ impl RepVitBlock {
             c.legacy,
             eps,
             fold,
+            opts,
             vb.pp("token_mixer"),
         )?;
         let se = if use_se {
-            Some(SqueezeExcite::new(dim, c.se_ratio, vb.pp("se"))?)
+            Some(SqueezeExcite::new(dim, c.se_ratio, opts, vb.pp("se"))?)
         } else {
             None
         };
         let hidden = mlp_hidden(dim, c.mlp_ratio)?;
-        let channel_mixer = RepVitMlp::new(dim, hidden, eps, fold, vb.pp("channel_mixer"))?;
+        let channel_mixer = RepVitMlp::new(dim, hidden, eps, fold, opts, vb.pp("channel_mixer"))?;
         Ok(Self {
             token_mixer,
             se,
@@ -421,12 +453,13 @@ impl RepVitDownsample {
         out_dim: usize,
         c: &RepVitConfig,
         fold: bool,
+        opts: &ModelOptions,
         vb: VarBuilder,
     ) -> Result<Self> {
         let eps = c.bn_eps;
         let k = c.kernel_size;
         Ok(Self {
-            pre_block: RepVitBlock::new(in_dim, false, c, fold, vb.pp("pre_block"))?,
+            pre_block: RepVitBlock::new(in_dim, false, c, fold, opts, vb.pp("pre_block"))?,
             spatial_downsample: conv_norm(
                 in_dim,
                 in_dim,
@@ -436,6 +469,7 @@ impl RepVitDownsample {
                 in_dim,
                 eps,
                 fold,
+                opts,
                 vb.pp("spatial_downsample"),
             )?,
             channel_downsample: conv_norm(
@@ -447,6 +481,7 @@ impl RepVitDownsample {
                 1,
                 eps,
                 fold,
+                opts,
                 vb.pp("channel_downsample"),
             )?,
             ffn: RepVitMlp::new(
@@ -454,6 +489,7 @@ impl RepVitDownsample {
                 mlp_hidden(out_dim, c.mlp_ratio)?,
                 eps,
                 fold,
+                opts,
                 vb.pp("ffn"),
             )?,
         })
@@ -487,17 +523,17 @@ pub struct RepVit {
 impl RepVit {
     /// Weights under `vb` = `image_encoder.trunk` (this adds `body`); BatchNorms and token mixers
     /// folded.
-    pub fn new(c: &RepVitConfig, vb: VarBuilder) -> Result<Self> {
-        Self::build(c, true, vb)
+    pub fn new(c: &RepVitConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
+        Self::build(c, true, opts, vb)
     }
 
     /// The same network with every BatchNorm and token-mixer branch kept separate, evaluated as
     /// PyTorch does (for tests of the folding).
-    pub fn new_unfolded(c: &RepVitConfig, vb: VarBuilder) -> Result<Self> {
-        Self::build(c, false, vb)
+    pub fn new_unfolded(c: &RepVitConfig, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
+        Self::build(c, false, opts, vb)
     }
 
-    fn build(c: &RepVitConfig, fold: bool, vb: VarBuilder) -> Result<Self> {
+    fn build(c: &RepVitConfig, fold: bool, opts: &ModelOptions, vb: VarBuilder) -> Result<Self> {
         let n = c.embed_dims.len();
         if n == 0 || c.depths.len() != n {
             candle_core::bail!(
@@ -516,8 +552,8 @@ impl RepVit {
         let eps = c.bn_eps;
         let c0 = c.embed_dims[0];
         let stem = vb.pp("stem");
-        let stem_conv1 = conv_norm(3, c0 / 2, 3, 2, 1, 1, eps, fold, stem.pp("conv1"))?;
-        let stem_conv2 = conv_norm(c0 / 2, c0, 3, 2, 1, 1, eps, fold, stem.pp("conv2"))?;
+        let stem_conv1 = conv_norm(3, c0 / 2, 3, 2, 1, 1, eps, fold, opts, stem.pp("conv1"))?;
+        let stem_conv2 = conv_norm(c0 / 2, c0, 3, 2, 1, 1, eps, fold, opts, stem.pp("conv2"))?;
         let mut stages = Vec::with_capacity(n);
         let mut in_dim = c0;
         for (i, (&dim, &depth)) in c.embed_dims.iter().zip(&c.depths).enumerate() {
@@ -535,11 +571,12 @@ impl RepVit {
                     dim,
                     c,
                     fold,
+                    opts,
                     svb.pp("downsample"),
                 )?)
             };
             let blocks = (0..depth)
-                .map(|b| RepVitBlock::new(dim, b % 2 == 0, c, fold, svb.pp("blocks").pp(b)))
+                .map(|b| RepVitBlock::new(dim, b % 2 == 0, c, fold, opts, svb.pp("blocks").pp(b)))
                 .collect::<Result<Vec<_>>>()?;
             stages.push(RepVitStage { downsample, blocks });
             in_dim = dim;
@@ -609,7 +646,7 @@ mod tests {
         // folded one reads the same keys).
         let vm = candle_nn::VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F32, dev);
-        RepVit::new_unfolded(c, vb.pp("trunk"))?;
+        RepVit::new_unfolded(c, &ModelOptions::default(), vb.pp("trunk"))?;
         let mut keys: Vec<(String, Vec<usize>)> = vm
             .data()
             .lock()
@@ -642,8 +679,8 @@ mod tests {
         let dev = Device::Cpu;
         let w = random_weights(c, &dev)?;
         let vb = VarBuilder::from_tensors(w, DType::F32, &dev);
-        let folded = RepVit::new(c, vb.pp("trunk"))?;
-        let unfolded = RepVit::new_unfolded(c, vb.pp("trunk"))?;
+        let folded = RepVit::new(c, &ModelOptions::default(), vb.pp("trunk"))?;
+        let unfolded = RepVit::new_unfolded(c, &ModelOptions::default(), vb.pp("trunk"))?;
         let vals: Vec<f32> = (0..2 * 3 * 32 * 32)
             .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
             .collect();
@@ -698,8 +735,8 @@ mod tests {
         let w = random_weights(&c, &dev)?;
         let f32_vb = VarBuilder::from_tensors(w.clone(), DType::F32, &dev);
         let bf16_vb = VarBuilder::from_tensors(w, DType::BF16, &dev);
-        let a = RepVit::new(&c, f32_vb.pp("trunk"))?;
-        let b = RepVit::new(&c, bf16_vb.pp("trunk"))?;
+        let a = RepVit::new(&c, &ModelOptions::default(), f32_vb.pp("trunk"))?;
+        let b = RepVit::new(&c, &ModelOptions::default(), bf16_vb.pp("trunk"))?;
         let parts = |m: &RepVit| -> Vec<Tensor> {
             let mut v = Vec::new();
             if let ConvNorm::Folded(conv) = &m.stem_conv2 {
@@ -732,6 +769,6 @@ mod tests {
         let mut c = test_cfg();
         c.depths = vec![1];
         let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
-        assert!(RepVit::new(&c, vb).is_err());
+        assert!(RepVit::new(&c, &ModelOptions::default(), vb).is_err());
     }
 }
