@@ -13,11 +13,13 @@
 //! - [`image`]: Pillow-exact JPEG decoding, resize and normalisation of frames.
 //! - [`weights`]: checkpoint conversion, validation and hub download.
 //! - [`cuda`]: device probe, convolution tuning, memory pool control.
+//! - [`compare`]: the tensor comparison toolkit every parity check and test judges by.
 //! - [`config`]: the model variant registry (`models/*.json`) and the typed run options.
 //! - [`host`]: procfs and disk readings about the machine (below everything but [`error`]).
 
 pub mod bench;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod cuda;
 pub mod data;

@@ -224,6 +224,7 @@ fn sdpa_naive(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::max_abs_diff;
     use candle_core::Device;
 
     fn rand(shape: &[usize], seed: u64) -> Result<Tensor> {
@@ -243,10 +244,6 @@ mod tests {
         Tensor::from_vec(vals, shape, &Device::Cpu)
     }
 
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
-        (a - b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()
-    }
-
     #[test]
     fn sdpa_matches_naive_softmax() -> Result<()> {
         let q = (rand(&[2, 3, 7, 8], 1)? * 3.0)?;
@@ -255,7 +252,7 @@ mod tests {
         let got = sdpa(&q, &k, &v, None, true)?;
         assert_eq!(got.dims(), &[2, 3, 7, 5]);
         let want = sdpa_naive(&q, &k, &v)?;
-        assert!(max_abs_diff(&got, &want)? < 1e-5);
+        assert!(max_abs_diff(&got, &want).unwrap() < 1e-5);
         Ok(())
     }
 
@@ -268,7 +265,7 @@ mod tests {
         for n in [1, 5, 8, 36, 37, 100] {
             let chunked = sdpa(&q, &k, &v, Some(n), true)?;
             assert_eq!(chunked.dims(), full.dims());
-            let d = max_abs_diff(&full, &chunked)?;
+            let d = max_abs_diff(&full, &chunked).unwrap();
             assert!(
                 d <= 1e-6,
                 "chunk {n} differs from the unchunked result by {d}"
@@ -330,10 +327,10 @@ mod tests {
             .permute((0, 2, 1, 3))?
             .reshape((2, 5, internal))?;
         let want = lin(&o, "out_proj")?;
-        assert!(max_abs_diff(&got, &want)? < 1e-5);
+        assert!(max_abs_diff(&got, &want).unwrap() < 1e-5);
 
         let chunked = attn.clone().with_chunk(Some(2)).forward(&q, &k, &v)?;
-        assert!(max_abs_diff(&chunked, &got)? <= 1e-6);
+        assert!(max_abs_diff(&chunked, &got).unwrap() <= 1e-6);
         Ok(())
     }
 

@@ -336,17 +336,8 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device};
 
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        crate::compare::max_abs_diff(a, b).unwrap()
     }
 
     fn rand(shape: &[usize], seed: u64) -> Tensor {

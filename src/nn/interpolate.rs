@@ -307,20 +307,8 @@ mod tests {
             }
             .unwrap();
             assert_eq!(got.dims(), want.dims(), "{name}");
-            let diff = (&got - want).unwrap().sqr().unwrap().sum_all().unwrap();
-            let num: f32 = diff.to_scalar().unwrap();
-            let den: f32 = want.sqr().unwrap().sum_all().unwrap().to_scalar().unwrap();
-            let rel = (num / den).sqrt();
-            let max: f32 = (&got - want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let d = crate::compare::diff(&got, want).unwrap();
+            let (rel, max) = (d.rel_l2(), d.max_abs);
             eprintln!("{name}: rel L2 {rel:.2e}, max abs {max:.2e}");
             assert!(rel <= 1e-6, "{name}: rel L2 {rel:.3e}");
             seen.insert(mode.to_string());

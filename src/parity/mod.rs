@@ -3,19 +3,18 @@
 //! `tests/reference/FIXTURES.md`), on any device, so full-size parity can be measured where the
 //! Rust toolchain is absent (the hidden `vosbench parity` subcommand, `tests/gpu/`).
 //!
-//! - [`compare`]: the comparison toolkit (relative L2 and max abs in f64 on the host, mask IoU),
-//!   used here, by the tests and by unit tests.
+//! - [`crate::compare`] (a low module of its own, so unit tests of every layer can use it): the
+//!   comparison toolkit (relative L2 and max abs in f64 on the host, mask IoU).
 //! - [`fixture`]: reading fixtures, the checkpoint a fixture was made with and its weight
 //!   overrides.
 //! - [`run_stages`]: every stage of a stage fixture, fed the reference's own inputs.
 //! - [`run_tracking`]: every prompted run of a video fixture through a tracking session.
 
-pub mod compare;
 pub mod fixture;
 mod stages;
 mod tracking;
 
-pub use compare::{compare, Feed, StageResult};
+pub use crate::compare::{compare, Feed, StageResult};
 pub use fixture::{load_stages, load_weights};
 pub use stages::{is_input, run_stages, run_stages_with, uncompared};
 pub use tracking::{run_tracking, run_tracking_with_frames, TrackedFrame, TrackedRun};

@@ -3,8 +3,8 @@
 //! [`Session`] and compared frame by frame (low-res logits, mask IoU, object score, object
 //! pointer).
 
-use super::compare::{diff, mask_iou, rel_from_sums, rel_l2};
 use super::fixture::{pillow_frames, read_tensors};
+use crate::compare::{diff, mask_iou, rel_from_sums, rel_l2};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::nn::ModelOptions;

@@ -139,30 +139,4 @@ mod tests {
         let nw = r.values("norm1.weight", &[32]);
         assert!(nw.iter().all(|&v| (0.9..=1.1).contains(&v)));
     }
-
-    #[test]
-    fn edgetam_test_variant_runs_finite() {
-        let p =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/edgetam_test.json");
-        let cfg = crate::config::ModelConfig::from_file(&p).unwrap();
-        let vb = random_var_builder(0, DType::F32, &Device::Cpu);
-        let model = crate::sam2::sam2_base::Sam2Base::new(&cfg, vb).unwrap();
-        let img = Tensor::randn(
-            0f32,
-            1.0,
-            (1, 3, cfg.image_size, cfg.image_size),
-            &Device::Cpu,
-        )
-        .unwrap();
-        let feats = model.forward_image(&img).unwrap();
-        let v = feats
-            .vision_feat
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        assert!(v.iter().all(|x| x.is_finite()));
-        let std = (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
-        assert!(std > 1e-4 && std < 1e3, "feature scale {std}");
-    }
 }

@@ -6,7 +6,7 @@ use crate::common::{
     assert_bad_input, click_arg, converted_sam2_test, fixture_dir, get, load_tensors, read_mask,
     root, vosbench,
 };
-use vosbench::parity::compare::mask_overlap;
+use vosbench::compare::mask_overlap;
 
 #[test]
 fn track_writes_sav_layout_masks_close_to_the_official_ones() {

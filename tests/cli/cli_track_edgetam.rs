@@ -12,7 +12,7 @@ use crate::common::{
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use vosbench::parity::compare::mask_overlap;
+use vosbench::compare::mask_overlap;
 use vosbench::parity::fixture::apply_overrides;
 use vosbench::weights::convert::write_atomic;
 use vosbench::weights::inspect_converted;

@@ -1,6 +1,6 @@
 //! Helpers shared by the test binaries (a module of each): fixture paths, the test variants, the
 //! CLI runner, and thin panicking wrappers over the library's fixture readers and comparison
-//! toolkit (`vosbench::parity::{fixture, compare}`), which the `vosbench parity` runner uses too.
+//! toolkit (`vosbench::compare`, `vosbench::parity::fixture`), which the `vosbench parity` runner uses too.
 #![allow(dead_code)]
 
 pub mod tracking;
@@ -9,8 +9,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use vosbench::compare;
 use vosbench::config::ModelConfig;
-use vosbench::parity::{compare, fixture};
+use vosbench::parity::fixture;
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -3,7 +3,8 @@
 use super::{fixture_dir, get, load_tensors, rel_l2};
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
-use vosbench::parity::{compare, fixture};
+use vosbench::compare;
+use vosbench::parity::fixture;
 use vosbench::sam2::sam2_base::Sam2Base;
 use vosbench::tracker::frames::RgbFrames;
 use vosbench::tracker::memory_bank::Retention;

@@ -6,8 +6,8 @@
 use crate::common;
 
 use candle_core::DType;
+use vosbench::compare::byte_diff;
 use vosbench::image::jpeg;
-use vosbench::parity::compare::byte_diff;
 
 /// `(case name, path of the JPEG)` for every expected decode in the fixture.
 fn cases() -> Vec<(String, std::path::PathBuf)> {

@@ -1,5 +1,7 @@
 //! Frame pixels against Pillow and the official preprocessing: the JPEG decoder (`jpeg_pillow`),
-//! the resize, normalisation, folder listing and hole filling (`preprocess`). One test binary:
+//! the resize, normalisation, folder listing and hole filling (`preprocess`); seeded random
+//! weights building a working model (`random_weights`); the crate's layering, drawn from its own
+//! `crate::` paths (`layering`). One test binary:
 //! `cargo test --test units [MODULE]`.
 //!
 //! tests/measure.rs stays a binary of its own: its RSS checks need a process in which no other
@@ -9,4 +11,6 @@
 mod common;
 
 mod jpeg_pillow;
+mod layering;
 mod preprocess;
+mod random_weights;

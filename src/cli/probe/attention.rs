@@ -80,11 +80,9 @@ fn check_all(dev: &candle_core::Device, timed: bool) -> Result<Vec<CheckRow>> {
                 &vd.to_dtype(DType::F32)?,
                 Some(1024),
             )?;
-            let diff = (&got - &want)?;
-            let num = diff.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-            let den = want.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
-            let rel_l2 = (num / den.max(f64::MIN_POSITIVE)).sqrt();
-            let max_abs = diff.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()? as f64;
+            let d = crate::compare::diff(&got, &want)
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            let (rel_l2, max_abs) = (d.rel_l2(), d.max_abs);
             let (mut fused_ms, mut unfused_ms) = (None, None);
             if timed && time_it {
                 set_tf32(tf32);

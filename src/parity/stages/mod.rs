@@ -17,7 +17,7 @@ mod heads;
 mod memory;
 mod trunk;
 
-use super::compare::{compare, Feed, StageResult};
+use crate::compare::{compare, Feed, StageResult};
 use crate::config::{ModelConfig, TrunkConfig};
 use crate::error::{Error, Result};
 use crate::nn::ModelOptions;

@@ -689,9 +689,8 @@ mod tests {
         let b = unfolded.forward(&x)?;
         assert_eq!(a.len(), 2);
         for (ya, yb) in a.iter().zip(&b) {
-            let num = (ya - yb)?.sqr()?.sum_all()?.to_scalar::<f32>()?;
-            let den = yb.sqr()?.sum_all()?.to_scalar::<f32>()?;
-            let rel = (num / den).sqrt();
+            let d = crate::compare::diff(ya, yb).unwrap();
+            let (rel, den) = (d.rel_l2(), d.sq_ref);
             eprintln!("legacy={} folded vs unfolded: rel L2 {rel:.2e}", c.legacy);
             assert!(den > 0.0 && rel < 1e-5, "folded vs unfolded rel L2 {rel}");
         }
