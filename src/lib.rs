@@ -1,21 +1,25 @@
 //! vosbench: SAM 2.1 and EdgeTAM video object segmentation in pure Rust (candle), and a
 //! benchmark for small GPUs that measures speed, memory and real J&F without dying of OOM.
 //!
-//! Layout (dependencies point down):
-//! - [`cli`]: one file per subcommand; the only place that prints errors.
-//! - [`bench`]: the two-phase benchmark (setup, then inference in a fresh process).
-//! - [`tracker`]: video sessions, memory bank, prompts.
+//! Layers, from the top down; a module uses only modules listed below it, never one above or
+//! beside it (checked by `tests/units/layering.rs`; docs/architecture.md draws it):
+//! - [`cli`]: one file per subcommand; parses every flag once; the only place that prints errors.
+//! - [`bench`]: the two-phase benchmark (setup, then inference in a fresh process);
+//!   [`parity`]: parity with the official code (the hidden `vosbench parity`).
+//! - [`tracker`]: video sessions, memory bank, frame sources, hole filling.
 //! - [`sam2`]: the networks (SAM 2.1 and EdgeTAM), one file per PyTorch module.
 //! - [`nn`]: layers both networks share, and the options a model is built with.
-//! - [`exec`], [`profile`]: a session's execution policy (fences, trunk graph, stage profiler),
-//!   passed down the forward.
-//! - [`data`], [`eval`]: SA-V reading, synthetic data, the official J&F.
-//! - [`image`]: Pillow-exact JPEG decoding, resize and normalisation of frames.
-//! - [`weights`]: checkpoint conversion, validation and hub download.
-//! - [`cuda`]: device probe, convolution tuning, memory pool control.
-//! - [`compare`]: the tensor comparison toolkit every parity check and test judges by.
-//! - [`config`]: the model variant registry (`models/*.json`) and the typed run options.
-//! - [`host`]: procfs and disk readings about the machine (below everything but [`error`]).
+//! - [`exec`]: a session's execution policy (fences, trunk graph, profiler), passed down the
+//!   forward.
+//! - [`profile`], [`weights`], [`eval`]: the stage profiler; checkpoint reading, conversion,
+//!   validation and download; the official J&F.
+//! - [`data`]: SA-V/DAVIS reading, masks, prompts from the ground truth, synthetic splits.
+//! - [`image`], [`cuda`]: Pillow-exact frame pixels; the device probe, memory pool, cuDNN
+//!   engine, CUDA graph and vosbench's own kernels.
+//! - [`host`]: procfs and disk readings about the machine.
+//! - [`config`], [`compare`]: the variant registry and typed run options; the tensor comparison
+//!   toolkit every parity check and test judges by.
+//! - [`error`]: the error type.
 
 pub mod bench;
 pub mod cli;
