@@ -80,9 +80,9 @@ fn check_all(dev: &candle_core::Device, timed: bool) -> Result<Vec<CheckRow>> {
                 &vd.to_dtype(DType::F32)?,
                 Some(1024),
             )?;
-            let d = crate::compare::diff(&got, &want)
+            let diff = crate::compare::diff(&got, &want)
                 .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-            let (rel_l2, max_abs) = (d.rel_l2(), d.max_abs);
+            let (rel_l2, max_abs) = (diff.rel_l2(), diff.max_abs);
             let (mut fused_ms, mut unfused_ms) = (None, None);
             if timed && time_it {
                 set_tf32(tf32);
