@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub mod run;
-pub use run::{FencePoint, FenceSet, FenceSpec, GraphMode, Precision};
+pub use run::{
+    FencePoint, FenceSet, FenceSpec, GraphMode, ObjectBatching, PostProcessing, Precision,
+};
 
 /// The built-in variants, compiled into the binary so it runs from any directory.
 const BUILTIN: &[(&str, &str)] = &[

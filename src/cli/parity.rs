@@ -3,7 +3,7 @@
 //! Exit code 1 when a stage exceeds the tolerance, 2 for bad input.
 
 use crate::cli::common::parse_device;
-use crate::config::Registry;
+use crate::config::{ObjectBatching, Registry};
 use crate::cuda::tuning::{ConvOptions, ConvTuner};
 use crate::error::{Error, Result};
 use crate::exec::EnvSwitches;
@@ -21,7 +21,7 @@ pub struct Args {
     pub model: String,
     /// Fixture folder: stages.safetensors (and model.pt) from make_sam2_fixtures.py /
     /// make_edgetam_fixtures.py; with --tracking a video fixture (tracking.safetensors and frames/
-    /// or pillow_rgb.safetensors).
+    /// or pillow_rgb.safetensors) or a multi-object fixture from make_multi_object_fixture.py.
     #[arg(long)]
     pub fixture: PathBuf,
     /// Weights: an original-format checkpoint ({"model": state_dict}) or a vosbench-converted
@@ -42,9 +42,14 @@ pub struct Args {
     #[arg(long)]
     pub tracking: bool,
     /// With --tracking: the folder holding the video's frames (pillow_rgb.safetensors or
-    /// frames/*.jpg) [default: FIXTURE].
+    /// frames/*.jpg); for a multi-object fixture the scene folder (pillow_rgb.safetensors and
+    /// prompts.json) [default: FIXTURE].
     #[arg(long)]
     pub frames: Option<PathBuf>,
+    /// With --tracking on a multi-object fixture: run the objects of a frame batched or in a
+    /// per-object loop.
+    #[arg(long, default_value = "batched")]
+    pub object_batching: String,
     /// With --tracking: largest relative L2 of a frame's low-res logits and object pointer, and
     /// largest relative error of its object score.
     #[arg(long, default_value_t = 1e-3)]
@@ -256,15 +261,17 @@ fn frame_ok(f: &parity::TrackedFrame, args: &Args) -> bool {
 }
 
 fn print_runs(runs: &[TrackedRun], args: &Args) {
+    let w = runs.iter().map(|r| r.run.len()).max().unwrap_or(3).max(3);
     println!(
-        "{:<6} {:>5}  {:>12}  {:>8}  {:>9}  {:>9}  {:>11}  ok",
-        "run", "frame", "low-res relL2", "IoU", "score", "ref score", "obj_ptr rel"
+        "{:<w$} {:>3} {:>5}  {:>12}  {:>8}  {:>9}  {:>9}  {:>11}  ok",
+        "run", "obj", "frame", "low-res relL2", "IoU", "score", "ref score", "obj_ptr rel"
     );
     for run in runs {
         for f in &run.frames {
             println!(
-                "{:<6} {:>5}  {:>12.3e}  {:>8.5}  {:>9.4}  {:>9.4}  {:>11.3e}  {}",
+                "{:<w$} {:>3} {:>5}  {:>12.3e}  {:>8.5}  {:>9.4}  {:>9.4}  {:>11.3e}  {}",
                 f.run,
+                f.obj_id,
                 f.frame,
                 f.low_res_rel_l2,
                 f.iou,
@@ -287,6 +294,7 @@ fn print_runs(runs: &[TrackedRun], args: &Args) {
 
 fn run_tracking_cmd(args: &Args, switches: &EnvSwitches, header: serde_json::Value) -> Result<()> {
     check_tolerance(args.track_tolerance, "--track-tolerance")?;
+    let batching = args.object_batching.parse::<ObjectBatching>()?;
     if !(0.0..=1.0).contains(&args.min_iou) {
         return Err(Error::Input(format!(
             "--min-iou must lie in [0, 1], got {}",
@@ -322,8 +330,19 @@ fn run_tracking_cmd(args: &Args, switches: &EnvSwitches, header: serde_json::Val
     let vb = parity::load_weights(&weights, overrides.as_deref(), &cfg, &device)?;
     let (vb, model_opts) = prepare(args, switches, vb)?;
     let frames = args.frames.as_ref().unwrap_or(&args.fixture);
-    let runs =
-        parity::run_tracking_with_frames(&cfg, vb, &args.fixture, frames, &device, &model_opts)?;
+    let runs = if parity::is_multi_object_fixture(&args.fixture)? {
+        parity::run_multi_object(
+            &cfg,
+            vb,
+            &args.fixture,
+            frames,
+            &device,
+            &model_opts,
+            batching,
+        )?
+    } else {
+        parity::run_tracking_with_frames(&cfg, vb, &args.fixture, frames, &device, &model_opts)?
+    };
     if let Some(s) = conv_summary(&model_opts.conv_tuner) {
         println!("{s}");
     }
@@ -342,7 +361,7 @@ fn run_tracking_cmd(args: &Args, switches: &EnvSwitches, header: serde_json::Val
             ));
         }
         for f in run.frames.iter().filter(|f| !frame_ok(f, args)) {
-            bad.push(format!("{} frame {}", f.run, f.frame));
+            bad.push(format!("{} object {} frame {}", f.run, f.obj_id, f.frame));
         }
     }
     println!(
@@ -367,6 +386,7 @@ fn run_tracking_cmd(args: &Args, switches: &EnvSwitches, header: serde_json::Val
                     "prompt_iou": num(r.prompt_iou),
                     "low_res_rel_l2_all": num(r.low_res_rel_l2_all),
                     "frames": r.frames.iter().map(|f| json!({
+                        "obj_id": f.obj_id,
                         "frame": f.frame,
                         "low_res_rel_l2": num(f.low_res_rel_l2),
                         "iou": num(f.iou),
@@ -409,6 +429,7 @@ pub fn run(args: Args, switches: &EnvSwitches) -> Result<()> {
         "tf32": args.tf32,
         "cudnn_tuning": args.enable_cudnn_tuning,
         "workspace_mb": args.workspace_mb,
+        "object_batching": args.object_batching,
         "vosbench": env!("CARGO_PKG_VERSION"),
     });
     if args.precision != "f32" && !args.tracking {

@@ -321,6 +321,109 @@ impl FromStr for GraphMode {
 
 serde_as_text!(GraphMode);
 
+/// `--postprocessing`: the `apply_postprocessing` switch of the official
+/// `build_sam2_video_predictor` (`sam2/build_sam.py`). `On` is that function's default and
+/// `vosbench track`'s: small holes of the low-res masks are filled (the variant's
+/// `fill_hole_area`), the masks of prompted frames are binarized before the memory encoder
+/// (`binarize_mask_from_pts_for_mem_enc`), and a single-mask decoder output falls back to the best
+/// multimask output when it is unstable (`dynamic_multimask_via_stability`). `Off` is what the
+/// official `tools/vos_inference.py` builds unless given `--apply_postprocessing`, so the
+/// published VOS numbers come from it: none of the three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PostProcessing {
+    #[default]
+    On,
+    Off,
+}
+
+impl PostProcessing {
+    /// Largest background region of a low-res mask that is filled (0: no hole filling).
+    pub fn fill_hole_area(self, tracker: &super::TrackerConfig) -> usize {
+        match self {
+            PostProcessing::On => tracker.fill_hole_area,
+            PostProcessing::Off => 0,
+        }
+    }
+
+    /// Whether the memory encoder sees a prompted frame's mask binarized (`> 0`) rather than
+    /// through the sigmoid.
+    pub fn binarize_mask_from_pts_for_mem_enc(self, tracker: &super::TrackerConfig) -> bool {
+        match self {
+            PostProcessing::On => tracker.binarize_mask_from_pts_for_mem_enc,
+            PostProcessing::Off => false,
+        }
+    }
+
+    /// Whether the mask decoder replaces an unstable single-mask output by its best multimask
+    /// output.
+    pub fn dynamic_multimask_via_stability(self) -> bool {
+        self == PostProcessing::On
+    }
+}
+
+impl fmt::Display for PostProcessing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PostProcessing::On => "on",
+            PostProcessing::Off => "off",
+        })
+    }
+}
+
+impl FromStr for PostProcessing {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "on" => Ok(PostProcessing::On),
+            "off" => Ok(PostProcessing::Off),
+            other => Err(Error::Input(format!(
+                "--postprocessing '{other}': expected on or off"
+            ))),
+        }
+    }
+}
+
+serde_as_text!(PostProcessing);
+
+/// `--object-batching`: how a session runs the per-object work of a tracked frame (memory
+/// attention, SAM heads, memory encoder) when it holds several objects. `Batched` stacks the
+/// objects on the batch dimension (memory attention in groups of objects whose memory banks have
+/// the same layout); `Looped` runs one object after the other, as the official per-object
+/// predictor does. Both give the same masks (a test measures the difference); the loop is kept
+/// for that test and for speed comparisons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ObjectBatching {
+    #[default]
+    Batched,
+    Looped,
+}
+
+impl fmt::Display for ObjectBatching {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ObjectBatching::Batched => "batched",
+            ObjectBatching::Looped => "looped",
+        })
+    }
+}
+
+impl FromStr for ObjectBatching {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "batched" => Ok(ObjectBatching::Batched),
+            "looped" => Ok(ObjectBatching::Looped),
+            other => Err(Error::Input(format!(
+                "--object-batching '{other}': expected batched or looped"
+            ))),
+        }
+    }
+}
+
+serde_as_text!(ObjectBatching);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +487,34 @@ mod tests {
             assert_eq!(serde_json::from_str::<FenceSpec>(&json).unwrap(), spec);
         }
         assert!(serde_json::from_str::<FenceSpec>("\"sometimes\"").is_err());
+    }
+
+    #[test]
+    fn postprocessing_and_batching_parse_and_apply() {
+        let cfg = crate::config::ModelConfig::from_json_str(
+            include_str!("../../tests/models/sam2.1_test.json"),
+            "sam2.1_test.json",
+        )
+        .unwrap();
+        let t = &cfg.tracker;
+        assert_eq!("on".parse::<PostProcessing>().unwrap(), PostProcessing::On);
+        assert_eq!(PostProcessing::default(), PostProcessing::On);
+        let off: PostProcessing = " off ".parse().unwrap();
+        assert_eq!(off.to_string(), "off");
+        assert_eq!(PostProcessing::On.fill_hole_area(t), 8);
+        assert_eq!(off.fill_hole_area(t), 0);
+        assert!(PostProcessing::On.binarize_mask_from_pts_for_mem_enc(t));
+        assert!(!off.binarize_mask_from_pts_for_mem_enc(t));
+        assert!(PostProcessing::On.dynamic_multimask_via_stability());
+        assert!(!off.dynamic_multimask_via_stability());
+        assert!("yes".parse::<PostProcessing>().is_err());
+        assert_eq!(ObjectBatching::default(), ObjectBatching::Batched);
+        assert_eq!(
+            "looped".parse::<ObjectBatching>().unwrap(),
+            ObjectBatching::Looped
+        );
+        assert_eq!(ObjectBatching::Looped.to_string(), "looped");
+        assert!("loop".parse::<ObjectBatching>().is_err());
     }
 
     #[test]

@@ -9,12 +9,16 @@
 //!   overrides.
 //! - [`run_stages`]: every stage of a stage fixture, fed the reference's own inputs.
 //! - [`run_tracking`]: every prompted run of a video fixture through a tracking session.
+//! - [`run_multi_object`]: every run of a multi-object fixture through one session holding all
+//!   of the run's objects.
 
 pub mod fixture;
+pub mod multi_object;
 mod stages;
 mod tracking;
 
 pub use crate::compare::{compare, Feed, StageResult};
 pub use fixture::{load_stages, load_weights};
+pub use multi_object::{is_multi_object_fixture, run_multi_object};
 pub use stages::{is_input, run_stages, run_stages_with, uncompared};
 pub use tracking::{run_tracking, run_tracking_with_frames, TrackedFrame, TrackedRun};

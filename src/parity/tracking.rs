@@ -18,8 +18,10 @@ use std::path::Path;
 /// One tracked frame against the official video predictor.
 #[derive(Debug, Clone)]
 pub struct TrackedFrame {
-    /// `point` or `box`
+    /// `point` or `box`; a multi-object run's name
     pub run: String,
+    /// The object (1 in single-object runs)
+    pub obj_id: u32,
     pub frame: usize,
     /// relative L2 of the hole-filled low-res logits
     pub low_res_rel_l2: f64,
@@ -38,8 +40,9 @@ pub struct TrackedFrame {
 #[derive(Debug, Clone)]
 pub struct TrackedRun {
     pub run: String,
+    /// The (earliest) prompt frame
     pub prompt_frame: usize,
-    /// IoU of the mask returned for the prompt itself
+    /// IoU of the mask returned for the prompt itself (the lowest over the objects)
     pub prompt_iou: f64,
     /// relative L2 of the low-res logits of every frame together
     pub low_res_rel_l2_all: f64,
@@ -190,6 +193,7 @@ pub fn run_tracking_with_frames(
             let ptr_rel_l2 = rel_l2(ptr, get(&format!("{pre}.obj_ptr"))?)?;
             frames_out.push(TrackedFrame {
                 run: run.to_string(),
+                obj_id: 1,
                 frame: i,
                 low_res_rel_l2: low.rel_l2(),
                 iou,

@@ -4,8 +4,10 @@
 //! each mask token's hypernetwork MLP turns them into a mask; the IoU and object-score tokens go
 //! through their own MLP heads.
 //!
-//! The video predictor always sets `dynamic_multimask_via_stability` and runs in eval mode, so a
-//! single-mask request falls back to the best multimask output when mask 0 is unstable.
+//! The video predictor's builder sets `dynamic_multimask_via_stability` unless it is asked not to
+//! post-process (`apply_postprocessing=False`), and runs in eval mode, so a single-mask request
+//! falls back to the best multimask output when mask 0 is unstable; a session chooses per call
+//! ([`MaskDecoder::forward_with_stability`]).
 
 use crate::config::ModelConfig;
 use crate::nn::conv::{conv2d, conv_transpose2d, Conv2d, ConvTranspose2d};
@@ -79,8 +81,10 @@ pub struct MaskDecoder {
     iou_prediction_head: Mlp,
     pred_obj_score_head: Option<ObjScoreHead>,
     use_multimask_token_for_obj_ptr: bool,
-    /// Set by the video predictor (`sam_mask_decoder_extra_args`); true for every released model.
-    pub dynamic_multimask_via_stability: bool,
+    /// Set by the video predictor's builder (`sam_mask_decoder_extra_args`) when it applies
+    /// post-processing, its default; [`Self::forward`] uses it, [`Self::forward_with_stability`]
+    /// takes the choice per call (a session's [`crate::config::PostProcessing`]).
+    dynamic_multimask_via_stability: bool,
     dynamic_multimask_stability_delta: f64,
     dynamic_multimask_stability_thresh: f64,
 }
@@ -315,7 +319,8 @@ impl MaskDecoder {
         })
     }
 
-    /// Predict masks and select the output (`MaskDecoder.forward` in eval mode).
+    /// Predict masks and select the output (`MaskDecoder.forward` in eval mode, as the video
+    /// predictor's builder makes it by default: dynamic multimask via stability on).
     ///
     /// Same inputs as [`Self::predict_masks`]. With `multimask_output` the outputs of tokens
     /// 1..T are returned; otherwise token 0, replaced per batch row by the highest-IoU multimask
@@ -331,6 +336,33 @@ impl MaskDecoder {
         repeat_image: bool,
         high_res_features: Option<(&Tensor, &Tensor)>,
     ) -> Result<MaskDecoderOutput> {
+        self.forward_with_stability(
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            multimask_output,
+            repeat_image,
+            high_res_features,
+            self.dynamic_multimask_via_stability,
+        )
+    }
+
+    /// [`Self::forward`] with the dynamic multimask fallback chosen by the caller (off: a
+    /// single-mask request always returns token 0, as a predictor built with
+    /// `apply_postprocessing=False` does).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_with_stability(
+        &self,
+        image_embeddings: &Tensor,
+        image_pe: &Tensor,
+        sparse_prompt_embeddings: &Tensor,
+        dense_prompt_embeddings: &Tensor,
+        multimask_output: bool,
+        repeat_image: bool,
+        high_res_features: Option<(&Tensor, &Tensor)>,
+        dynamic_stability: bool,
+    ) -> Result<MaskDecoderOutput> {
         let p = self.predict_masks(
             image_embeddings,
             image_pe,
@@ -345,7 +377,7 @@ impl MaskDecoder {
                 p.masks.narrow(1, 1, t - 1)?,
                 p.iou_pred.narrow(1, 1, t - 1)?,
             )
-        } else if self.dynamic_multimask_via_stability {
+        } else if dynamic_stability {
             dynamic_multimask_via_stability(
                 &p.masks,
                 &p.iou_pred,

@@ -7,7 +7,7 @@
 //! (`crate::tracker`); this module turns a chosen set into the token sequence memory attention
 //! consumes. EdgeTAM is this same structure with a RepViT trunk and a spatial perceiver.
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, PostProcessing};
 use crate::exec::ExecCtx;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::interpolate;
@@ -272,8 +272,10 @@ impl Sam2Base {
     }
 
     /// `_forward_sam_heads`. Takes no execution context: nothing inside waits for the device or
-    /// is a profiled stage (the session fences and profiles around it).
-    /// backbone_features: [B, C, e, e]; mask_inputs: [B, 1, h, w] logits (resized to 4e if needed).
+    /// is a profiled stage (the session fences and profiles around it). `post` decides the mask
+    /// decoder's dynamic multimask fallback (the predictor's `apply_postprocessing`).
+    /// backbone_features: [B, C, e, e] (B objects, or prompt sets); mask_inputs: [B, 1, h, w]
+    /// logits (resized to 4e if needed); high_res: batch B or 1 (shared by every row).
     pub fn forward_sam_heads(
         &self,
         backbone_features: &Tensor,
@@ -281,6 +283,7 @@ impl Sam2Base {
         mask_inputs: Option<&Tensor>,
         high_res: Option<(&Tensor, &Tensor)>,
         multimask_output: bool,
+        post: PostProcessing,
     ) -> Result<SamOutputs> {
         let b = backbone_features.dim(0)?;
         let dev = backbone_features.device();
@@ -314,7 +317,7 @@ impl Sam2Base {
             .sam_prompt_encoder
             .forward(Some((&coords, &labels)), mask_prompt.as_ref())?;
         let dense_pe = self.sam_prompt_encoder.get_dense_pe();
-        let dec = self.sam_mask_decoder.forward(
+        let dec = self.sam_mask_decoder.forward_with_stability(
             backbone_features,
             &dense_pe,
             &sparse,
@@ -322,6 +325,7 @@ impl Sam2Base {
             multimask_output,
             false,
             high_res,
+            post.dynamic_multimask_via_stability(),
         )?;
         let mut low_res_multimasks = dec.masks.to_dtype(DType::F32)?;
         let object_score_logits = dec.object_score_logits.to_dtype(DType::F32)?;
@@ -347,7 +351,8 @@ impl Sam2Base {
                     .broadcast_as((bb, 1, h, w))?
                     .contiguous_fast()?;
                 let _ = m;
-                t.gather(&idx, 1)
+                // a row slice of a batch is not contiguous; gather needs it to be
+                t.contiguous_fast()?.gather(&idx, 1)
             };
             let lo = pick(&low_res_multimasks)?;
             let hi = pick(&high_res_multimasks)?;
@@ -358,7 +363,7 @@ impl Sam2Base {
                     .reshape((b, 1, 1))?
                     .broadcast_as((b, 1, c))?
                     .contiguous_fast()?;
-                tokens.gather(&idx, 1)?.squeeze(1)?
+                tokens.contiguous_fast()?.gather(&idx, 1)?.squeeze(1)?
             } else {
                 tokens.narrow(1, 0, 1)?.squeeze(1)?
             };
@@ -396,13 +401,15 @@ impl Sam2Base {
         })
     }
 
-    /// `_use_mask_as_output`: a binary mask prompt becomes the output directly.
-    /// mask_inputs: [B, 1, S, S] with values in {0, 1}.
+    /// `_use_mask_as_output`: a binary mask prompt becomes the output directly (logits -10 / +10,
+    /// antialiased down to S/4), the object pointer comes from the SAM heads fed the mask.
+    /// backbone_features: [B, C, e, e] without memory; mask_inputs: [B, 1, S, S] in {0, 1}.
     pub fn use_mask_as_output(
         &self,
         backbone_features: &Tensor,
         high_res: Option<(&Tensor, &Tensor)>,
         mask_inputs: &Tensor,
+        post: PostProcessing,
     ) -> Result<SamOutputs> {
         let (out_scale, out_bias) = (20.0, -10.0);
         let m = mask_inputs.to_dtype(DType::F32)?;
@@ -413,7 +420,7 @@ impl Sam2Base {
         let ious = Tensor::ones((b, 1), DType::F32, m.device())?;
         let mut obj_ptr = if self.cfg.tracker.use_obj_ptrs_in_encoder {
             let down = self.mask_downsample.forward(&m.to_dtype(self.dtype())?)?;
-            self.forward_sam_heads(backbone_features, None, Some(&down), high_res, false)?
+            self.forward_sam_heads(backbone_features, None, Some(&down), high_res, false, post)?
                 .obj_ptr
         } else {
             Tensor::zeros((b, self.hidden_dim()), DType::F32, m.device())?
@@ -473,7 +480,6 @@ impl Sam2Base {
         num_frames: usize,
         ctx: &ExecCtx,
     ) -> Result<Tensor> {
-        let (b, c, h, w) = feats.vision_feat.dims4()?;
         let t = &self.cfg.tracker;
         if t.num_maskmem == 0 {
             return Ok(feats.vision_feat.clone());
@@ -484,10 +490,47 @@ impl Sam2Base {
                     "only directly_add_no_mem_embed=true is supported on initial frames"
                 )
             }
+            let c = feats.vision_feat.dim(1)?;
             let e = self.no_mem_embed.reshape((1, c, 1, 1))?;
             return feats.vision_feat.broadcast_add(&e);
         }
-        let cm = self.cfg.mem_dim();
+        self.attend_memories(feats, &[(memories, pointers)], num_frames, ctx)
+    }
+
+    /// `_prepare_memory_conditioned_features` of several objects on one non-initial frame in one
+    /// memory-attention call, objects on the batch dimension: `per_object[i]` holds object i's
+    /// memories and pointers ([`MemoryRef`]s and [`PointerRef`]s of batch 1). Every object must
+    /// attend to as many memory frames and as many pointers as the others (the tracker groups
+    /// objects so); their contents, temporal slots and pointer distances may differ. The frame's
+    /// features (batch 1) are shared. Each row equals the one-object call.
+    /// -> [N, C, e, e], row i for object i.
+    pub fn memory_conditioned_features_batch_ctx(
+        &self,
+        feats: &FrameFeatures,
+        per_object: &[(&[MemoryRef], &[PointerRef])],
+        num_frames: usize,
+        ctx: &ExecCtx,
+    ) -> Result<Tensor> {
+        let n = per_object.len();
+        if self.cfg.tracker.num_maskmem == 0 {
+            let (_, c, h, w) = feats.vision_feat.dims4()?;
+            return feats.vision_feat.broadcast_as((n, c, h, w))?.contiguous();
+        }
+        self.attend_memories(feats, per_object, num_frames, ctx)
+    }
+
+    /// The memory tokens of one object (batch 1): its memory frames (features with the spatial
+    /// and temporal position encodings), then its object pointers split into `C / Cm` tokens
+    /// each. -> (memory [M, 1, Cm], pos [M, 1, Cm], pointer tokens, spatial memory frames).
+    fn memory_tokens(
+        &self,
+        memories: &[MemoryRef],
+        pointers: &[PointerRef],
+        num_frames: usize,
+        device: &candle_core::Device,
+    ) -> Result<(Tensor, Tensor, usize, usize)> {
+        let t = &self.cfg.tracker;
+        let (c, cm) = (self.hidden_dim(), self.cfg.mem_dim());
         let mut mem_tokens = Vec::new();
         let mut mem_pos = Vec::new();
         for r in memories {
@@ -509,10 +552,10 @@ impl Sam2Base {
         if t.use_obj_ptrs_in_encoder && !pointers.is_empty() {
             let ptrs: Vec<Tensor> = pointers.iter().map(|p| p.obj_ptr.clone()).collect();
             let obj_ptrs = Tensor::stack(&ptrs, 0)?.to_dtype(self.dtype())?; // [P, B, C]
-            let np = pointers.len();
+            let (np, b) = (obj_ptrs.dim(0)?, obj_ptrs.dim(1)?);
             let positions: Vec<i64> = pointers.iter().map(|p| p.pos).collect();
             let obj_pos = self
-                .pointer_pos_enc(&positions, num_frames, feats.vision_feat.device())?
+                .pointer_pos_enc(&positions, num_frames, device)?
                 .to_dtype(self.dtype())?
                 .unsqueeze(1)?
                 .broadcast_as((np, b, cm))?
@@ -538,11 +581,69 @@ impl Sam2Base {
         if mem_tokens.is_empty() {
             candle_core::bail!("a non-initial frame needs at least one memory")
         }
-        let memory = Tensor::cat(&mem_tokens, 0)?;
-        let memory_pos = Tensor::cat(&mem_pos, 0)?;
-        // [B, C, h, w] -> [hw, B, C]
+        Ok((
+            Tensor::cat(&mem_tokens, 0)?,
+            Tensor::cat(&mem_pos, 0)?,
+            num_obj_ptr_tokens,
+            num_spatial_mem,
+        ))
+    }
+
+    /// Memory attention of the frame's features to the memory tokens of each object in
+    /// `per_object` (one batch row per object). -> [N, C, e, e]
+    fn attend_memories(
+        &self,
+        feats: &FrameFeatures,
+        per_object: &[(&[MemoryRef], &[PointerRef])],
+        num_frames: usize,
+        ctx: &ExecCtx,
+    ) -> Result<Tensor> {
+        let (b, c, h, w) = feats.vision_feat.dims4()?;
+        let dev = feats.vision_feat.device();
+        let n = per_object.len();
+        if n == 0 {
+            candle_core::bail!("memory attention needs at least one object")
+        }
+        if b != 1 && n > 1 {
+            candle_core::bail!("several objects share the features of one frame (batch 1), got {b}")
+        }
+        let mut memory = Vec::with_capacity(n);
+        let mut memory_pos = Vec::with_capacity(n);
+        let mut layout = None;
+        for (mems, ptrs) in per_object {
+            let (m, p, num_ptr, num_spatial) = self.memory_tokens(mems, ptrs, num_frames, dev)?;
+            let this = (m.dim(0)?, num_ptr, num_spatial);
+            match layout {
+                None => layout = Some(this),
+                Some(l) if l != this => candle_core::bail!(
+                    "objects batched in one memory attention need the same memory layout: \
+                     (tokens, pointer tokens, memory frames) {l:?} vs {this:?}"
+                ),
+                Some(_) => {}
+            }
+            memory.push(m);
+            memory_pos.push(p);
+        }
+        let Some((_, num_obj_ptr_tokens, num_spatial_mem)) = layout else {
+            candle_core::bail!("memory attention needs at least one object")
+        };
+        let (memory, memory_pos) = if n == 1 {
+            (memory.remove(0), memory_pos.remove(0))
+        } else {
+            (Tensor::cat(&memory, 1)?, Tensor::cat(&memory_pos, 1)?)
+        };
+        let bn = b * n;
+        // [B, C, h, w] -> [hw, B, C], one row per object
         let curr = feats.vision_feat.flatten_from(2)?.permute((2, 0, 1))?;
         let curr_pos = feats.vision_pos.flatten_from(2)?.permute((2, 0, 1))?;
+        let (curr, curr_pos) = if n == 1 {
+            (curr, curr_pos)
+        } else {
+            (
+                curr.broadcast_as((h * w, bn, c))?,
+                curr_pos.broadcast_as((h * w, bn, c))?,
+            )
+        };
         let out = self.memory_attention.forward_with_frames_ctx(
             &curr,
             &memory,
@@ -554,7 +655,7 @@ impl Sam2Base {
         )?;
         out.permute((1, 2, 0))?
             .contiguous_fast()?
-            .reshape((b, c, h, w))
+            .reshape((bn, c, h, w))
     }
 
     /// Temporal encoding of object pointers at signed distances `positions` from the current
@@ -598,18 +699,20 @@ impl Sam2Base {
     }
 
     /// `_encode_new_memory`: pix_feat [B, C, e, e] (raw backbone feature), pred_masks_high_res
-    /// [B, 1, S, S] logits, object_score_logits [B, 1]. Like [`Self::forward_sam_heads`], no
-    /// execution context: the session profiles the whole call as one stage.
+    /// [B, 1, S, S] logits, object_score_logits [B, 1]; a prompted frame's mask is binarized
+    /// when `post` says so. Like [`Self::forward_sam_heads`], no execution context: the session
+    /// profiles the whole call as one stage.
     pub fn encode_new_memory(
         &self,
         pix_feat: &Tensor,
         pred_masks_high_res: &Tensor,
         object_score_logits: &Tensor,
         is_mask_from_pts: bool,
+        post: PostProcessing,
     ) -> Result<Memory> {
         let t = &self.cfg.tracker;
         let m = pred_masks_high_res.to_dtype(DType::F32)?;
-        let mask_for_mem = if t.binarize_mask_from_pts_for_mem_enc && is_mask_from_pts {
+        let mask_for_mem = if post.binarize_mask_from_pts_for_mem_enc(t) && is_mask_from_pts {
             m.gt(0.0)?.to_dtype(DType::F32)?
         } else {
             candle_nn::ops::sigmoid(&m)?

@@ -1,21 +1,36 @@
 //! A tracking session on one video: the Rust counterpart of the official `SAM2VideoPredictor`
 //! (per-object, `sam2/sam2_video_predictor.py`), for one or several objects, each tracked as
-//! its own object.
+//! its own object with its own memory bank, prompted by clicks, boxes or masks.
+//!
+//! Objects: every object keeps its own outputs, memories and prompts, as in the official
+//! predictor since its per-object update; what they share is the frame: one image-encoder pass
+//! per frame for all objects ([`FeatureCache`]: the most recent frame, and prompted frames until
+//! a propagation has visited them). An object may join at any frame: a forward propagation runs
+//! it from its first conditioning (prompted) frame on and gives no output for it before (the
+//! semantics of the official `tools/vos_inference.py --track_object_appearing_later_in_video`,
+//! which runs each object from its first annotated frame). A backward propagation runs every
+//! object, as the official `propagate_in_video(reverse=True)` does.
+//!
+//! The per-object work of a tracked frame runs batched over the objects or in a per-object loop
+//! ([`ObjectBatching`], [`crate::tracker::step`]); post-processing follows the official
+//! `apply_postprocessing` switch ([`PostProcessing`]).
 //!
 //! Frames are decoded lazily (a folder of JPEGs: at most three resized frames in host memory at
-//! once, see [`PrefetchingFrames`]); the backbone features of only the most recently
-//! used frame are cached (as the official predictor does). What the session keeps per object is
-//! bounded by [`Retention`] (see [`crate::tracker::memory_bank`]).
+//! once, see [`PrefetchingFrames`]). What the session keeps per object is bounded by
+//! [`Retention`] (see [`crate::tracker::memory_bank`]); the memories' position encoding, the same
+//! for every frame and object, is stored once.
 
-use crate::config::{FencePoint, FenceSet};
+use crate::config::{FenceSet, ObjectBatching, PostProcessing};
+use crate::data::masks::Mask;
 use crate::error::{Error, Result};
 use crate::exec::ExecCtx;
 use crate::nn::interpolate;
 use crate::profile::Profiler;
-use crate::sam2::sam2_base::{FrameFeatures, PointInputs, Sam2Base, NO_OBJ_SCORE};
+use crate::sam2::sam2_base::{FrameFeatures, Memory, PointInputs, Sam2Base, NO_OBJ_SCORE};
+use crate::tracker::features::FeatureCache;
 use crate::tracker::frames::{FrameSource, PrefetchingFrames, VideoFrames};
 use crate::tracker::memory_bank::{FrameOutput, OutputStore, Retention};
-use crate::tracker::postprocess::fill_holes_in_mask_scores;
+use crate::tracker::step::FrameStep;
 use candle_core::{DType, Device, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -44,6 +59,11 @@ pub struct SessionOptions {
     /// The stage profiler this session's frames report to (`VOSBENCH_PROFILE`, owned by the
     /// CLI); None: nothing is timed.
     pub profiler: Option<Arc<Profiler>>,
+    /// The official predictor's `apply_postprocessing` (hole filling, binarized prompt masks in
+    /// memory, dynamic multimask); on by default, as `build_sam2_video_predictor` has it.
+    pub postprocessing: PostProcessing,
+    /// Objects of a tracked frame batched (default) or one after the other.
+    pub object_batching: ObjectBatching,
 }
 
 impl Default for SessionOptions {
@@ -53,6 +73,8 @@ impl Default for SessionOptions {
             memory_fences: None,
             cuda_graph: false,
             profiler: None,
+            postprocessing: PostProcessing::On,
+            object_batching: ObjectBatching::Batched,
         }
     }
 }
@@ -69,8 +91,10 @@ impl SessionOptions {
 #[derive(Debug, Clone)]
 pub struct FrameResult {
     pub frame_idx: usize,
+    /// Every object of the session, in the order they were first prompted.
     pub obj_ids: Vec<u32>,
-    /// [N_obj, 1, H, W] logits at the video's resolution (threshold at > 0)
+    /// [N_obj, 1, H, W] logits at the video's resolution (threshold at > 0); `NO_OBJ_SCORE`
+    /// for an object with no output on this frame
     pub video_res_masks: Tensor,
     /// [N_obj, 1, S/4, S/4] hole-filled low-res logits
     pub low_res_masks: Tensor,
@@ -80,15 +104,69 @@ pub struct FrameResult {
     pub obj_ptrs: Vec<Option<Tensor>>,
 }
 
+impl FrameResult {
+    /// Whether object `obj` (an index into `obj_ids`) has an output on this frame.
+    pub fn has_output(&self, obj: usize) -> bool {
+        self.object_score_logits
+            .get(obj)
+            .is_some_and(|s| s.is_some())
+    }
+}
+
 #[derive(Debug, Default)]
 struct ObjectState {
     obj_id: u32,
-    point_inputs: HashMap<usize, PointInputs>,
     out: OutputStore,
     temp_cond: Vec<(usize, FrameOutput)>,
     temp_non_cond: Vec<(usize, FrameOutput)>,
     /// frame -> tracked in reverse
     tracked: HashMap<usize, bool>,
+}
+
+impl ObjectState {
+    /// The earliest conditioning frame (after preflight).
+    fn first_cond(&self) -> Option<usize> {
+        self.out.cond.iter().map(|(t, _)| *t).min()
+    }
+
+    /// Whether a propagation in this direction runs the object on `frame` (it has no prompt
+    /// there): always backward; forward only from its first conditioning frame on.
+    fn runs_on(&self, frame: usize, reverse: bool) -> bool {
+        reverse || self.first_cond().is_some_and(|c| frame >= c)
+    }
+
+    /// Where a prompt on `frame` goes: (initial conditioning frame, reverse, stored as cond).
+    fn prompt_kind(&self, frame: usize) -> (bool, bool, bool) {
+        let is_init_cond = !self.tracked.contains_key(&frame);
+        let reverse = self.tracked.get(&frame).copied().unwrap_or(false);
+        // `add_all_frames_to_correct_as_cond` is off: a correction stays non-conditioning
+        (is_init_cond, reverse, is_init_cond)
+    }
+
+    /// The most recent output on `frame` (temporary first), as the official lookup does.
+    fn latest(&self, frame: usize, is_cond: bool) -> Option<&FrameOutput> {
+        let temp = if is_cond {
+            &self.temp_cond
+        } else {
+            &self.temp_non_cond
+        };
+        temp_get(temp, frame)
+            .or_else(|| self.out.cond_get(frame))
+            .or_else(|| self.out.non_cond.get(&frame))
+    }
+
+    fn put_temp(&mut self, frame: usize, is_cond: bool, out: FrameOutput) {
+        let temp = if is_cond {
+            &mut self.temp_cond
+        } else {
+            &mut self.temp_non_cond
+        };
+        if let Some(slot) = temp.iter_mut().find(|(t, _)| *t == frame) {
+            slot.1 = out;
+        } else {
+            temp.push((frame, out));
+        }
+    }
 }
 
 pub struct Session<'m> {
@@ -99,19 +177,28 @@ pub struct Session<'m> {
     /// This session's execution policy, passed to every model forward it runs.
     ctx: ExecCtx,
     objects: Vec<ObjectState>,
-    cache: Option<(usize, FrameFeatures)>,
+    features: FeatureCache,
+    /// The memories' position encoding ([1, N, Cm]), identical for every frame and object:
+    /// stored once (the official predictor keeps it as a session constant too).
+    memory_pos: Option<Tensor>,
 }
 
 fn temp_get(v: &[(usize, FrameOutput)], f: usize) -> Option<&FrameOutput> {
     v.iter().find(|(t, _)| *t == f).map(|(_, o)| o)
 }
 
-fn temp_put(v: &mut Vec<(usize, FrameOutput)>, f: usize, out: FrameOutput) {
-    if let Some(slot) = v.iter_mut().find(|(t, _)| *t == f) {
-        slot.1 = out;
-    } else {
-        v.push((f, out));
+/// A mask prompt as the model takes it (`add_new_mask`): the video-size binary mask resized to
+/// the model's `image_size` square with PyTorch's antialiased bilinear interpolation when the
+/// sizes differ, then `>= 0.5`. -> [1, 1, S, S] f32 in {0, 1} on `device`.
+pub fn mask_prompt_input(mask: &Mask, image_size: usize, device: &Device) -> Result<Tensor> {
+    let (w, h) = (mask.width, mask.height);
+    let px: Vec<f32> = mask.data.iter().map(|&b| b as u8 as f32).collect();
+    let m = Tensor::from_vec(px, (1, 1, h, w), device)?;
+    if (h, w) == (image_size, image_size) {
+        return Ok(m);
     }
+    let resized = interpolate::bilinear_antialias(&m, (image_size, image_size))?;
+    Ok(resized.ge(0.5)?.to_dtype(DType::F32)?)
 }
 
 impl<'m> Session<'m> {
@@ -147,13 +234,19 @@ impl<'m> Session<'m> {
             opts,
             ctx,
             objects: Vec::new(),
-            cache: None,
+            features: FeatureCache::default(),
+            memory_pos: None,
         }
     }
 
     /// The execution policy this session passes down its forwards.
     pub fn exec_ctx(&self) -> &ExecCtx {
         &self.ctx
+    }
+
+    /// The options the session was opened with.
+    pub fn options(&self) -> &SessionOptions {
+        &self.opts
     }
 
     pub fn num_frames(&self) -> usize {
@@ -170,8 +263,15 @@ impl<'m> Session<'m> {
         self.frames.path(idx)
     }
 
+    /// Every object of the session, in the order they were first prompted.
     pub fn obj_ids(&self) -> Vec<u32> {
         self.objects.iter().map(|o| o.obj_id).collect()
+    }
+
+    /// Image-encoder (trunk + neck) passes this session has run: one per frame it needed,
+    /// whatever the number of objects (see [`FeatureCache`]).
+    pub fn image_encoder_passes(&self) -> usize {
+        self.features.passes()
     }
 
     fn obj_idx(&mut self, obj_id: u32) -> usize {
@@ -185,11 +285,11 @@ impl<'m> Session<'m> {
         self.objects.len() - 1
     }
 
-    fn features(&mut self, frame_idx: usize) -> Result<FrameFeatures> {
-        if let Some((f, feats)) = &self.cache {
-            if *f == frame_idx {
-                return Ok(feats.clone());
-            }
+    /// The features of `frame_idx`, encoded once while kept; `pin` keeps them until a
+    /// propagation visits the frame (prompted frames).
+    fn features(&mut self, frame_idx: usize, pin: bool) -> Result<FrameFeatures> {
+        if let Some(f) = self.features.get(frame_idx, pin) {
+            return Ok(f);
         }
         let dev = self.device.clone();
         let img = self.ctx.stage("frame.load", &dev, || {
@@ -199,24 +299,48 @@ impl<'m> Session<'m> {
         let feats = self.ctx.stage("image_encoder", &dev, || {
             self.model.forward_image_ctx(&img, &self.ctx)
         })?;
-        self.cache = Some((frame_idx, feats.clone()));
+        self.features.insert(frame_idx, feats.clone(), pin);
         Ok(feats)
     }
 
-    /// `add_new_points_or_box`: prompt object `obj_id` on `frame_idx`. Returns the masks of all
-    /// objects on that frame.
-    pub fn add_prompt(
-        &mut self,
+    fn step<'a>(
+        &'a self,
+        feats: &'a FrameFeatures,
         frame_idx: usize,
-        obj_id: u32,
-        prompt: &Prompt,
-    ) -> Result<FrameResult> {
+        reverse: bool,
+    ) -> FrameStep<'a> {
+        FrameStep {
+            model: self.model,
+            ctx: &self.ctx,
+            feats,
+            frame_idx,
+            num_frames: self.num_frames(),
+            reverse,
+            post: self.opts.postprocessing,
+        }
+    }
+
+    fn check_frame(&self, frame_idx: usize) -> Result<()> {
         let n = self.num_frames();
         if frame_idx >= n {
             return Err(Error::Input(format!(
                 "prompt frame {frame_idx} is outside the video ({n} frames)"
             )));
         }
+        Ok(())
+    }
+
+    /// `add_new_points_or_box`: prompt object `obj_id` on `frame_idx` with clicks and/or a box
+    /// (replacing the object's earlier prompt on that frame; its latest output there, e.g. a mask
+    /// prompt's, is fed to the heads with the clicks). Returns the masks of all objects on that
+    /// frame.
+    pub fn add_prompt(
+        &mut self,
+        frame_idx: usize,
+        obj_id: u32,
+        prompt: &Prompt,
+    ) -> Result<FrameResult> {
+        self.check_frame(frame_idx)?;
         if prompt.points.is_empty() && prompt.bbox.is_none() {
             return Err(Error::Input(
                 "a prompt needs at least one point or a box".into(),
@@ -265,159 +389,167 @@ impl<'m> Session<'m> {
             labels: Tensor::from_vec(labels, (1, np), &self.device)?,
         };
         let oi = self.obj_idx(obj_id);
-        let obj = &mut self.objects[oi];
-        obj.point_inputs.insert(frame_idx, point_inputs.clone());
-        let is_init_cond = !obj.tracked.contains_key(&frame_idx);
-        let reverse = obj.tracked.get(&frame_idx).copied().unwrap_or(false);
-        let is_cond = is_init_cond;
-        let prev = {
-            let temp = if is_cond {
-                &obj.temp_cond
-            } else {
-                &obj.temp_non_cond
-            };
-            temp_get(temp, frame_idx)
-                .or_else(|| obj.out.cond_get(frame_idx))
-                .or_else(|| obj.out.non_cond.get(&frame_idx))
-                .and_then(|o| o.pred_masks.clone())
-        };
-        let prev = match prev {
+        let (is_init_cond, reverse, is_cond) = self.objects[oi].prompt_kind(frame_idx);
+        let prev = match self.objects[oi]
+            .latest(frame_idx, is_cond)
+            .and_then(|o| o.pred_masks.as_ref())
+        {
             Some(p) => Some(p.clamp(-32f32, 32f32)?),
             None => None,
         };
-        let (out, _) = self.run_single_frame(
-            oi,
-            frame_idx,
+        let feats = self.features(frame_idx, true)?;
+        let out = self.step(&feats, frame_idx, reverse).run_one(
+            &self.objects[oi].out,
             is_init_cond,
             Some(&point_inputs),
-            reverse,
-            false,
             prev.as_ref(),
+            false,
         )?;
-        let obj = &mut self.objects[oi];
-        if is_cond {
-            temp_put(&mut obj.temp_cond, frame_idx, out);
-        } else {
-            temp_put(&mut obj.temp_non_cond, frame_idx, out);
-        }
+        self.objects[oi].put_temp(frame_idx, is_cond, out);
         self.frame_result(frame_idx, is_cond)
     }
 
-    /// `_run_single_frame_inference` for one object.
-    #[allow(clippy::too_many_arguments)]
-    fn run_single_frame(
-        &mut self,
-        oi: usize,
-        frame_idx: usize,
-        is_init_cond: bool,
-        point_inputs: Option<&PointInputs>,
-        reverse: bool,
-        run_mem_encoder: bool,
-        prev_logits: Option<&Tensor>,
-    ) -> Result<(FrameOutput, Tensor)> {
-        let feats = self.features(frame_idx)?;
-        let model = self.model;
-        let tcfg = &model.cfg.tracker;
-        let num_frames = self.num_frames();
-        let obj = &self.objects[oi];
-        let dev = self.device.clone();
-        let ctx = &self.ctx;
-        let pix_feat = {
-            let (mems, ptrs) = obj.out.select(tcfg, frame_idx, num_frames, reverse);
-            ctx.stage("memory_conditioning", &dev, || {
-                model.memory_conditioned_features_ctx(
-                    &feats,
-                    is_init_cond,
-                    &mems,
-                    &ptrs,
-                    num_frames,
-                    ctx,
-                )
-            })?
-        };
-        ctx.fence(&dev, FencePoint::MemoryConditioning)?;
-        let num_pts = match point_inputs {
-            Some(p) => p.num_points()?,
-            None => 0,
-        };
-        let multimask = model.use_multimask(is_init_cond, num_pts);
-        let high_res = model.high_res_pair(&feats);
-        let sam = ctx.stage("sam_heads", &dev, || {
-            model.forward_sam_heads(&pix_feat, point_inputs, prev_logits, high_res, multimask)
-        })?;
-        ctx.fence(&dev, FencePoint::Heads)?;
-        let memory = if run_mem_encoder && tcfg.num_maskmem > 0 {
-            Some(ctx.stage("memory_encoder", &dev, || {
-                model.store_memory(model.encode_new_memory(
-                    &feats.vision_feat,
-                    &sam.high_res_masks,
-                    &sam.object_score_logits,
-                    point_inputs.is_some(),
-                )?)
-            })?)
-        } else {
-            None
-        };
-        let pred_masks = if tcfg.fill_hole_area > 0 {
-            ctx.stage("fill_holes", &dev, || {
-                fill_holes_in_mask_scores(&sam.low_res_masks, tcfg.fill_hole_area)
-            })?
-        } else {
-            sam.low_res_masks.clone()
-        };
-        let out = FrameOutput {
-            memory,
-            pred_masks: Some(pred_masks.clone()),
-            obj_ptr: sam.obj_ptr,
-            object_score_logits: sam.object_score_logits,
-        };
-        Ok((out, pred_masks))
+    /// `add_new_mask`: prompt object `obj_id` on `frame_idx` with a binary mask of the video's
+    /// size (replacing the object's earlier prompt on that frame). The mask is resized to the
+    /// model's input as the official predictor does ([`mask_prompt_input`]) and becomes the
+    /// frame's output (`_use_mask_as_output`); its memory is encoded when propagation starts.
+    /// An empty mask, or one of another size, is an input error. Returns the masks of all
+    /// objects on that frame.
+    pub fn add_mask(&mut self, frame_idx: usize, obj_id: u32, mask: &Mask) -> Result<FrameResult> {
+        self.check_frame(frame_idx)?;
+        let (h, w) = self.video_size();
+        if (mask.width, mask.height) != (w, h) {
+            return Err(Error::Input(format!(
+                "mask prompt of object {obj_id} is {}x{}, the video is {w}x{h}",
+                mask.width, mask.height
+            )));
+        }
+        if mask.is_empty() {
+            return Err(Error::Input(format!(
+                "mask prompt of object {obj_id} on frame {frame_idx} is empty"
+            )));
+        }
+        let mask_inputs = mask_prompt_input(mask, self.model.image_size(), &self.device)?;
+        let oi = self.obj_idx(obj_id);
+        let (_, reverse, is_cond) = self.objects[oi].prompt_kind(frame_idx);
+        let feats = self.features(frame_idx, true)?;
+        let out = self
+            .step(&feats, frame_idx, reverse)
+            .mask_as_output(&mask_inputs)?;
+        self.objects[oi].put_temp(frame_idx, is_cond, out);
+        self.frame_result(frame_idx, is_cond)
     }
 
-    /// `propagate_in_video_preflight`: encode the memories of prompted frames and move them
-    /// into the output store.
+    /// A freshly encoded memory as the session stores it: the position encoding replaced by the
+    /// session's single copy.
+    fn keep_memory(&mut self, memory: Memory) -> Result<Memory> {
+        let pos = match &self.memory_pos {
+            Some(p) if p.dims() == memory.pos.dims() => p.clone(),
+            _ => {
+                let p = memory.pos.copy()?;
+                self.memory_pos = Some(p.clone());
+                p
+            }
+        };
+        Ok(Memory {
+            features: memory.features,
+            pos,
+        })
+    }
+
+    fn keep_output(&mut self, mut out: FrameOutput) -> Result<FrameOutput> {
+        if let Some(m) = out.memory.take() {
+            out.memory = Some(self.keep_memory(m)?);
+        }
+        Ok(out)
+    }
+
+    /// `propagate_in_video_preflight`: encode the memories of prompted frames (per frame, for
+    /// every object prompted there at once when batching) and move them into the output store.
     fn preflight(&mut self) -> Result<()> {
         if self.objects.is_empty() {
             return Err(Error::Input(
-                "no prompt was added; add a point or box prompt first".into(),
+                "no prompt was added; add a point, box or mask prompt first".into(),
             ));
         }
-        let s = self.model.image_size();
-        for oi in 0..self.objects.len() {
-            for is_cond in [false, true] {
-                let temp = if is_cond {
-                    std::mem::take(&mut self.objects[oi].temp_cond)
-                } else {
-                    std::mem::take(&mut self.objects[oi].temp_non_cond)
-                };
-                for (f, mut out) in temp {
+        // (object, cond, index in its temp list) of every output without memory, by frame
+        let mut pending: BTreeMap<usize, Vec<(usize, bool, usize)>> = BTreeMap::new();
+        for (oi, obj) in self.objects.iter().enumerate() {
+            for (is_cond, temp) in [(false, &obj.temp_non_cond), (true, &obj.temp_cond)] {
+                for (k, (f, out)) in temp.iter().enumerate() {
                     if out.memory.is_none() {
-                        let pm = out
-                            .pred_masks
-                            .as_ref()
-                            .ok_or_else(|| Error::Other("prompted frame lost its mask".into()))?;
-                        let high = interpolate::bilinear(pm, (s, s))?;
-                        let feats = self.features(f)?;
-                        let mem = self.model.encode_new_memory(
-                            &feats.vision_feat,
-                            &high,
-                            &out.object_score_logits,
-                            true,
-                        )?;
-                        out.memory = Some(self.model.store_memory(mem)?);
-                    }
-                    let obj = &mut self.objects[oi];
-                    if is_cond {
-                        obj.out.cond_insert(f, out);
-                    } else {
-                        obj.out.non_cond.insert(f, out);
+                        pending.entry(*f).or_default().push((oi, is_cond, k));
                     }
                 }
             }
-            let obj = &mut self.objects[oi];
+        }
+        let s = self.model.image_size();
+        for (f, list) in pending {
+            let feats = self.features(f, true)?;
+            let mut masks = Vec::with_capacity(list.len());
+            let mut scores = Vec::with_capacity(list.len());
+            for &(oi, is_cond, k) in &list {
+                let obj = &self.objects[oi];
+                let out = if is_cond {
+                    &obj.temp_cond[k].1
+                } else {
+                    &obj.temp_non_cond[k].1
+                };
+                let pm = out
+                    .pred_masks
+                    .as_ref()
+                    .ok_or_else(|| Error::Other("prompted frame lost its mask".into()))?;
+                masks.push(interpolate::bilinear(pm, (s, s))?);
+                scores.push(out.object_score_logits.clone());
+            }
+            let step = self.step(&feats, f, false);
+            let memories: Vec<Memory> = match self.opts.object_batching {
+                ObjectBatching::Batched if list.len() > 1 => {
+                    let n = list.len();
+                    let (_, c, h, w) = feats.vision_feat.dims4()?;
+                    let vision = feats.vision_feat.broadcast_as((n, c, h, w))?.contiguous()?;
+                    let m = step.encode_memory(
+                        &vision,
+                        &Tensor::cat(&masks, 0)?,
+                        &Tensor::cat(&scores, 0)?,
+                        true,
+                    )?;
+                    (0..n)
+                        .map(|i| {
+                            Ok(Memory {
+                                features: m.features.narrow(0, i, 1)?.copy()?,
+                                pos: m.pos.narrow(0, i, 1)?,
+                            })
+                        })
+                        .collect::<Result<_>>()?
+                }
+                _ => masks
+                    .iter()
+                    .zip(&scores)
+                    .map(|(m, sc)| step.encode_memory(&feats.vision_feat, m, sc, true))
+                    .collect::<Result<_>>()?,
+            };
+            for ((oi, is_cond, k), m) in list.into_iter().zip(memories) {
+                let m = self.keep_memory(m)?;
+                let obj = &mut self.objects[oi];
+                let slot = if is_cond {
+                    &mut obj.temp_cond[k].1
+                } else {
+                    &mut obj.temp_non_cond[k].1
+                };
+                slot.memory = Some(m);
+            }
+        }
+        for obj in &mut self.objects {
+            for (f, out) in std::mem::take(&mut obj.temp_non_cond) {
+                obj.out.non_cond.insert(f, out);
+            }
+            for (f, out) in std::mem::take(&mut obj.temp_cond) {
+                obj.out.cond_insert(f, out);
+            }
             if obj.out.cond.is_empty() {
                 return Err(Error::Input(format!(
-                    "object {} has no prompt; add a point or box prompt first",
+                    "object {} has no prompt; add a point, box or mask prompt first",
                     obj.obj_id
                 )));
             }
@@ -429,9 +561,10 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
-    /// `propagate_in_video`: track every object from `start` (default: the earliest prompted
-    /// frame) for up to `max_frames` frames, forward or in reverse; `on_frame` receives each
-    /// frame's result as soon as it is computed.
+    /// `propagate_in_video`: track from `start` (default: the earliest prompted frame) for up to
+    /// `max_frames` frames, forward or in reverse; `on_frame` receives each frame's result as
+    /// soon as it is computed. Forward, an object runs from its first conditioning frame on (no
+    /// output before it); backward, every object runs.
     pub fn propagate(
         &mut self,
         start: Option<usize>,
@@ -446,7 +579,7 @@ impl<'m> Session<'m> {
             None => self
                 .objects
                 .iter()
-                .flat_map(|o| o.out.cond.iter().map(|(t, _)| *t))
+                .filter_map(ObjectState::first_cond)
                 .min()
                 .ok_or_else(|| Error::Input("no prompt was added".into()))?,
         };
@@ -463,14 +596,8 @@ impl<'m> Session<'m> {
             (start..=end).collect()
         };
         for f in order {
-            for oi in 0..self.objects.len() {
-                if self.objects[oi].out.cond_get(f).is_none() {
-                    let (out, _) =
-                        self.run_single_frame(oi, f, false, None, reverse, true, None)?;
-                    self.objects[oi].out.non_cond.insert(f, out);
-                }
-                self.objects[oi].tracked.insert(f, reverse);
-            }
+            self.track_frame(f, reverse)?;
+            self.features.visited(f);
             let dev = self.device.clone();
             let res = self
                 .ctx
@@ -486,6 +613,43 @@ impl<'m> Session<'m> {
         Ok(())
     }
 
+    /// Run frame `f` for the objects that track there (not prompted there, and joined already
+    /// when going forward), batched or in a loop; the features are computed only if some object
+    /// needs them.
+    fn track_frame(&mut self, f: usize, reverse: bool) -> Result<()> {
+        let mut run = Vec::new();
+        for (oi, obj) in self.objects.iter_mut().enumerate() {
+            if obj.out.cond_get(f).is_some() {
+                obj.tracked.insert(f, reverse);
+            } else if obj.runs_on(f, reverse) {
+                run.push(oi);
+            }
+        }
+        if run.is_empty() {
+            return Ok(());
+        }
+        let feats = self.features(f, false)?;
+        let step = self.step(&feats, f, reverse);
+        let outs = match self.opts.object_batching {
+            ObjectBatching::Batched => {
+                let stores: Vec<&OutputStore> =
+                    run.iter().map(|&oi| &self.objects[oi].out).collect();
+                step.track_batched(&stores)?
+            }
+            ObjectBatching::Looped => run
+                .iter()
+                .map(|&oi| step.track_one(&self.objects[oi].out))
+                .collect::<Result<_>>()?,
+        };
+        for (oi, out) in run.into_iter().zip(outs) {
+            let out = self.keep_output(out)?;
+            let obj = &mut self.objects[oi];
+            obj.out.non_cond.insert(f, out);
+            obj.tracked.insert(f, reverse);
+        }
+        Ok(())
+    }
+
     /// Consolidate every object's output on a frame and resize it to the video resolution.
     fn frame_result(&self, frame_idx: usize, prefer_cond: bool) -> Result<FrameResult> {
         let lo = self.model.image_size() / 4;
@@ -493,14 +657,7 @@ impl<'m> Session<'m> {
         let mut scores = Vec::new();
         let mut ptrs = Vec::new();
         for obj in &self.objects {
-            let temp = if prefer_cond {
-                &obj.temp_cond
-            } else {
-                &obj.temp_non_cond
-            };
-            let out = temp_get(temp, frame_idx)
-                .or_else(|| obj.out.cond_get(frame_idx))
-                .or_else(|| obj.out.non_cond.get(&frame_idx));
+            let out = obj.latest(frame_idx, prefer_cond);
             match out.and_then(|o| o.pred_masks.as_ref().map(|m| (o, m))) {
                 Some((o, m)) => {
                     low.push(m.clone());

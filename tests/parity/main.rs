@@ -11,6 +11,7 @@ mod attention_cuda;
 mod edgetam;
 mod image_encoder;
 mod memory;
+mod multi_object;
 mod precision;
 mod runner;
 mod sam2_base;

@@ -4,6 +4,7 @@
 
 use crate::common::{assert_close, get, load_tensors, pt_var_builder, test_config};
 use candle_core::{DType, Device, Tensor};
+use vosbench::config::PostProcessing;
 use vosbench::sam2::sam2_base::{FrameFeatures, Memory, PointInputs, Sam2Base};
 use vosbench::tracker::memory_bank::{FrameOutput, OutputStore};
 
@@ -25,7 +26,14 @@ fn forward_sam_heads_points_and_box() {
             labels: get(&t, &format!("prompt.{case}.labels")),
         };
         let out = m
-            .forward_sam_heads(&emb, Some(&pts), None, Some((&hr0, &hr1)), multimask)
+            .forward_sam_heads(
+                &emb,
+                Some(&pts),
+                None,
+                Some((&hr0, &hr1)),
+                multimask,
+                PostProcessing::On,
+            )
             .unwrap();
         let pre = format!("heads.{case}");
         for (name, got) in [
@@ -65,6 +73,7 @@ fn encode_new_memory_with_and_without_object() {
                 &get(&t, &format!("{pre}.pred_masks_high_res")),
                 &get(&t, &format!("{pre}.object_score_logits")),
                 from_pts,
+                PostProcessing::On,
             )
             .unwrap();
         // token-major [1, e*e, M] -> [1, M, e, e]

@@ -52,6 +52,13 @@ Runs (names, tensors and the prompt schema in tests/reference/FIXTURES.md):
               frame 0 (the click's call sees the mask's low-res logits as its mask prompt and
               replaces that frame's output), object 2 by one positive click on frame 0;
               propagated together.
+    masks_nopp, mixed_nopp
+              the same predictor as built with apply_postprocessing=False, what
+              tools/vos_inference.py runs by default (no hole filling, sigmoid instead of
+              binarized prompt masks in the memory encoder, no dynamic multimask): ``masks``
+              as it is; ``mixed`` with object 2 prompted by its box instead of the click (two
+              prompt points, so the decoder's single-mask output is where dynamic multimask
+              would act). Run after the others, so they are untouched.
 
 Outputs (``--out``; default tests/fixtures/multi_object or tests/fixtures/edgetam_multi_object):
 ``tracking.safetensors``, ``pred/`` (masks run, SA-V per-object layout), ``jf_official.json``
@@ -173,6 +180,8 @@ def scene_prompts(gt):
     assert gt[0][2][int(cy2), int(cx2)], "object 2's click is not on object 2"
     assert not any(m[int(ny), int(nx)] for m in gt[0].values()), "negative click lands on an object"
     every = [{"id": oid, "prompts": [mask_step(oid, first[oid])]} for oid in sorted(OBJECTS)]
+    bx = [_quarter(c) for c in base.object_box_px(0, OBJECTS[2], WIDTH, HEIGHT, seed=SCENE_SEED)]
+    assert gt[0][2][int(cy2), int(cx2)] and bx[0] < cx2 < bx[2] and bx[1] < cy2 < bx[3]
     return {
         "format": "vosbench-prompts-1",
         "video": VIDEO,
@@ -188,6 +197,13 @@ def scene_prompts(gt):
             "mixed": {"sessions": "shared", "families": ["sam2", "edgetam"], "objects": [
                 {"id": 1, "prompts": [mask_step(1, 0), {"frame": 0, "points": [[nx, ny]], "labels": [0]}]},
                 {"id": 2, "prompts": [{"frame": 0, "points": [[cx2, cy2]], "labels": [1]}]},
+            ]},
+            "masks_nopp": {"sessions": "per_object", "families": ["sam2", "edgetam"],
+                           "postprocessing": "off", "objects": every},
+            "mixed_nopp": {"sessions": "shared", "families": ["sam2", "edgetam"],
+                           "postprocessing": "off", "objects": [
+                {"id": 1, "prompts": [mask_step(1, 0), {"frame": 0, "points": [[nx, ny]], "labels": [0]}]},
+                {"id": 2, "prompts": [{"frame": 0, "box": bx}]},
             ]},
         },
     }
@@ -300,6 +316,15 @@ def build_predictor(a):
     return predictor, HoleFill(svp), overrides
 
 
+def set_postprocessing(predictor, on):
+    """The predictor as build_sam2_video_predictor(apply_postprocessing=on) builds it: the
+    builder's only differences are these three settings (same weights, same modules; the
+    stability delta and threshold it sets are the decoder's defaults)."""
+    predictor.fill_hole_area = 8 if on else 0
+    predictor.binarize_mask_from_pts_for_mem_enc = on
+    predictor.sam_mask_decoder.dynamic_multimask_via_stability = on
+
+
 # --------------------------------------------------------------------------------------------
 # Runs
 # --------------------------------------------------------------------------------------------
@@ -343,7 +368,9 @@ def apply_prompts(predictor, state, scene, objects, frame=None):
             else:
                 predictor.add_new_points_or_box(
                     inference_state=state, frame_idx=p["frame"], obj_id=obj["id"],
-                    points=np.array(p["points"], np.float32), labels=np.array(p["labels"], np.int32))
+                    points=np.array(p["points"], np.float32) if "points" in p else None,
+                    labels=np.array(p["labels"], np.int32) if "labels" in p else None,
+                    box=np.array(p["box"], np.float32) if "box" in p else None)
             idx = state["obj_id_to_idx"][obj["id"]]
             temp = state["temp_output_dict_per_obj"][idx]["cond_frame_outputs"][p["frame"]]
             steps.append((obj["id"], p, torch.clone(temp["pred_masks"])))
@@ -590,6 +617,27 @@ def main():
     put_run("mixed", mixed)
     put("mixed.order", torch.tensor(order, dtype=torch.float32))
 
+    # ---- the same without post-processing (vos_inference.py's default), after everything else
+    set_postprocessing(predictor, False)
+    masks_nopp, orders_nopp, _, first_nopp = run_masks(predictor, a.scene)
+    report["masks_nopp"] = fills.take()
+    assert first_nopp == first
+    put_run("masks_nopp", masks_nopp)
+    for oid in sorted(masks_nopp):
+        put(f"masks_nopp.obj.{oid}.order", torch.tensor(orders_nopp[oid], dtype=torch.float32))
+    nopp_diff = max_diff(masks_nopp, masks, sorted(masks))
+    print(f"masks_nopp vs masks: max abs difference {nopp_diff:.3g}")
+    if nopp_diff == 0.0:
+        raise SystemExit("post-processing off changed nothing in the masks run")
+    mixed_nopp, order, steps = run_shared(predictor, a.scene, runs["mixed_nopp"]["objects"])
+    report["mixed_nopp"] = fills.take()
+    assert [s[0] for s in steps] == [1, 1, 2]
+    put_run("mixed_nopp", mixed_nopp)
+    put("mixed_nopp.order", torch.tensor(order, dtype=torch.float32))
+    if report["masks_nopp"]["calls"] or report["mixed_nopp"]["calls"]:
+        raise SystemExit("hole filling ran with post-processing off")
+    set_postprocessing(predictor, True)
+
     for run, st in report.items():
         put(f"{run}.hole_fill.calls", torch.tensor([float(st["calls"])]))
         put(f"{run}.hole_fill.changed", torch.tensor([float(st["changed"])]))
@@ -603,7 +651,8 @@ def main():
         fills.take()
         jf = official_jf(a.scene, pred_root, a.out, a.sam2_src)
 
-    summarize(a, T, report, {"masks": masks, "mixed": mixed}, jf, strict=committed)
+    summarize(a, T, report, {"masks": masks, "mixed": mixed, "masks_nopp": masks_nopp,
+                              "mixed_nopp": mixed_nopp}, jf, strict=committed)
 
 
 def summarize(a, T, report, runs, jf, strict):

@@ -3,7 +3,7 @@
 //! reference's memories.
 
 use super::{seq_to_map, to_tokens, Feed, Fx};
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, PostProcessing};
 use crate::error::{Error, Result};
 use crate::sam2::sam2_base::{FrameFeatures, Memory, Sam2Base};
 use crate::tracker::memory_bank::{FrameOutput, OutputStore};
@@ -32,7 +32,9 @@ pub(super) fn glue_stages(fx: &mut Fx, model: &Sam2Base, cfg: &ModelConfig) -> R
             let masks = fx.input(&format!("{pre}.pred_masks_high_res"), &stage)?;
             let score = fx.input(&format!("{pre}.object_score_logits"), &stage)?;
             let from_pts = fx.scalar(&format!("{pre}.is_mask_from_pts"), &stage)? > 0.5;
-            let mem = model.encode_new_memory(&pix, &masks, &score, from_pts)?;
+            // the stage fixture is the predictor's default build: post-processing on
+            let mem =
+                model.encode_new_memory(&pix, &masks, &score, from_pts, PostProcessing::On)?;
             fx.check_tokens(&format!("{pre}.features"), &mem.features, Feed::Reference)?;
             fx.check_tokens(&format!("{pre}.pos"), &mem.pos, Feed::Reference)?;
         }

@@ -2,7 +2,7 @@
 //! outputs with the dynamic stability score) and `SAM2Base._forward_sam_heads`.
 
 use super::{Feed, Fx};
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, PostProcessing};
 use crate::error::Result;
 use crate::sam2::mask_decoder::stability_scores;
 use crate::sam2::sam2_base::{PointInputs, Sam2Base};
@@ -131,7 +131,14 @@ pub(super) fn head_stages(fx: &mut Fx, model: &Sam2Base, cfg: &ModelConfig) -> R
         let hr_ref = hr.as_ref().map(|(a, b)| (a, b));
         // what the official predictor decides on an initial conditioning frame
         let multimask = model.use_multimask(true, pts.num_points()?);
-        let o = model.forward_sam_heads(&emb, Some(&pts), None, hr_ref, multimask)?;
+        let o = model.forward_sam_heads(
+            &emb,
+            Some(&pts),
+            None,
+            hr_ref,
+            multimask,
+            PostProcessing::On,
+        )?;
         for (part, t) in [
             ("low_res_multimasks", &o.low_res_multimasks),
             ("high_res_multimasks", &o.high_res_multimasks),
