@@ -14,6 +14,7 @@ pub mod plot;
 pub mod probe;
 pub mod synth;
 pub mod track;
+pub mod track_objects;
 
 #[derive(Debug, Parser)]
 #[command(

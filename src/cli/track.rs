@@ -1,5 +1,6 @@
 //! `vosbench track`: segment one object through a folder of JPEG frames from a point or box
-//! prompt, and write one PNG mask per frame in the SA-V layout. With `--timing FILE` it also
+//! prompt, and write one PNG mask per frame in the SA-V layout. Several objects in one session
+//! (`--prompts FILE`, `--object SPEC`) are [`crate::cli::track_objects`]. With `--timing FILE` it also
 //! records how fast (per-frame latency, steady FPS, time from process start to the first mask)
 //! and with how much device memory; `tests/gpu/speed_vs_torch.sh` compares that with the official
 //! PyTorch predictors (docs/performance.md).
@@ -29,6 +30,24 @@ pub struct Args {
     /// Folder of JPEG frames named by frame number (00000.jpg, 00001.jpg, ...).
     #[arg(long)]
     pub frames: PathBuf,
+    /// Several objects in one session from a prompts file (format vosbench-prompts-1, see
+    /// README): per object id, prompt steps with a frame and clicks, a box or a mask PNG.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["points", "bbox", "prompt_frame", "obj_id", "timing", "no_masks", "overlay"])]
+    pub prompts: Option<PathBuf>,
+    /// The run of a prompts file that holds several named runs.
+    #[arg(long, value_name = "NAME", requires = "prompts")]
+    pub prompts_run: Option<String>,
+    /// An object's prompt, repeatable (several objects in one session; several parts per
+    /// object): ID:point=X,Y[,LABEL], ID:box=X0,Y0,X1,Y1 or ID:mask=PATH (a PNG of the video's
+    /// size, foreground > 0), each optionally followed by @frame=F (default 0), e.g.
+    /// `--object 2:mask=a.png --object 3:point=10,20@frame=5`. Objects join at their first
+    /// prompt frame; masks go to OUT/<video>/<obj:03>/<frame name>.png.
+    #[arg(long = "object", value_name = "SPEC", conflicts_with_all = ["points", "bbox", "prompt_frame", "obj_id", "timing", "no_masks", "overlay"])]
+    pub objects: Vec<String>,
+    /// With --prompts / --object: write one indexed PNG per frame with the DAVIS palette
+    /// (OUT/<video>/<frame name>.png, values = object ids) instead of one PNG per object.
+    #[arg(long)]
+    pub davis_palette: bool,
     /// A click X,Y in video pixels, optionally with a label (1 positive, 0 negative). Repeatable.
     #[arg(long = "point", value_name = "X,Y[,LABEL]")]
     pub points: Vec<String>,
@@ -273,6 +292,14 @@ fn ms(d: std::time::Duration) -> f64 {
 }
 
 pub fn run(args: Args, switches: &EnvSwitches) -> Result<()> {
+    if args.prompts.is_some() || !args.objects.is_empty() {
+        return crate::cli::track_objects::run(&args, switches);
+    }
+    if args.davis_palette {
+        return Err(Error::Input(
+            "--davis-palette needs several objects: give --prompts FILE or --object SPEC".into(),
+        ));
+    }
     let run_start_ms = process_age_ms();
     let prompt = parse_prompt(&args.points, args.bbox.as_deref())?;
     let reg = Registry::builtin()?;

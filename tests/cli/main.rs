@@ -9,6 +9,7 @@ mod common;
 mod bench_demo;
 mod cli_track;
 mod cli_track_edgetam;
+mod cli_track_objects;
 mod cli_track_timing;
 mod cli_weights;
 mod convert;
