@@ -4,15 +4,15 @@
 
 use crate::bench::cache::CachedFrames;
 use crate::bench::mem::{self, HostSampler};
-use crate::bench::model::{build_model, conv_options, object_prompt_for};
+use crate::bench::model::{build_model, conv_options, prompt_object};
 use crate::bench::plan::{
-    write_json, InferenceConfig, Metadata, ModelPlan, ObjectMeta, PromptKind, VideoMeta,
-    WeightsSource, CONFIG_NAME, ROW_DELAY_ENV, SUMMARY_NAME,
+    write_json, InferenceConfig, Metadata, ModelPlan, ObjectMeta, PromptKind, SessionObjects,
+    VideoMeta, WeightsSource, CONFIG_NAME, ROW_DELAY_ENV, SUMMARY_NAME,
 };
 use crate::bench::progress::bar;
 use crate::bench::results::{self, mib, percentile, round, Results, Row, RowStatus, CSV_NAME};
 use crate::cuda::tuning::{self, ConvTuner};
-use crate::data::masks::{Mask, PackedMask};
+use crate::data::masks::{write_mask_png, Mask, PackedMask};
 use crate::data::overlay::write_overlay;
 use crate::data::sav::Annotation;
 use crate::error::{Error, Result};
@@ -41,19 +41,76 @@ pub fn scored_frames(o: &ObjectMeta, clip_end: usize) -> Vec<usize> {
         .collect()
 }
 
-struct RowContext<'a> {
-    cfg: &'a InferenceConfig,
-    plan: &'a ModelPlan,
-    video: &'a VideoMeta,
-    object: &'a ObjectMeta,
-    sampler: &'a HostSampler,
-    meter: &'a mem::DeviceMeter,
-    device: &'a Device,
-    switches: &'a EnvSwitches,
+/// What tracking one object of a video with one model needs (one row); a video session of
+/// several objects ([`crate::bench::video_session`]) makes one per object.
+#[derive(Clone, Copy)]
+pub(super) struct RowContext<'a> {
+    pub(super) cfg: &'a InferenceConfig,
+    pub(super) plan: &'a ModelPlan,
+    pub(super) video: &'a VideoMeta,
+    pub(super) object: &'a ObjectMeta,
+    pub(super) sampler: &'a HostSampler,
+    pub(super) meter: &'a mem::DeviceMeter,
+    pub(super) device: &'a Device,
+    pub(super) switches: &'a EnvSwitches,
+}
+
+/// The timing columns from the per-frame latencies (ms) of a session: fps, mean latency, steady
+/// fps without the first `warmup` frames, percentiles.
+pub(super) fn timing_columns(row: &mut Row, lat: &[f64], warmup: usize) {
+    if lat.is_empty() {
+        return;
+    }
+    let total: f64 = lat.iter().sum();
+    row.fps = Some(round(lat.len() as f64 * 1e3 / total, 2));
+    row.latency_ms = Some(round(total / lat.len() as f64, 1));
+    let steady = &lat[warmup.min(lat.len())..];
+    if !steady.is_empty() {
+        let st: f64 = steady.iter().sum();
+        row.fps_steady = Some(round(steady.len() as f64 * 1e3 / st, 2));
+    }
+    let mut sorted = lat.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    row.latency_p50_ms = percentile(&sorted, 50.0).map(|v| round(v, 1));
+    row.latency_p90_ms = percentile(&sorted, 90.0).map(|v| round(v, 1));
+    row.latency_p99_ms = percentile(&sorted, 99.0).map(|v| round(v, 1));
+}
+
+/// Write an object's predicted masks as binary PNGs in the SA-V layout
+/// (`dir/<video>/<object>/<frame name>.png`, frame name = the source frame's file stem) for every
+/// frame before `clip_end`, empty where there is no prediction, so the official evaluators run
+/// on them unchanged.
+pub(super) fn save_object_masks(
+    dir: &Path,
+    video: &VideoMeta,
+    object: &str,
+    masks: &[Option<PackedMask>],
+    clip_end: usize,
+) -> Result<()> {
+    let obj_dir = dir.join(&video.name).join(object);
+    std::fs::create_dir_all(&obj_dir).map_err(|e| Error::io(&obj_dir, e))?;
+    let empty = Mask::empty(video.width, video.height);
+    for f in 0..clip_end.min(video.frames.len()) {
+        let name = video.frames[f]
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| format!("{f:05}"));
+        let path = obj_dir.join(format!("{name}.png"));
+        match masks.get(f).and_then(Option::as_ref) {
+            Some(m) => write_mask_png(&path, &m.to_mask())?,
+            None => write_mask_png(&path, &empty)?,
+        }
+    }
+    Ok(())
+}
+
+/// Where `--save-masks` puts a model's masks.
+pub(super) fn masks_dir(opts: &crate::bench::plan::BenchOptions, model: &str) -> PathBuf {
+    opts.out_dir.join("masks").join(model)
 }
 
 impl RowContext<'_> {
-    fn base_row(&self) -> Row {
+    pub(super) fn base_row(&self) -> Row {
         let o = self.object;
         let clip_end = self.clip_end();
         let prompt = match self.plan.prompt {
@@ -62,6 +119,7 @@ impl RowContext<'_> {
                 "box:{},{},{},{}",
                 o.bbox[0], o.bbox[1], o.bbox[2], o.bbox[3]
             ),
+            PromptKind::Mask => "mask:ground_truth".into(),
         };
         Row {
             video: self.video.name.clone(),
@@ -83,11 +141,17 @@ impl RowContext<'_> {
             cudnn_benchmark: self.cfg.cudnn_benchmark,
             weights: self.plan.weights.label(),
             status: RowStatus::Ok,
+            session_mode: self
+                .cfg
+                .options
+                .session_objects_for(self.plan.prompt)
+                .as_str()
+                .into(),
             ..Row::default()
         }
     }
 
-    fn clip_end(&self) -> usize {
+    pub(super) fn clip_end(&self) -> usize {
         let n = self.video.frames.len();
         let mc = self.cfg.options.max_clip_frames;
         if mc > 0 {
@@ -146,7 +210,7 @@ impl RowContext<'_> {
             opts.session_options()
                 .with_profiler(self.switches.profiler.clone()),
         );
-        session.add_prompt(o.prompt_frame, 1, &object_prompt_for(o, self.plan.prompt))?;
+        prompt_object(&mut session, 1, o, self.plan.prompt)?;
         device.synchronize()?;
         row.setup_ms = Some(round(t_setup.elapsed().as_secs_f64() * 1e3, 1));
 
@@ -204,21 +268,10 @@ impl RowContext<'_> {
         row.gpu_peak_reserved_MiB = dev.peak_reserved_bytes.map(mib);
         outcome?;
 
-        if !lat.is_empty() {
-            let total: f64 = lat.iter().sum();
-            row.fps = Some(round(lat.len() as f64 * 1e3 / total, 2));
-            row.latency_ms = Some(round(total / lat.len() as f64, 1));
-            let steady = &lat[opts.warmup_frames.min(lat.len())..];
-            if !steady.is_empty() {
-                let st: f64 = steady.iter().sum();
-                row.fps_steady = Some(round(steady.len() as f64 * 1e3 / st, 2));
-            }
-            let mut sorted = lat.clone();
-            sorted.sort_by(f64::total_cmp);
-            row.latency_p50_ms = percentile(&sorted, 50.0).map(|v| round(v, 1));
-            row.latency_p90_ms = percentile(&sorted, 90.0).map(|v| round(v, 1));
-            row.latency_p99_ms = percentile(&sorted, 99.0).map(|v| round(v, 1));
-        }
+        timing_columns(row, &lat, opts.warmup_frames);
+        row.session_objects = Some(1);
+        row.session_fps = row.fps;
+        row.object_frames_per_s = row.fps;
         if let Some(s) = scorer.finish()? {
             let (j, f) = (s.j / 100.0, s.f / 100.0);
             row.J = Some(round(j, 4));
@@ -240,11 +293,15 @@ impl RowContext<'_> {
             }
             row.overlay = dir.display().to_string();
         }
+        if opts.save_masks {
+            let dir = masks_dir(opts, &self.plan.name);
+            save_object_masks(&dir, self.video, &o.id, &masks, clip_end)?;
+        }
         Ok(())
     }
 }
 
-fn one_line(e: &Error) -> String {
+pub(super) fn one_line(e: &Error) -> String {
     // the first line only: candle errors carry a backtrace when RUST_BACKTRACE is set
     e.to_string().lines().next().unwrap_or("").to_string()
 }
@@ -315,6 +372,46 @@ pub fn run_inference(
             None
         };
         rows_bar.set_message(plan.name.clone());
+        if opts.session_objects_for(plan.prompt) == SessionObjects::All {
+            // a session per video: redo a video if any of its rows is missing (its finished
+            // rows are replaced, never duplicated)
+            let videos = crate::bench::video_session::videos_to_run(meta, &results, &plan.name);
+            for v in videos {
+                meter.trim()?;
+                let ctx = RowContext {
+                    cfg,
+                    plan,
+                    video: v,
+                    object: &v.objects[0],
+                    sampler: &sampler,
+                    meter: &meter,
+                    device,
+                    switches,
+                };
+                let missing = v
+                    .objects
+                    .iter()
+                    .filter(|o| !results.is_done(&v.name, &o.id, &plan.name))
+                    .count();
+                let rows = crate::bench::video_session::run_video(&ctx, model.as_ref())?;
+                if let (false, Some(r)) = (opts.quiet, rows.iter().find(|r| !r.error.is_empty())) {
+                    if r.status == RowStatus::Error {
+                        rows_bar.println(format!("error: {} {}: {}", v.name, plan.name, r.error));
+                    }
+                }
+                for row in rows {
+                    results.push(row);
+                }
+                results::write_rows(&csv_path, results.rows())?;
+                rows_bar.inc(missing as u64);
+                if let Some(d) = delay {
+                    std::thread::sleep(d);
+                }
+            }
+            drop(model);
+            meter.trim()?;
+            continue;
+        }
         let mut current_video: Option<&str> = None;
         for (v, o) in todo {
             if current_video != Some(v.name.as_str()) {

@@ -7,6 +7,8 @@
 //! cached frames, scores it with the official J&F rules as frames complete, and keeps
 //! `vosbench_summary.csv` ([`results`]) rewritten atomically so a killed run resumes. What both
 //! phases do with a model (build it, prompt it, set its convolution options) is in [`model`].
+//! With `--session-objects all` phase B runs one session per video with all its objects
+//! ([`video_session`]) instead of one per object.
 
 pub mod cache;
 pub mod infer;
@@ -16,7 +18,8 @@ pub mod plan;
 pub mod progress;
 pub mod results;
 pub mod setup;
+pub mod video_session;
 
 pub use mem::{BudgetFigure, MemBudget};
-pub use plan::{BenchOptions, ModelTag, PromptKind};
+pub use plan::{BenchOptions, ModelTag, PromptKind, SessionObjects};
 pub use results::{Row, RowStatus};

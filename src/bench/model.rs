@@ -7,7 +7,7 @@ use crate::cuda::tuning::ConvOptions;
 use crate::error::Result;
 use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
-use crate::tracker::session::Prompt;
+use crate::tracker::session::{FrameResult, Prompt, Session};
 use candle_core::{DType, Device};
 
 /// Build a model from its weights source, with the run's build-time options.
@@ -29,17 +29,33 @@ pub fn build_model(
     Ok(Sam2Base::new_with(cfg, model_opts, vb)?)
 }
 
-/// The tracker prompt of an object for a prompt kind.
-pub fn object_prompt_for(o: &ObjectMeta, kind: PromptKind) -> Prompt {
+/// The click or box prompt of an object for a prompt kind (None for `mask`, whose prompt is
+/// the ground-truth mask: [`prompt_object`]).
+pub fn object_prompt_for(o: &ObjectMeta, kind: PromptKind) -> Option<Prompt> {
     match kind {
-        PromptKind::Points => Prompt {
+        PromptKind::Points => Some(Prompt {
             points: vec![(o.point.0 as f32, o.point.1 as f32, 1)],
             bbox: None,
-        },
-        PromptKind::Bbox => Prompt {
+        }),
+        PromptKind::Bbox => Some(Prompt {
             points: Vec::new(),
             bbox: Some(o.bbox.map(|v| v as f32)),
-        },
+        }),
+        PromptKind::Mask => None,
+    }
+}
+
+/// Prompt object `o` as session object `obj_id` on its prompt frame: a click or box
+/// (`add_new_points_or_box`) or its ground-truth mask there (`add_new_mask`).
+pub fn prompt_object(
+    session: &mut Session,
+    obj_id: u32,
+    o: &ObjectMeta,
+    kind: PromptKind,
+) -> Result<FrameResult> {
+    match object_prompt_for(o, kind) {
+        Some(p) => session.add_prompt(o.prompt_frame, obj_id, &p),
+        None => session.add_mask(o.prompt_frame, obj_id, &o.prompt_mask()?),
     }
 }
 

@@ -26,6 +26,9 @@ pub const SUMMARY_NAME: &str = "summary.json";
 pub enum PromptKind {
     Points,
     Bbox,
+    /// The object's ground-truth mask on its first annotated frame (semi-supervised VOS, the
+    /// protocol of the published SA-V / DAVIS / MOSE J&F).
+    Mask,
 }
 
 impl PromptKind {
@@ -33,6 +36,36 @@ impl PromptKind {
         match self {
             PromptKind::Points => "points",
             PromptKind::Bbox => "bbox",
+            PromptKind::Mask => "mask",
+        }
+    }
+}
+
+/// Which objects share a tracking session (`--session-objects`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionObjects {
+    /// One session per (video, object): the seed protocol; the object's own image-encoder passes.
+    One,
+    /// One session per video with all its objects (the official VOS protocol): the image encoder
+    /// runs once per frame for all of them, an object joins at its prompt frame.
+    All,
+}
+
+impl SessionObjects {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SessionObjects::One => "one",
+            SessionObjects::All => "all",
+        }
+    }
+
+    /// The default of a prompt kind: `all` for masks (the official protocol), `one` for points
+    /// and boxes (the seed protocol).
+    pub fn default_for(kind: PromptKind) -> Self {
+        match kind {
+            PromptKind::Mask => SessionObjects::All,
+            PromptKind::Points | PromptKind::Bbox => SessionObjects::One,
         }
     }
 }
@@ -57,15 +90,17 @@ pub fn parse_models(list: &str, imgsz: Option<usize>) -> Result<Vec<ModelTag>> {
     for given in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (variant, prompt) = given.rsplit_once('_').ok_or_else(|| {
             Error::Input(format!(
-                "bad model tag '{given}': expected <variant>_points or <variant>_bbox"
+                "bad model tag '{given}': expected <variant>_points, <variant>_bbox or \
+                 <variant>_mask"
             ))
         })?;
         let prompt = match prompt {
             "points" | "point" => PromptKind::Points,
             "bbox" | "box" => PromptKind::Bbox,
+            "mask" => PromptKind::Mask,
             other => {
                 return Err(Error::Input(format!(
-                    "bad model tag '{given}': prompt '{other}' is not points or bbox"
+                    "bad model tag '{given}': prompt '{other}' is not points, bbox or mask"
                 )))
             }
         };
@@ -128,9 +163,22 @@ pub struct BenchOptions {
     pub quiet: bool,
     /// How the click of point prompts is derived from the ground truth.
     pub click: ClickMode,
+    /// `--session-objects`; None: each prompt kind's default ([`SessionObjects::default_for`]).
+    #[serde(default)]
+    pub session_objects: Option<SessionObjects>,
+    /// Write every tracked object's masks as PNGs in the SA-V layout under
+    /// `<out-dir>/masks/<model>/` (the official evaluators' prediction layout).
+    #[serde(default)]
+    pub save_masks: bool,
 }
 
 impl BenchOptions {
+    /// Which objects share a session for a model of this prompt kind.
+    pub fn session_objects_for(&self, kind: PromptKind) -> SessionObjects {
+        self.session_objects
+            .unwrap_or_else(|| SessionObjects::default_for(kind))
+    }
+
     /// The session options of every tracked clip: fences and trunk graph resolved for the
     /// precision.
     pub fn session_options(&self) -> SessionOptions {
@@ -160,6 +208,24 @@ pub struct ObjectMeta {
 }
 
 impl ObjectMeta {
+    /// The ground-truth mask on the prompt frame (the `mask` prompt).
+    pub fn prompt_mask(&self) -> Result<crate::data::masks::Mask> {
+        let (frame, path) = self
+            .annotations
+            .iter()
+            .find(|(f, _)| *f == self.prompt_frame)
+            .ok_or_else(|| {
+                Error::Input(format!(
+                    "object {} has no annotation on its prompt frame {}",
+                    self.id, self.prompt_frame
+                ))
+            })?;
+        self.track().load_mask(&Annotation {
+            frame: *frame,
+            path: path.clone(),
+        })
+    }
+
     pub fn track(&self) -> ObjectTrack {
         ObjectTrack {
             id: self.id.clone(),
@@ -312,7 +378,11 @@ mod tests {
         assert_eq!(m.len(), 2, "an alias of the same variant is not run twice");
         assert_eq!(m[0].name, "sam2.1_hiera_base_plus_points");
         assert_eq!(m[1].prompt, PromptKind::Bbox);
-        assert!(parse_models("edgetam_mask", None).is_err());
+        assert_eq!(
+            parse_models("edgetam_mask", None).unwrap()[0].prompt,
+            PromptKind::Mask
+        );
+        assert!(parse_models("edgetam_segment", None).is_err());
         assert!(parse_models("sam9_points", None).is_err());
         assert!(parse_models("", None).is_err());
         let e = parse_models("edgetam_points", Some(512)).unwrap();

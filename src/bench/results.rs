@@ -65,6 +65,21 @@ pub struct Row {
     pub weights: String,
     pub status: RowStatus,
     pub error: String,
+    /// `one` (a session per object: the timing columns are this object's) or `all` (a session per
+    /// video with all its objects: the timing and memory columns are the session's, the same on
+    /// every row of the video).
+    #[serde(default)]
+    pub session_mode: String,
+    /// Objects tracked in the session this row comes from.
+    #[serde(default)]
+    pub session_objects: Option<usize>,
+    /// Frames per second of the session (all its objects together), the per-video FPS.
+    #[serde(default)]
+    pub session_fps: Option<f64>,
+    /// Object-frames per second of the session: each tracked frame counts once per object with
+    /// an output there (throughput over objects).
+    #[serde(default)]
+    pub object_frames_per_s: Option<f64>,
 }
 
 impl Row {
@@ -96,7 +111,9 @@ pub fn columns() -> Vec<String> {
 }
 
 /// Rows of an existing CSV (none when the file does not exist). A file with another header is
-/// an error rather than being overwritten: it is someone else's results.
+/// an error rather than being overwritten: it is someone else's results. A header that is the
+/// start of this version's (a CSV of an earlier version, before columns were appended) is read,
+/// the missing columns empty.
 pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     if !path.exists() {
         return Ok(Vec::new());
@@ -109,7 +126,8 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
         .iter()
         .map(str::to_string)
         .collect();
-    if header != columns() {
+    let cols = columns();
+    if header.is_empty() || header.len() > cols.len() || header[..] != cols[..header.len()] {
         return Err(Error::Input(format!(
             "{} has other columns than this version of vosbench writes",
             path.display()
@@ -388,6 +406,42 @@ mod tests {
         assert!(again.is_done("v1", "000", "m"));
         assert!(!again.is_done("v1", "001", "m"));
         std::fs::write(&p, "a,b\n1,2\n").unwrap();
+        assert!(read_rows(&p).is_err());
+    }
+
+    #[test]
+    fn a_csv_without_the_appended_columns_still_resumes() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(CSV_NAME);
+        let row = Row {
+            video: "v".into(),
+            object: "001".into(),
+            model: "m_points".into(),
+            session_mode: "one".into(),
+            session_objects: Some(1),
+            session_fps: Some(3.0),
+            object_frames_per_s: Some(3.0),
+            ..Row::default()
+        };
+        write_rows(&p, std::slice::from_ref(&row)).unwrap();
+        // drop the columns this version appended after `error`
+        let cols = columns();
+        let keep = cols.iter().position(|c| c == "error").unwrap() + 1;
+        let text = std::fs::read_to_string(&p).unwrap();
+        let old: String = text
+            .lines()
+            .map(|l| l.split(',').take(keep).collect::<Vec<_>>().join(",") + "\n")
+            .collect();
+        std::fs::write(&p, old).unwrap();
+        let back = read_rows(&p).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].key(), row.key());
+        assert_eq!(back[0].session_objects, None);
+        assert_eq!(back[0].session_mode, "");
+        let res = Results::resume(&p).unwrap();
+        assert!(res.is_done("v", "001", "m_points"));
+        // a header that is not a start of this version's is still refused
+        std::fs::write(&p, "video,model\nv,m\n").unwrap();
         assert!(read_rows(&p).is_err());
     }
 

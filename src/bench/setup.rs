@@ -4,10 +4,10 @@
 
 use crate::bench::cache::{self, CachedFrames};
 use crate::bench::mem::{self, BudgetFigure, HostSampler};
-use crate::bench::model::{build_model, conv_options, object_prompt_for};
+use crate::bench::model::{build_model, conv_options, prompt_object};
 use crate::bench::plan::{
     write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan, ModelTag, ObjectMeta,
-    VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
+    PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
 };
 use crate::bench::progress::bar;
 use crate::config::{ModelConfig, Precision};
@@ -19,7 +19,7 @@ use crate::exec::EnvSwitches;
 use crate::host::disk::free_disk_bytes;
 use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
-use crate::tracker::session::{Prompt, Session, SessionOptions};
+use crate::tracker::session::{Session, SessionOptions};
 use crate::weights::hub::{converted_path, original_path};
 use candle_core::{DType, Device};
 use std::path::PathBuf;
@@ -33,12 +33,12 @@ fn tuning_pass(
     frames: CachedFrames,
     device: &Device,
     session_opts: SessionOptions,
-    prompt_frame: usize,
-    prompt: &Prompt,
+    o: &ObjectMeta,
+    kind: PromptKind,
 ) -> Result<()> {
     let mut session = Session::with_frames(model, Box::new(frames), device, session_opts);
-    session.add_prompt(prompt_frame, 1, prompt)?;
-    session.propagate(Some(prompt_frame), Some(2), false, |_r| Ok(()))?;
+    prompt_object(&mut session, 1, o, kind)?;
+    session.propagate(Some(o.prompt_frame), Some(2), false, |_r| Ok(()))?;
     device.synchronize()?;
     Ok(())
 }
@@ -243,19 +243,10 @@ fn warm_up(
         .ok_or_else(|| Error::Other(format!("no frame cache at side {}", cfg.image_size)))?;
     if model_opts.conv_tuner.options().tune {
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
-        let prompt = object_prompt_for(o, tag.prompt);
         let session_opts = opts
             .session_options()
             .with_profiler(switches.profiler.clone());
-        tuning_pass(
-            &model,
-            frames,
-            device,
-            session_opts,
-            o.prompt_frame,
-            &prompt,
-        )
-        .map_err(|e| {
+        tuning_pass(&model, frames, device, session_opts, o, tag.prompt).map_err(|e| {
             Error::Other(format!(
                 "{}: convolution tuning pass failed: {}",
                 tag.name,
@@ -279,10 +270,9 @@ fn warm_up(
         opts.session_options()
             .with_profiler(switches.profiler.clone()),
     );
-    let prompt = object_prompt_for(o, tag.prompt);
     let mut curve = Vec::new();
     let run = (|| -> Result<()> {
-        session.add_prompt(o.prompt_frame, 1, &prompt)?;
+        prompt_object(&mut session, 1, o, tag.prompt)?;
         let mut rss_after = Vec::new();
         session.propagate(
             Some(o.prompt_frame),

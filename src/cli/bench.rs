@@ -27,7 +27,8 @@ pub struct Args {
     /// Read <split-dir>/<split-name>.txt for the video list.
     #[arg(long, alias = "split_name")]
     pub split_name: Option<String>,
-    /// Comma list of <variant or alias or variant .json>_<points|bbox>.
+    /// Comma list of <variant or alias or variant .json>_<points|bbox|mask> (mask: the object's
+    /// ground-truth mask on its first annotated frame).
     #[arg(long)]
     pub models: Option<String>,
     /// Folder with converted checkpoints (<variant>.safetensors); missing ones are fetched.
@@ -122,6 +123,16 @@ pub struct Args {
     /// original harness's centroid (centroid; can fall outside a non-convex mask).
     #[arg(long, value_enum, default_value_t = crate::data::prompts::ClickMode::Interior)]
     pub click: crate::data::prompts::ClickMode,
+    /// Which objects share a tracking session: one (a session per video and object, the seed's
+    /// protocol) or all (a session per video with all its objects, each added on its first
+    /// annotated frame: the official VOS protocol). Default: all for *_mask models, one for
+    /// *_points and *_bbox.
+    #[arg(long, value_enum)]
+    pub session_objects: Option<crate::bench::SessionObjects>,
+    /// Write the tracked masks as PNGs in the SA-V layout under <out-dir>/masks/<model>/, for
+    /// `vosbench eval` or the official evaluators.
+    #[arg(long)]
+    pub save_masks: bool,
     /// No progress bars or logs (errors and the final table still print).
     #[arg(long)]
     pub quiet: bool,
@@ -211,12 +222,17 @@ impl Args {
             .unwrap_or_else(|| "interior".into());
         opt("click", Some(click.into()));
         opt("only-model", self.only_model.clone().map(Into::into));
+        opt(
+            "session-objects",
+            self.session_objects.map(|m| m.as_str().into()),
+        );
         for (on, k) in [
             (self.enable_cudnn_tuning, "enable-cudnn-tuning"),
             (self.tf32, "tf32"),
             (self.skip_inference, "skip-inference"),
             (self.isolate_models, "isolate-models"),
             (self.save_overlays, "save-overlays"),
+            (self.save_masks, "save-masks"),
             (self.demo, "demo"),
             (self.random_weights, "random-weights"),
             (self.quiet, "quiet"),
@@ -299,6 +315,8 @@ impl Args {
             demo: self.demo,
             quiet: self.quiet,
             click: self.click,
+            session_objects: self.session_objects,
+            save_masks: self.save_masks,
         })
     }
 }

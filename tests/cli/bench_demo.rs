@@ -10,11 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const COLUMNS: &str = "video,object,model,imgsz,precision,prompt,prompt_frame,frames,processed_end_frame,scored_frames,fps,fps_steady,latency_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms,gpu_peak_alloc_MiB,gpu_peak_reserved_MiB,cpu_peak_rss_MiB,system_peak_MiB,mem_budget_MiB,baseline_rss_MiB,baseline_gpu_MiB,J,F,JandF,overlay,setup_ms,input_H,input_W,infer_H,infer_W,cudnn_benchmark,weights,status,error";
+const COLUMNS: &str = "video,object,model,imgsz,precision,prompt,prompt_frame,frames,processed_end_frame,scored_frames,fps,fps_steady,latency_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms,gpu_peak_alloc_MiB,gpu_peak_reserved_MiB,cpu_peak_rss_MiB,system_peak_MiB,mem_budget_MiB,baseline_rss_MiB,baseline_gpu_MiB,J,F,JandF,overlay,setup_ms,input_H,input_W,infer_H,infer_W,cudnn_benchmark,weights,status,error,session_mode,session_objects,session_fps,object_frames_per_s";
 
 fn variant() -> String {
+    test_variant("edgetam_test")
+}
+
+fn test_variant(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/models/edgetam_test.json")
+        .join(format!("tests/models/{name}.json"))
         .display()
         .to_string()
 }
@@ -359,6 +363,133 @@ fn unknown_values_in_the_inference_config_are_errors() {
         assert!(
             !out.join("vosbench_summary.csv").exists(),
             "{what}: no results from a bad config"
+        );
+    }
+}
+
+/// The official VOS protocol on the demo split: `_mask` models (the ground-truth mask on each
+/// object's first annotated frame) run one session per video with all its objects; one row per
+/// (video, object, model) with the session columns filled; and each row's J and F equal what the
+/// evaluator (the official SA-V evaluator's rules, src/eval) computes on the PNGs the benchmark
+/// wrote with --save-masks.
+#[test]
+fn mask_protocol_runs_a_session_per_video_and_its_jf_equals_the_evaluator() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let (e, s) = (test_variant("edgetam_test"), test_variant("sam2.1_test"));
+    let mut args = base_args(&out);
+    let m = args.iter().position(|a| a == "--models").unwrap();
+    args[m + 1] = format!("{e}_mask,{s}_mask");
+    // every object, the whole video (no clip), 16 frames: annotations on 0, 4, 8, 12
+    for flag in ["--limit-objects", "--max-clip-frames"] {
+        let i = args.iter().position(|a| a == flag).unwrap();
+        args.drain(i..i + 2);
+    }
+    let i = args.iter().position(|a| a == "--demo-frames").unwrap();
+    args[i + 1] = "16".into();
+    args.push("--save-masks".into());
+    run_ok(&args);
+
+    let meta = json(&out.join("preprocessed/metadata.json"));
+    let objects_of = |video: &str| -> usize {
+        meta["videos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == video)
+            .map(|v| v["objects"].as_array().unwrap().len())
+            .unwrap()
+    };
+    let n_objects: usize = meta["videos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["objects"].as_array().unwrap().len())
+        .sum();
+    assert!(
+        meta["videos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["objects"].as_array().unwrap().len() > 1),
+        "the demo split has videos with several objects"
+    );
+    let (header, rows) = read_csv(&out.join("vosbench_summary.csv"));
+    assert_eq!(header, COLUMNS);
+    assert_eq!(
+        rows.len(),
+        2 * n_objects,
+        "one row per (video, object, model)"
+    );
+    let col = |name: &str| COLUMNS.split(',').position(|c| c == name).unwrap();
+    let models: BTreeSet<String> = rows.iter().map(|r| r[col("model")].clone()).collect();
+    assert_eq!(models.len(), 2);
+    let mut scored = 0;
+    for r in &rows {
+        assert_eq!(r[col("status")], "ok", "{r:?}");
+        assert!(r[col("model")].ends_with("_mask"));
+        assert_eq!(r[col("prompt")], "mask:ground_truth");
+        assert_eq!(r[col("session_mode")], "all");
+        assert_eq!(
+            r[col("session_objects")],
+            objects_of(&r[col("video")]).to_string()
+        );
+        assert_eq!(r[col("session_fps")], r[col("fps")]);
+        let fps: f64 = r[col("session_fps")].parse().unwrap();
+        let ofps: f64 = r[col("object_frames_per_s")].parse().unwrap();
+        assert!(fps > 0.0 && ofps >= fps, "{fps} {ofps}");
+        // the session's figures: the same on every row of the video
+        for other in rows
+            .iter()
+            .filter(|o| o[col("video")] == r[col("video")] && o[col("model")] == r[col("model")])
+        {
+            for c in ["fps", "setup_ms", "cpu_peak_rss_MiB", "object_frames_per_s"] {
+                assert_eq!(other[col(c)], r[col(c)], "{c}");
+            }
+        }
+        if !r[col("J")].is_empty() {
+            scored += 1;
+        }
+    }
+    assert!(scored > 0, "some object is scored");
+
+    let gt = out.join("demo_split/Annotations_6fps");
+    for model in &models {
+        let report = vosbench::eval::evaluate_dirs(
+            &gt,
+            &out.join("masks").join(model),
+            &vosbench::eval::EvalOptions {
+                skip_first_and_last: true,
+                strict: true,
+                threads: 1,
+            },
+        )
+        .unwrap();
+        let mut compared = 0;
+        for o in &report.objects {
+            let r = rows
+                .iter()
+                .find(|r| {
+                    r[col("model")] == *model
+                        && r[col("video")] == o.sequence
+                        && r[col("object")] == o.object.name()
+                })
+                .unwrap_or_else(|| panic!("no row for {} {}", o.sequence, o.object.name()));
+            for (c, want) in [("J", o.score.j / 100.0), ("F", o.score.f / 100.0)] {
+                let got: f64 = r[col(c)].parse().unwrap();
+                assert!(
+                    (got - want).abs() <= 5.1e-5,
+                    "{model} {} {} {c}: CSV {got}, evaluator {want}",
+                    o.sequence,
+                    o.object.name()
+                );
+            }
+            compared += 1;
+        }
+        assert_eq!(
+            compared,
+            scored / 2,
+            "{model}: every scored row was evaluated"
         );
     }
 }
