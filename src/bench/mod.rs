@@ -16,6 +16,7 @@ pub mod plan;
 pub mod progress;
 pub mod results;
 pub mod setup;
+pub mod sweep;
 
 pub use mem::{BudgetFigure, MemBudget};
 pub use plan::{BenchOptions, ModelTag, PromptKind};
