@@ -18,6 +18,7 @@ pub mod plan;
 pub mod progress;
 pub mod results;
 pub mod setup;
+pub mod sweep;
 pub mod video_session;
 
 pub use mem::{BudgetFigure, MemBudget};

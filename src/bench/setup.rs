@@ -166,7 +166,7 @@ fn build_caches(opts: &BenchOptions, meta: &mut Metadata, sides: &[usize]) -> Re
 }
 
 /// Find or fetch the weights of a model.
-fn resolve_weights(opts: &BenchOptions, tag: &ModelTag) -> Result<WeightsSource> {
+pub(crate) fn resolve_weights(opts: &BenchOptions, tag: &ModelTag) -> Result<WeightsSource> {
     if opts.random_weights {
         return Ok(WeightsSource::Random {
             seed: opts.seed,

@@ -136,6 +136,17 @@ pub struct Args {
     /// No progress bars or logs (errors and the final table still print).
     #[arg(long)]
     pub quiet: bool,
+    /// Measure frames per second and peak memory against the number of objects tracked in one
+    /// session instead of the benchmark: a comma list of object counts, e.g. 1,2,4,8,16
+    /// (objects_sweep.csv and .json in the out-dir; docs/benchmark.md, "Objects sweep").
+    #[arg(long, alias = "objects_sweep")]
+    pub objects_sweep: Option<String>,
+    /// Frames of each objects-sweep video.
+    #[arg(long, alias = "sweep_frames", default_value_t = 200)]
+    pub sweep_frames: usize,
+    /// How the objects-sweep objects are prompted on frame 0.
+    #[arg(long, value_enum, default_value_t = crate::bench::sweep::SweepPrompt::Mask)]
+    pub sweep_prompt: crate::bench::sweep::SweepPrompt,
     /// Internal: the inference process of one model (--isolate-models).
     #[arg(long, hide = true)]
     pub only_model: Option<String>,
@@ -349,7 +360,38 @@ fn run_child(argv: &[OsString], what: &str) -> Result<u32> {
     }
 }
 
+/// `--objects-sweep`: one process, no setup phase, its own synthetic videos under
+/// <out-dir>/sweep_videos ([`crate::bench::sweep`]); --split-dir is not read.
+fn run_objects_sweep(args: &Args, list: &str, switches: &crate::exec::EnvSwitches) -> Result<()> {
+    let counts: crate::bench::sweep::ObjectCounts = list.parse()?;
+    let videos_dir = args.out_dir().join("sweep_videos");
+    let opts = Args {
+        split_dir: Some(videos_dir.clone()),
+        ..args.clone()
+    }
+    .options()?;
+    let spec = crate::bench::sweep::SweepSpec {
+        counts,
+        frames: args.sweep_frames,
+        prompt: args.sweep_prompt,
+        videos_dir,
+    };
+    spec.check(opts.warmup_frames)?;
+    let device = parse_device(&opts.device)?;
+    crate::bench::sweep::run_sweep(&opts, &spec, &device, switches)?;
+    if !args.quiet {
+        eprintln!(
+            "wrote {}",
+            opts.out_dir.join(crate::bench::sweep::SWEEP_CSV).display()
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
+    if let Some(list) = args.objects_sweep.as_deref() {
+        return run_objects_sweep(&args, list, switches);
+    }
     // Everything the user can get wrong is checked before anything is written.
     let opts = args.options()?;
     if !args.skip_setup {

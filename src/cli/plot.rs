@@ -1,4 +1,4 @@
-//! `vosbench plot`: the per-model summary of a `vosbench_summary.csv`, drawn as SVG.
+//! `vosbench plot`: the figures of a benchmark CSV, drawn with `plotters` as SVG and PNG.
 //!
 //! The summary is the benchmark's own ([`crate::bench::results::summarize`]): the numbers of the
 //! table `vosbench bench` prints and of `summary.json`, so the figures and the table agree. Rows
@@ -7,18 +7,32 @@
 //! across the model's rows; hollow for the mean `fps_steady`) and peak memory per model (grouped
 //! bars: GPU peak allocated, GPU peak reserved, process peak RSS, system peak used: the largest
 //! over the model's rows, in MiB). The numbers behind them are also written as `plot_means.csv`.
-//! Only SVG is written: rasterising text without a system font stack is not cheap in pure Rust.
+//! A figure whose numbers come from random weights says so under its plot.
+//!
+//! The drawing ([`crate::cli::figure`]): `plotters`, PNG and SVG, DejaVu Sans embedded. In the SVG
+//! every data mark carries a `class` (the CSV column it shows) and a `<title>` with its model and
+//! value, so a browser shows the number on hover and a script can read the marks back. An
+//! objects-sweep CSV is drawn by [`crate::cli::plot_sweep`].
 
 use crate::bench::results::{read_rows, summarize, ModelSummary, Row};
+use crate::cli::figure::{
+    draw_err, emit, fmt_tick, frame, legend_entry, random_note, range, render_svg, write, Canvas,
+    Mark, MarkShape, Marker, Plot, COLORS,
+};
 use crate::error::{Error, Result};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+pub use crate::cli::figure::{nice_ticks, Target};
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The benchmark summary CSV (vosbench_summary.csv).
+    /// The benchmark CSV: vosbench_summary.csv, or objects_sweep.csv of `bench --objects-sweep`.
     pub csv: PathBuf,
-    /// Output folder (default: the CSV's folder).
+    /// Output folder (default: the CSV's folder), or one file ending in .svg or .png: then only
+    /// the CSV's first figure is drawn, into that file (replaced if it exists).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -37,7 +51,7 @@ pub const METRICS: [(&str, Figure); 7] = [
     ("system_peak_MiB", |m| m.system_peak_MiB_max),
 ];
 
-/// The memory bars: CSS class (the CSV column), legend label, figure.
+/// The memory bars: SVG class (the CSV column), legend label, figure.
 const MEMORY: [(&str, &str, Figure); 4] = [
     ("gpu_peak_alloc_MiB", "GPU peak allocated", |m| {
         m.gpu_peak_alloc_MiB_max
@@ -53,10 +67,6 @@ const MEMORY: [(&str, &str, Figure); 4] = [
     }),
 ];
 
-const COLORS: [&str; 8] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-];
-
 /// What a summary CSV held.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -67,6 +77,8 @@ pub struct Summary {
     pub rows_error: usize,
     /// The models with at least one `ok` row, in the table's order (by name).
     pub models: Vec<ModelSummary>,
+    /// The models whose `ok` rows ran with random weights (the `weights` column).
+    pub random_weights: Vec<String>,
 }
 
 impl Summary {
@@ -82,11 +94,19 @@ impl Summary {
 /// The summary of benchmark rows.
 pub fn summary_of(rows: &[Row]) -> Summary {
     let all = summarize(rows);
+    let mut random_weights: Vec<String> = rows
+        .iter()
+        .filter(|r| r.status == crate::bench::RowStatus::Ok && r.weights.starts_with("random"))
+        .map(|r| r.model.clone())
+        .collect();
+    random_weights.sort();
+    random_weights.dedup();
     Summary {
         rows: rows.len(),
         rows_budget_exceeded: all.iter().map(|m| m.rows_budget_exceeded).sum(),
         rows_error: all.iter().map(|m| m.rows_error).sum(),
         models: all.into_iter().filter(|m| m.rows_ok > 0).collect(),
+        random_weights,
     }
 }
 
@@ -96,241 +116,220 @@ pub fn read_summary(path: &Path) -> Result<Summary> {
     Ok(summary_of(&read_rows(path)?))
 }
 
-/// Axis ticks at 1, 2 or 5 times a power of ten covering `[lo, hi]`; returns the rounded range
-/// and the ticks.
-pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> (f64, f64, Vec<f64>) {
-    let (mut lo, mut hi) = (lo.min(hi), lo.max(hi));
-    if (hi - lo).abs() < 1e-12 {
-        let pad = if hi.abs() > 0.0 { hi.abs() * 0.1 } else { 1.0 };
-        lo -= pad;
-        hi += pad;
-    }
-    let raw = (hi - lo) / target.max(1) as f64;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
-    let start = (lo / step).floor() * step;
-    let end = (hi / step).ceil() * step;
-    let n = ((end - start) / step).round() as usize;
-    let ticks = (0..=n).map(|i| start + i as f64 * step).collect();
-    (start, end, ticks)
-}
+/// FPS against J&F, one point per model with both figures.
+pub struct ScatterPlot<'s>(pub &'s Summary);
 
-fn fmt_tick(v: f64) -> String {
-    let r = (v * 1e6).round() / 1e6;
-    if r == r.trunc() {
-        format!("{}", r as i64)
-    } else {
-        format!("{r}")
+/// (model index, model, J&F, fps, fps_steady) of the models with both J&F and FPS.
+type ScatterPoint<'s> = (usize, &'s ModelSummary, f64, f64, Option<f64>);
+
+impl<'s> ScatterPlot<'s> {
+    fn points(&self) -> Vec<ScatterPoint<'s>> {
+        self.0
+            .models
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((i, m, m.JandF_mean?, m.fps?, m.fps_steady_mean)))
+            .collect()
     }
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-const W: f64 = 760.0;
-const H: f64 = 480.0;
-const ML: f64 = 80.0;
-const MR: f64 = 200.0;
-const MT: f64 = 50.0;
-const MB: f64 = 70.0;
-
-fn svg_open(title: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="28" text-anchor="middle" font-size="16">{}</text>"#,
-        (ML + W - MR) / 2.0,
-        esc(title)
-    );
-    s
-}
-
-/// Draw the y axis (with grid) and the plot frame; returns the y mapping.
-fn y_axis(s: &mut String, lo: f64, hi: f64, ticks: &[f64], label: &str) -> impl Fn(f64) -> f64 {
-    let (top, bottom) = (MT, H - MB);
-    let map = move |v: f64| bottom - (v - lo) / (hi - lo) * (bottom - top);
-    for &t in ticks {
-        let y = map(t);
-        let _ = writeln!(
-            s,
-            "<line x1=\"{ML}\" y1=\"{y:.2}\" x2=\"{}\" y2=\"{y:.2}\" stroke=\"#e0e0e0\"/>",
-            W - MR
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{:.2}" text-anchor="end">{}</text>"#,
-            ML - 6.0,
-            y + 4.0,
-            fmt_tick(t)
-        );
+impl Plot for ScatterPlot<'_> {
+    fn stem(&self) -> &'static str {
+        "fps_vs_jandf"
     }
-    let _ = writeln!(
-        s,
-        r#"<rect x="{ML}" y="{MT}" width="{}" height="{}" fill="none" stroke="black"/>"#,
-        W - MR - ML,
-        H - MB - MT
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="20" y="{0}" text-anchor="middle" transform="rotate(-90 20 {0})">{1}</text>"#,
-        (MT + H - MB) / 2.0,
-        esc(label)
-    );
-    map
+
+    fn draw<DB: DrawingBackend>(&self, c: &Canvas<'_, DB>) -> Result<Vec<Mark>> {
+        let pts = self.points();
+        let note = random_note(&self.0.random_weights);
+        let (left, legend) = frame(c, "Speed against accuracy (per model)", note.as_deref())?;
+        let xr = range(pts.iter().map(|p| p.2), false).unwrap_or(0.0..1.0);
+        let yr = range(
+            pts.iter().flat_map(|p| std::iter::once(p.3).chain(p.4)),
+            true,
+        )
+        .unwrap_or(0.0..1.0);
+        let mut chart = ChartBuilder::on(&left)
+            .margin(c.px(12))
+            .x_label_area_size(c.px(45))
+            .y_label_area_size(c.px(65))
+            .build_cartesian_2d(xr, yr)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("J&F")
+            .y_desc("frames per second")
+            .label_style(c.font(12))
+            .axis_desc_style(c.font(14))
+            .x_label_formatter(&|v| fmt_tick(*v))
+            .y_label_formatter(&|v| fmt_tick(*v))
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(draw_err)?;
+        let r = c.px(6) as i32;
+        let mut marks = Vec::new();
+        for (k, (i, m, x, fps, steady)) in pts.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            chart
+                .draw_series(std::iter::once(Circle::new((*x, *fps), r, color.filled())))
+                .map_err(draw_err)?;
+            let (cx, cy) = chart.backend_coord(&(*x, *fps));
+            marks.push(Mark {
+                shape: MarkShape::Circle { cx, cy, r },
+                class: "fps".into(),
+                title: format!("{}: J&F {x:.2}, {fps:.2} FPS", m.model),
+            });
+            if let Some(st) = steady {
+                let style = color.stroke_width(c.px(2));
+                chart
+                    .draw_series(std::iter::once(Circle::new((*x, *st), r, style)))
+                    .map_err(draw_err)?;
+                let (cx, cy) = chart.backend_coord(&(*x, *st));
+                marks.push(Mark {
+                    shape: MarkShape::Circle { cx, cy, r },
+                    class: "fps_steady".into(),
+                    title: format!("{}: {st:.2} steady FPS", m.model),
+                });
+            }
+            legend_entry(c, &legend, k as u32, &m.model, Marker::Dot(color))?;
+        }
+        legend
+            .draw_text(
+                "filled: fps, hollow: fps_steady",
+                &c.font(11),
+                (c.px(8) as i32, c.px(30 + 22 * pts.len() as u32 + 6) as i32),
+            )
+            .map_err(draw_err)?;
+        Ok(marks)
+    }
 }
 
-/// FPS against J&F, one point per model with both figures; `None` when no model has both.
+/// Peak memory per model as grouped bars (MiB).
+pub struct MemoryPlot<'s>(pub &'s Summary);
+
+impl MemoryPlot<'_> {
+    fn models(&self) -> Vec<&ModelSummary> {
+        self.0
+            .models
+            .iter()
+            .filter(|m| MEMORY.iter().any(|(_, _, f)| f(m).is_some()))
+            .collect()
+    }
+}
+
+impl Plot for MemoryPlot<'_> {
+    fn stem(&self) -> &'static str {
+        "memory"
+    }
+
+    fn draw<DB: DrawingBackend>(&self, c: &Canvas<'_, DB>) -> Result<Vec<Mark>> {
+        let models = self.models();
+        let series: Vec<usize> = (0..MEMORY.len())
+            .filter(|&k| models.iter().any(|m| MEMORY[k].2(m).is_some()))
+            .collect();
+        let max = models
+            .iter()
+            .flat_map(|m| series.iter().filter_map(|&k| MEMORY[k].2(m)))
+            .fold(0.0f64, f64::max);
+        let note = random_note(&self.0.random_weights);
+        let (left, legend) = frame(
+            c,
+            "Peak memory per model (largest over its rows)",
+            note.as_deref(),
+        )?;
+        let (_, yhi, _) = nice_ticks(0.0, max, 6);
+        let n = models.len().max(1);
+        let names: Vec<String> = models.iter().map(|m| m.model.clone()).collect();
+        let mut chart = ChartBuilder::on(&left)
+            .margin(c.px(12))
+            .x_label_area_size(c.px(45))
+            .y_label_area_size(c.px(65))
+            .build_cartesian_2d(0.0..n as f64, 0.0..yhi)
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_label_formatter(&|v| fmt_tick(*v))
+            .y_desc("MiB")
+            .label_style(c.font(12))
+            .axis_desc_style(c.font(14))
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(draw_err)?;
+        let bar_w = 0.8 / series.len().max(1) as f64;
+        let mut marks = Vec::new();
+        for (g, m) in models.iter().enumerate() {
+            for (j, &k) in series.iter().enumerate() {
+                let Some(v) = MEMORY[k].2(m) else {
+                    continue;
+                };
+                let x0 = g as f64 + 0.1 + j as f64 * bar_w;
+                let x1 = x0 + bar_w;
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(x0, v), (x1, 0.0)],
+                        COLORS[k].filled(),
+                    )))
+                    .map_err(draw_err)?;
+                let (a, b) = (
+                    chart.backend_coord(&(x0, v)),
+                    chart.backend_coord(&(x1, 0.0)),
+                );
+                marks.push(Mark {
+                    shape: MarkShape::Rect {
+                        x0: a.0.min(b.0),
+                        y0: a.1.min(b.1),
+                        x1: a.0.max(b.0),
+                        y1: a.1.max(b.1),
+                    },
+                    class: MEMORY[k].0.into(),
+                    title: format!("{}: {} {v:.1} MiB", m.model, MEMORY[k].1),
+                });
+            }
+        }
+        for (row, &k) in series.iter().enumerate() {
+            legend_entry(
+                c,
+                &legend,
+                row as u32,
+                MEMORY[k].1,
+                Marker::Square(COLORS[k]),
+            )?;
+        }
+        for (g, name) in names.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(g as f64 + 0.5, 0.0));
+            c.root
+                .draw_text(
+                    name,
+                    &c.font(12).pos(Pos::new(HPos::Center, VPos::Top)),
+                    (x, y + c.px(8) as i32),
+                )
+                .map_err(draw_err)?;
+        }
+        Ok(marks)
+    }
+}
+
+/// FPS against J&F as SVG, one point per model with both figures; `None` when no model has
+/// both.
+///
+/// # Panics
+/// Only on a drawing failure, which is a bug (the figure is drawn into memory with the embedded
+/// font); `vosbench plot` returns such a failure as an error instead.
 pub fn scatter_svg(summary: &Summary) -> Option<String> {
-    let pts: Vec<(usize, &ModelSummary, f64, f64, Option<f64>)> = summary
-        .models
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| Some((i, m, m.JandF_mean?, m.fps?, m.fps_steady_mean)))
-        .collect();
-    if pts.is_empty() {
-        return None;
-    }
-    let xs = pts.iter().map(|p| p.2);
-    let ys = pts.iter().flat_map(|p| std::iter::once(p.3).chain(p.4));
-    let (xlo, xhi) = xs.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    let (ylo, yhi) = ys.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    let (xlo, xhi, xt) = nice_ticks(xlo, xhi, 6);
-    let (ylo, yhi, yt) = nice_ticks(ylo.min(0.0), yhi, 6);
-    let mut s = svg_open("Speed against accuracy (per model)");
-    let ymap = y_axis(&mut s, ylo, yhi, &yt, "frames per second");
-    let xmap = |v: f64| ML + (v - xlo) / (xhi - xlo) * (W - MR - ML);
-    for &t in &xt {
-        let x = xmap(t);
-        let _ = writeln!(
-            s,
-            "<line x1=\"{x:.2}\" y1=\"{MT}\" x2=\"{x:.2}\" y2=\"{}\" stroke=\"#e0e0e0\"/>",
-            H - MB
-        );
-        let _ = writeln!(
-            s,
-            r#"<text x="{x:.2}" y="{}" text-anchor="middle">{}</text>"#,
-            H - MB + 18.0,
-            fmt_tick(t)
-        );
-    }
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="middle">J&amp;F</text>"#,
-        (ML + W - MR) / 2.0,
-        H - 25.0
-    );
-    for (k, (i, m, x, fps, steady)) in pts.iter().enumerate() {
-        let c = COLORS[i % COLORS.len()];
-        let (px, py) = (xmap(*x), ymap(*fps));
-        let _ = writeln!(
-            s,
-            r#"<circle class="fps" cx="{px:.2}" cy="{py:.2}" r="6" fill="{c}"><title>{}: J&amp;F {x:.2}, {fps:.2} FPS</title></circle>"#,
-            esc(&m.model)
-        );
-        if let Some(st) = steady {
-            let _ = writeln!(
-                s,
-                r#"<circle class="fps_steady" cx="{px:.2}" cy="{:.2}" r="6" fill="none" stroke="{c}" stroke-width="2"><title>{}: {st:.2} steady FPS</title></circle>"#,
-                ymap(*st),
-                esc(&m.model)
-            );
-        }
-        let ly = MT + 10.0 + 20.0 * k as f64;
-        let _ = writeln!(
-            s,
-            r#"<circle cx="{}" cy="{ly}" r="6" fill="{c}"/><text x="{}" y="{}">{}</text>"#,
-            W - MR + 20.0,
-            W - MR + 32.0,
-            ly + 4.0,
-            esc(&m.model)
-        );
-    }
-    let ly = MT + 10.0 + 20.0 * pts.len() as f64 + 10.0;
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{ly}" font-size="11">filled: fps, hollow: fps_steady</text>"#,
-        W - MR + 14.0
-    );
-    s.push_str("</svg>\n");
-    Some(s)
+    let plot = ScatterPlot(summary);
+    (!plot.points().is_empty())
+        .then(|| render_svg(&plot).unwrap_or_else(|e| panic!("drawing the FPS-vs-J&F figure: {e}")))
 }
 
-/// Peak memory per model as grouped bars (MiB); `None` when no model has any memory figure.
+/// Peak memory per model as SVG grouped bars (MiB); `None` when no model has any memory figure.
+///
+/// # Panics
+/// As [`scatter_svg`].
 pub fn memory_svg(summary: &Summary) -> Option<String> {
-    let models: Vec<&ModelSummary> = summary
-        .models
-        .iter()
-        .filter(|m| MEMORY.iter().any(|(_, _, f)| f(m).is_some()))
-        .collect();
-    if models.is_empty() {
-        return None;
-    }
-    let series: Vec<usize> = (0..MEMORY.len())
-        .filter(|&k| models.iter().any(|m| MEMORY[k].2(m).is_some()))
-        .collect();
-    let max = models
-        .iter()
-        .flat_map(|m| series.iter().filter_map(|&k| MEMORY[k].2(m)))
-        .fold(0.0f64, f64::max);
-    let (_, yhi, yt) = nice_ticks(0.0, max, 6);
-    let mut s = svg_open("Peak memory per model (largest over its rows)");
-    let ymap = y_axis(&mut s, 0.0, yhi, &yt, "MiB");
-    let group_w = (W - MR - ML) / models.len() as f64;
-    let bar_w = group_w * 0.8 / series.len() as f64;
-    for (g, m) in models.iter().enumerate() {
-        let gx = ML + g as f64 * group_w + group_w * 0.1;
-        for (j, &k) in series.iter().enumerate() {
-            let Some(v) = MEMORY[k].2(m) else {
-                continue;
-            };
-            let (y, y0) = (ymap(v), ymap(0.0));
-            let _ = writeln!(
-                s,
-                r#"<rect class="{}" x="{:.2}" y="{y:.2}" width="{bar_w:.2}" height="{:.2}" fill="{}"><title>{}: {} {v:.1} MiB</title></rect>"#,
-                MEMORY[k].0,
-                gx + j as f64 * bar_w,
-                y0 - y,
-                COLORS[k],
-                esc(&m.model),
-                MEMORY[k].1
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.2}" y="{}" text-anchor="middle">{}</text>"#,
-            ML + (g as f64 + 0.5) * group_w,
-            H - MB + 18.0,
-            esc(&m.model)
-        );
-    }
-    for (j, &k) in series.iter().enumerate() {
-        let ly = MT + 10.0 + 20.0 * j as f64;
-        let _ = writeln!(
-            s,
-            r#"<rect x="{}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{}">{}</text>"#,
-            W - MR + 14.0,
-            ly - 6.0,
-            COLORS[k],
-            W - MR + 32.0,
-            ly + 4.0,
-            MEMORY[k].1
-        );
-    }
-    s.push_str("</svg>\n");
-    Some(s)
+    let plot = MemoryPlot(summary);
+    (!plot.models().is_empty())
+        .then(|| render_svg(&plot).unwrap_or_else(|e| panic!("drawing the memory figure: {e}")))
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
@@ -362,21 +361,23 @@ pub fn means_csv(summary: &Summary) -> String {
     s
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+/// Whether a CSV is an objects sweep (`bench --objects-sweep`) rather than a benchmark CSV.
+fn is_objects_sweep(path: &Path) -> Result<bool> {
+    let mut r = csv::Reader::from_path(path)
+        .map_err(|e| Error::Input(format!("cannot read {}: {e}", path.display())))?;
+    let header = r
+        .headers()
+        .map_err(|e| Error::Input(format!("cannot read {}: {e}", path.display())))?;
+    Ok(header.iter().any(|h| h == "objects") && header.iter().any(|h| h == "batching"))
 }
 
 pub fn run(args: Args) -> Result<()> {
+    std::fs::metadata(&args.csv).map_err(|e| Error::io(&args.csv, e))?;
+    let target = Target::of(args.out.as_deref(), &args.csv);
+    if is_objects_sweep(&args.csv)? {
+        return crate::cli::plot_sweep::run(&args.csv, &target);
+    }
     let summary = read_summary(&args.csv)?;
-    let out = match &args.out {
-        Some(d) => d.clone(),
-        None => args
-            .csv
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(".")),
-    };
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     println!(
         "{} rows, {} ok over {} models",
         summary.rows,
@@ -404,24 +405,44 @@ pub fn run(args: Args) -> Result<()> {
             args.csv.display()
         )));
     }
-    let means = out.join("plot_means.csv");
-    write(&means, &means_csv(&summary))?;
-    println!("wrote {}", means.display());
-    match scatter_svg(&summary) {
-        Some(svg) => {
-            let p = out.join("fps_vs_jandf.svg");
-            write(&p, &svg)?;
-            println!("wrote {}", p.display());
+    target.prepare()?;
+    let scatter = ScatterPlot(&summary);
+    let memory = MemoryPlot(&summary);
+    let has_scatter = !scatter.points().is_empty();
+    let has_memory = !memory.models().is_empty();
+    let mut written = Vec::new();
+    match &target {
+        Target::Folder(d) => {
+            let means = d.join("plot_means.csv");
+            write(&means, &means_csv(&summary))?;
+            written.push(means);
+            if has_scatter {
+                written.extend(emit(&scatter, &target)?);
+            } else {
+                println!("no model has both fps and JandF: FPS-vs-J&F plot not drawn");
+            }
+            if has_memory {
+                written.extend(emit(&memory, &target)?);
+            } else {
+                println!("no memory columns with values: memory plot not drawn");
+            }
         }
-        None => println!("no model has both fps and JandF: FPS-vs-J&F plot not drawn"),
+        Target::File { .. } => {
+            if has_scatter {
+                written.extend(emit(&scatter, &target)?);
+            } else if has_memory {
+                println!("no model has both fps and JandF: drawing the memory figure");
+                written.extend(emit(&memory, &target)?);
+            } else {
+                return Err(Error::Input(format!(
+                    "{}: no model has FPS and J&F or a memory figure, nothing to plot",
+                    args.csv.display()
+                )));
+            }
+        }
     }
-    match memory_svg(&summary) {
-        Some(svg) => {
-            let p = out.join("memory.svg");
-            write(&p, &svg)?;
-            println!("wrote {}", p.display());
-        }
-        None => println!("no memory columns with values: memory plot not drawn"),
+    for p in written {
+        println!("wrote {}", p.display());
     }
     Ok(())
 }

@@ -4,4 +4,5 @@
 //! can both use it.
 
 pub mod disk;
+pub mod jetson;
 pub mod procfs;

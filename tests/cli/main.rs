@@ -14,5 +14,6 @@ mod cli_track_timing;
 mod cli_weights;
 mod convert;
 mod eval_official;
+mod objects_sweep;
 mod plot;
 mod synth_cli;

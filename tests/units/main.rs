@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod jetson;
 mod jpeg_pillow;
 mod layering;
 mod preprocess;
