@@ -332,9 +332,20 @@ impl ModelConfig {
                 "--imgsz {side}: the image side must be a positive multiple of 32"
             )));
         }
+        let e = side / self.backbone_stride;
+        // EdgeTAM: the perceiver splits each memory frame's e x e grid into n x n square windows.
+        if let Some(p) = &self.spatial_perceiver {
+            let n = (p.num_latents_2d as f64).sqrt().round() as usize;
+            if n > 0 && (e == 0 || !e.is_multiple_of(n)) {
+                let step = self.backbone_stride * n;
+                return Err(Error::Input(format!(
+                    "--imgsz {side}: {} needs a side that is a multiple of {step} (its perceiver splits the side/{} memory grid into {n}x{n} windows)",
+                    self.name, self.backbone_stride
+                )));
+            }
+        }
         let mut c = self.clone();
         c.image_size = side;
-        let e = side / c.backbone_stride;
         for att in [
             &mut c.memory_attention.self_attention,
             &mut c.memory_attention.cross_attention,
@@ -417,6 +428,31 @@ mod tests {
         assert_eq!(reg.resolve("edgetam").unwrap().family, Family::Edgetam);
         let err = reg.resolve("sam3").unwrap_err().to_string();
         assert!(err.contains("unknown model 'sam3'"), "{err}");
+    }
+
+    #[test]
+    fn image_size_is_checked_per_variant() {
+        let reg = Registry::builtin().unwrap();
+        let edgetam = reg.resolve("edgetam").unwrap();
+        for bad in [128, 288, 320, 500] {
+            let e = edgetam.with_image_size(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            if bad.is_multiple_of(32) {
+                assert!(
+                    e.to_string()
+                        .contains("edgetam needs a side that is a multiple of 256")
+                        && e.to_string().contains("16x16 windows"),
+                    "{e}"
+                );
+            }
+        }
+        for good in [256, 512, 768, 1024] {
+            assert_eq!(edgetam.with_image_size(good).unwrap().image_size, good);
+        }
+        // Hiera has no window grid to split: any multiple of 32.
+        let sam = reg.resolve("sam2.1_hiera_tiny").unwrap();
+        assert!(sam.with_image_size(288).is_ok());
+        assert!(sam.with_image_size(300).is_err());
     }
 
     #[test]

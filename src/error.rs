@@ -29,6 +29,10 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Other(String),
+    /// A child process of this run failed and has printed its own error line; the CLI exits
+    /// with the child's code and prints nothing more.
+    #[error("a child process exited with code {0}")]
+    Reported(i32),
 }
 
 impl Error {
@@ -41,6 +45,7 @@ impl Error {
             | Error::Io { .. }
             | Error::Budget(_) => 2,
             Error::Candle(_) | Error::Other(_) => 1,
+            Error::Reported(code) => *code,
         }
     }
 

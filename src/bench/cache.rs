@@ -136,6 +136,8 @@ pub fn write_cache(
     }
     let tmp = out.with_extension("vfc.tmp");
     let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    // From here every return without the rename removes the temp file (it can be gigabytes).
+    let guard = TempFile(Some(tmp.clone()));
     let mut w = std::io::BufWriter::new(file);
     w.write_all(&header.encode()?)
         .map_err(|e| Error::io(&tmp, e))?;
@@ -157,7 +159,37 @@ pub fn write_cache(
     file.sync_all().map_err(|e| Error::io(&tmp, e))?;
     drop(file);
     std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+    guard.keep();
     Ok(header)
+}
+
+/// A temp file removed when dropped, unless [`TempFile::keep`] (it was renamed into place).
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Remove `*.vfc.tmp` files in `dir`: what a setup killed while writing a cache left behind.
+/// Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".vfc.tmp"))
+        .filter(|p| std::fs::remove_file(p).is_ok())
+        .count()
 }
 
 /// Read just the header of a cache file (to check a cache left by an earlier setup).
@@ -311,6 +343,27 @@ mod tests {
         assert_eq!(c.resident_frames(), vec![3, 4]);
         assert!(c.load_tensor(0, 64, &Device::Cpu).is_err());
         assert!(c.load_tensor(5, 32, &Device::Cpu).is_err());
+        // A frame that fails mid-file leaves neither the cache nor its temp file; stale temp
+        // files of a killed setup are cleared.
+        let bad = cache_path(d.path(), "bad", 32);
+        let mut broken = v.frames.clone();
+        let junk = d.path().join("junk.jpg");
+        std::fs::write(&junk, b"not a jpeg").unwrap();
+        broken.insert(2, junk);
+        assert!(write_cache(&broken, 32, &bad, || {}).is_err());
+        let frames_dir = bad.parent().unwrap();
+        let names = |dir: &Path| -> Vec<String> {
+            let mut n: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(frames_dir), vec![format!("{}.s32.vfc", v.name)]);
+        std::fs::write(frames_dir.join("old.s32.vfc.tmp"), b"partial").unwrap();
+        assert_eq!(remove_stale_temps(frames_dir), 1);
+        assert_eq!(names(frames_dir), vec![format!("{}.s32.vfc", v.name)]);
         // A truncated file is refused.
         let bytes = std::fs::read(&out).unwrap();
         std::fs::write(&out, &bytes[..bytes.len() - 1]).unwrap();

@@ -22,7 +22,7 @@ use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::Session;
 use candle_core::{DType, Device};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The frames scored for an object: its annotated frames without the first and last (the
@@ -322,10 +322,31 @@ pub fn run_inference(
     let tuner = ConvTuner::new(conv);
     tuner.load_table(&cfg.conv_tuning);
     let model_opts = ModelOptions::new(std::sync::Arc::new(tuner), switches.fused_attention);
-    std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     let csv_path = opts.out_dir.join(CSV_NAME);
     let mut results = Results::resume(&csv_path)?;
+    // `error` rows of models this process does not run (the other processes of
+    // --isolate-models) stay in the CSV until their own model's process retries them.
+    let runs = |model: &str| {
+        cfg.models
+            .iter()
+            .any(|p| p.name == model && only_model.is_none_or(|m| m == p.name))
+    };
+    for r in results::read_rows(&csv_path)? {
+        if r.status == RowStatus::Error && !runs(&r.model) {
+            results.push(r);
+        }
+    }
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     results::write_rows(&csv_path, results.rows())?;
+    record_pid(&opts.out_dir, !results.rows().is_empty())?;
+    let kept = results.rows().iter().filter(|r| r.is_finished()).count();
+    if !opts.quiet && kept > 0 {
+        eprintln!(
+            "resuming {}: {} already finished, kept",
+            csv_path.display(),
+            crate::bench::setup::plural(kept, "row")
+        );
+    }
     let delay = std::env::var(ROW_DELAY_ENV)
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -475,12 +496,33 @@ pub fn run_inference(
     Ok(results.rows().to_vec())
 }
 
-/// `summary.json` and the terminal table, from the CSV as it is now.
+/// The inference processes that wrote into `<out-dir>`'s CSV since it was last started afresh,
+/// oldest first (`inference_pids.json`; a killed process never writes `summary.json`, so each
+/// process records itself when it starts).
+pub const PIDS_NAME: &str = "inference_pids.json";
+
+/// Add this process to [`PIDS_NAME`]; `resumed`: the CSV kept rows of earlier processes (else
+/// the list starts again).
+fn record_pid(out_dir: &Path, resumed: bool) -> Result<()> {
+    let path = out_dir.join(PIDS_NAME);
+    let mut pids: Vec<u32> = if resumed {
+        std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    pids.push(std::process::id());
+    write_json(&path, &pids)
+}
+
+/// `summary.json` and the terminal table, from the CSV as it is now. Returns the CSV's rows.
 pub fn write_summary(
     cfg: &InferenceConfig,
     inference_pids: &[u32],
     out_dir: &Path,
-) -> Result<PathBuf> {
+) -> Result<Vec<Row>> {
     let rows = results::read_rows(&out_dir.join(CSV_NAME))?;
     let models = results::summarize(&rows);
     let random: Vec<String> = cfg
@@ -489,9 +531,18 @@ pub fn write_summary(
         .filter(|m| matches!(m.weights, WeightsSource::Random { .. }))
         .map(|m| format!("{}: {}", m.name, m.weights.label()))
         .collect();
+    // Processes of earlier, resumed runs whose rows the CSV may still hold.
+    let earlier: Vec<u32> = std::fs::read_to_string(out_dir.join(PIDS_NAME))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Vec<u32>>(&t).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !inference_pids.contains(p))
+        .collect();
     let value = serde_json::json!({
         "setup_pid": cfg.setup_pid,
         "inference_pids": inference_pids,
+        "earlier_inference_pids": earlier,
         "device": cfg.device,
         "precision": cfg.options.precision,
         "mem_budget_MiB": cfg.options.mem_budget_bytes.map(|b| mib(b.bytes())),
@@ -529,5 +580,5 @@ pub fn write_summary(
             path.display()
         );
     }
-    Ok(path)
+    Ok(rows)
 }

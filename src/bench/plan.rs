@@ -170,6 +170,9 @@ pub struct BenchOptions {
     /// `<out-dir>/masks/<model>/` (the official evaluators' prediction layout).
     #[serde(default)]
     pub save_masks: bool,
+    /// Split problems (items left out) fail the setup instead of being reported.
+    #[serde(default)]
+    pub strict: bool,
 }
 
 impl BenchOptions {
@@ -360,8 +363,14 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Other(format!("cannot serialize {}: {e}", path.display())))?;
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let res = std::fs::write(&tmp, text)
+        .map_err(|e| Error::io(&tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if res.is_err() {
+        // a full disk: leave the previous file, not a partial temp file
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
 }
 
 #[cfg(test)]

@@ -140,9 +140,19 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Write `rows` to `path` atomically (a temp file in the same folder, synced, then renamed).
+/// Write `rows` to `path` atomically (a temp file in the same folder, synced, then renamed). On
+/// failure (a full disk) the temp file is removed and the previous file is left as it was.
 pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
     let tmp = path.with_extension("csv.tmp");
+    let res = write_rows_to(path, &tmp, rows);
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn write_rows_to(path: &Path, tmp: &Path, rows: &[Row]) -> Result<()> {
+    let tmp = tmp.to_path_buf();
     {
         let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut w = csv::Writer::from_writer(std::io::BufWriter::new(f));
@@ -248,6 +258,8 @@ pub struct ModelSummary {
     pub J_mean: Option<f64>,
     pub F_mean: Option<f64>,
     pub JandF_mean: Option<f64>,
+    /// The first `error` row of the model, as `<video> <object>: <error>`.
+    pub first_error: Option<String>,
 }
 
 fn mean(v: &[f64]) -> Option<f64> {
@@ -302,19 +314,26 @@ pub fn summarize(rows: &[Row]) -> Vec<ModelSummary> {
                 J_mean: r4(mean(&col(&|r| r.J))),
                 F_mean: r4(mean(&col(&|r| r.F))),
                 JandF_mean: r4(mean(&col(&|r| r.JandF))),
+                first_error: rs
+                    .iter()
+                    .find(|r| r.status == RowStatus::Error)
+                    .map(|r| format!("{} {}: {}", r.video, r.object, r.error)),
             }
         })
         .collect()
 }
 
-/// The terminal table of [`summarize`].
+/// The terminal table of [`summarize`]: per model the row counts by status (`ok`, `over` the
+/// budget, `err`), the speed, memory and accuracy figures, and under the table the first error
+/// of every model that had one.
 pub fn format_table(s: &[ModelSummary]) -> String {
     let f = |v: Option<f64>, d: usize| v.map(|x| format!("{x:.d$}")).unwrap_or_else(|| "-".into());
     let mut out = format!(
-        "{:<34} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}\n",
+        "{:<34} {:>4} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}\n",
         "model",
         "ok",
         "over",
+        "err",
         "fps",
         "steady",
         "p50 ms",
@@ -326,10 +345,11 @@ pub fn format_table(s: &[ModelSummary]) -> String {
     );
     for m in s {
         out.push_str(&format!(
-            "{:<34} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}\n",
+            "{:<34} {:>4} {:>4} {:>4} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}\n",
             m.model,
             m.rows_ok,
             m.rows_budget_exceeded,
+            m.rows_error,
             f(m.fps, 2),
             f(m.fps_steady_mean, 2),
             f(m.latency_p50_ms_mean, 1),
@@ -340,7 +360,38 @@ pub fn format_table(s: &[ModelSummary]) -> String {
             f(m.JandF_mean, 4),
         ));
     }
+    for m in s {
+        if let Some(e) = &m.first_error {
+            out.push_str(&format!(
+                "{}: {} error row{}, first: {e}\n",
+                m.model,
+                m.rows_error,
+                if m.rows_error == 1 { "" } else { "s" }
+            ));
+        }
+    }
     out
+}
+
+/// The run's outcome from its rows: `Ok` when no row ended in `error` (`budget_exceeded` is a
+/// measurement, not a failure), else an error (exit code 1) counting them and naming the first.
+pub fn check_rows(rows: &[Row]) -> Result<()> {
+    let failed: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.status == RowStatus::Error)
+        .collect();
+    match failed.first() {
+        None => Ok(()),
+        Some(r) => Err(Error::Other(format!(
+            "{} of {} rows ended in error (first: {} {} {}: {}); rerun the same command to retry them",
+            failed.len(),
+            rows.len(),
+            r.video,
+            r.object,
+            r.model,
+            r.error
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -443,6 +494,44 @@ mod tests {
         // a header that is not a start of this version's is still refused
         std::fs::write(&p, "video,model\nv,m\n").unwrap();
         assert!(read_rows(&p).is_err());
+    }
+
+    #[test]
+    fn error_rows_fail_the_run_and_show_in_the_table() {
+        let row = |video: &str, status, error: &str| Row {
+            video: video.into(),
+            object: "000".into(),
+            model: "m_points".into(),
+            status,
+            error: error.into(),
+            ..Row::default()
+        };
+        let ok = [
+            row("a", RowStatus::Ok, ""),
+            row("b", RowStatus::BudgetExceeded, "over"),
+        ];
+        assert!(check_rows(&ok).is_ok(), "budget_exceeded is not a failure");
+        let table = format_table(&summarize(&ok));
+        assert!(table.lines().next().unwrap().contains(" err "), "{table}");
+        assert_eq!(table.lines().count(), 2, "no error line: {table}");
+        let mut rows = ok.to_vec();
+        rows.push(row("c", RowStatus::Error, "truncated cache"));
+        rows.push(row("d", RowStatus::Error, "later"));
+        let e = check_rows(&rows).unwrap_err();
+        assert_eq!(e.exit_code(), 1);
+        assert!(
+            e.to_string()
+                .starts_with("2 of 4 rows ended in error (first: c 000 m_points: truncated cache)"),
+            "{e}"
+        );
+        let table = format_table(&summarize(&rows));
+        let line = table.lines().nth(1).unwrap();
+        let counts: Vec<&str> = line.split_whitespace().skip(1).take(3).collect();
+        assert_eq!(counts, ["1", "1", "2"], "{table}");
+        assert!(
+            table.contains("m_points: 2 error rows, first: c 000: truncated cache"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -6,10 +6,11 @@ use crate::bench::cache::{self, CachedFrames};
 use crate::bench::mem::{self, BudgetFigure, HostSampler};
 use crate::bench::model::{build_model, conv_options, prompt_object};
 use crate::bench::plan::{
-    write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan, ModelTag, ObjectMeta,
-    PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
+    read_json, write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan, ModelTag,
+    ObjectMeta, PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
 };
 use crate::bench::progress::bar;
+use crate::bench::results::{Results, CSV_NAME};
 use crate::config::{ModelConfig, Precision};
 use crate::cuda::tuning::{self, ConvTuner, Source};
 use crate::data::prompts::object_prompt;
@@ -22,7 +23,7 @@ use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::{Session, SessionOptions};
 use crate::weights::hub::{converted_path, original_path};
 use candle_core::{DType, Device};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Run the prompt frame and two tracked frames once so that every convolution shape of the model
@@ -114,55 +115,202 @@ pub fn scan_split(opts: &BenchOptions) -> Result<Metadata> {
     })
 }
 
-/// Write (or reuse) the frame cache of every video at every inference side.
-fn build_caches(opts: &BenchOptions, meta: &mut Metadata, sides: &[usize]) -> Result<()> {
-    let mut todo: Vec<(usize, usize, PathBuf)> = Vec::new();
-    let mut need = 0u64;
+/// The nearest folder of `path` (itself or an ancestor) that exists: where a check of free disk
+/// space or write permission can look before anything is created.
+fn nearest_existing(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    loop {
+        if p.exists() {
+            return p;
+        }
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => p = parent.to_path_buf(),
+            _ => return PathBuf::from("."),
+        }
+    }
+}
+
+/// Whether files can be created under `dir` (or where it would be created), tried with a probe
+/// file that is removed at once; nothing else is created.
+fn check_writable(dir: &Path, flag: &str) -> Result<()> {
+    let at = nearest_existing(dir);
+    if !at.is_dir() {
+        return Err(Error::Input(format!(
+            "{flag} {}: {} is not a folder",
+            dir.display(),
+            at.display()
+        )));
+    }
+    let probe = at.join(format!(".vosbench-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::Input(format!(
+            "{flag} {} is not writable ({}: {e})",
+            dir.display(),
+            at.display()
+        ))),
+    }
+}
+
+/// The checks a run can make before it writes anything (into `--out-dir`, `--preprocessed-dir`
+/// or a demo split): both folders writable, and a budget above what the process already uses.
+/// (The results CSV is checked by [`run_setup`] before it creates anything.)
+pub fn preflight(opts: &BenchOptions) -> Result<()> {
+    check_writable(&opts.out_dir, "--out-dir")?;
+    check_writable(&opts.preprocessed_dir, "--preprocessed-dir")?;
+    if let Some(b) = opts.mem_budget_bytes {
+        let baseline = mem::current_rss_bytes();
+        if b.bytes() <= baseline {
+            return Err(Error::Budget(format!(
+                "--mem-budget-mb {b} is below what the process already uses ({:.1} MiB) before any model is loaded",
+                baseline as f64 / 1048576.0
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The frame caches of a setup: every video at every inference side, with the ones still to
+/// write and their size.
+struct CachePlan {
+    todo: Vec<(usize, usize, PathBuf)>,
+    need_bytes: u64,
+}
+
+/// List the cache file of every video at every side in `meta` (`caches`), keeping valid caches
+/// of other sides that an earlier setup listed (several sides coexist), and say which files must
+/// be written. Reads only.
+fn plan_caches(opts: &BenchOptions, meta: &mut Metadata, sides: &[usize]) -> CachePlan {
+    let previous: Option<Metadata> = read_json(&opts.preprocessed_dir.join(METADATA_NAME)).ok();
+    let valid = |p: &Path, v: &VideoMeta, s: usize| {
+        cache::read_header(p).is_ok_and(|h| {
+            h.frames == v.frames.len()
+                && h.side == s
+                && (h.orig_width, h.orig_height) == (v.width, v.height)
+        })
+    };
+    let mut plan = CachePlan {
+        todo: Vec::new(),
+        need_bytes: 0,
+    };
     for (vi, v) in meta.videos.iter_mut().enumerate() {
-        v.caches.clear();
+        let mut caches = Vec::new();
         for &s in sides {
             let p = cache::cache_path(&opts.preprocessed_dir, &v.name, s);
-            let ok = cache::read_header(&p).is_ok_and(|h| {
-                h.frames == v.frames.len()
-                    && h.side == s
-                    && (h.orig_width, h.orig_height) == (v.width, v.height)
-            });
-            if !ok {
-                need += 64 + (v.frames.len() * s * s * 3) as u64;
-                todo.push((vi, s, p.clone()));
+            if !valid(&p, v, s) {
+                plan.need_bytes += 64 + (v.frames.len() * s * s * 3) as u64;
+                plan.todo.push((vi, s, p.clone()));
             }
-            v.caches.push((s, p));
+            caches.push((s, p));
         }
+        let earlier = previous.as_ref().and_then(|m| {
+            m.videos
+                .iter()
+                .find(|o| o.name == v.name && o.frames == v.frames)
+        });
+        for (s, p) in earlier.map(|o| o.caches.clone()).unwrap_or_default() {
+            if !sides.contains(&s) && valid(&p, v, s) {
+                caches.push((s, p));
+            }
+        }
+        caches.sort_by_key(|c| c.0);
+        v.caches = caches;
     }
+    plan
+}
+
+/// Check that the caches still to write fit the free disk (before anything is created).
+fn check_cache_space(opts: &BenchOptions, plan: &CachePlan) -> Result<()> {
     let dir = opts.preprocessed_dir.join("frames");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    match free_disk_bytes(&dir) {
-        Some(free) if free < need + (64 << 20) => {
-            return Err(Error::Input(format!(
-                "the frame cache needs {:.1} MiB but {} has {:.1} MiB free (use --preprocessed-dir elsewhere, a smaller --imgsz or --limit-videos)",
-                need as f64 / 1048576.0,
-                dir.display(),
-                free as f64 / 1048576.0
-            )))
-        }
-        Some(_) => {}
+    if plan.need_bytes == 0 {
+        return Ok(());
+    }
+    match free_disk_bytes(&nearest_existing(&dir)) {
+        Some(free) if free < plan.need_bytes + (64 << 20) => Err(Error::Input(format!(
+            "the frame cache needs {:.1} MiB but {} has {:.1} MiB free (use --preprocessed-dir elsewhere, a smaller --imgsz or --limit-videos)",
+            plan.need_bytes as f64 / 1048576.0,
+            dir.display(),
+            free as f64 / 1048576.0
+        ))),
+        Some(_) => Ok(()),
         None => {
             if !opts.quiet {
-                eprintln!("warning: cannot read the free disk space of {}; writing {:.1} MiB of frame cache without checking", dir.display(), need as f64 / 1048576.0);
+                eprintln!("warning: cannot read the free disk space of {}; writing {:.1} MiB of frame cache without checking", dir.display(), plan.need_bytes as f64 / 1048576.0);
             }
+            Ok(())
         }
     }
-    let total: u64 = todo
+}
+
+/// Write the planned caches. Temp files (`*.vfc.tmp`) a killed earlier setup left behind are
+/// removed first; a failed write removes its own. A video whose frames cannot be decoded (or
+/// differ in size) is a split problem: it is left out and the others go on. Any other failure (a
+/// full disk) stops the setup.
+fn write_caches(opts: &BenchOptions, meta: &mut Metadata, plan: CachePlan) -> Result<()> {
+    let dir = opts.preprocessed_dir.join("frames");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    cache::remove_stale_temps(&dir);
+    let total: u64 = plan
+        .todo
         .iter()
         .map(|(vi, _, _)| meta.videos[*vi].frames.len() as u64)
         .sum();
     let b = bar(opts.quiet, total, "frame cache");
-    for (vi, s, p) in todo {
+    let mut failed: Vec<usize> = Vec::new();
+    for (vi, s, p) in plan.todo {
+        if failed.contains(&vi) {
+            continue;
+        }
         let v = &meta.videos[vi];
-        cache::write_cache(&v.frames, s, &p, || b.inc(1))?;
+        match cache::write_cache(&v.frames, s, &p, || b.inc(1)) {
+            Ok(_) => {}
+            Err(Error::Input(msg)) => {
+                meta.issues
+                    .push(format!("video {}: {msg}; video left out", v.name));
+                failed.push(vi);
+            }
+            Err(e) => return Err(e),
+        }
     }
     b.finish_and_clear();
+    failed.sort_unstable();
+    for vi in failed.into_iter().rev() {
+        meta.videos.remove(vi);
+    }
+    if meta.videos.is_empty() {
+        return Err(Error::Input(format!(
+            "no video of {} could be cached (first problem: {})",
+            opts.split_dir.display(),
+            meta.issues.last().map(String::as_str).unwrap_or("-")
+        )));
+    }
     Ok(())
+}
+
+/// Print the split problems from `from` on (one line each, unless --quiet); with --strict the
+/// first one is an error.
+fn report_problems(opts: &BenchOptions, meta: &Metadata, from: usize) -> Result<()> {
+    let new = &meta.issues[from.min(meta.issues.len())..];
+    if !opts.quiet {
+        for i in new {
+            eprintln!("split problem: {i}");
+        }
+    }
+    match meta.issues.first() {
+        Some(first) if opts.strict && !new.is_empty() => Err(Error::Input(format!(
+            "--strict: {} in {} (first: {first})",
+            plural(meta.issues.len(), "split problem"),
+            opts.split_dir.display()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Find or fetch the weights of a model.
@@ -358,6 +506,11 @@ fn warm_up(
     })
 }
 
+/// `1 video`, `2 videos`.
+pub fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 /// Run phase A. Returns the written configuration.
 pub fn run_setup(
     opts: &BenchOptions,
@@ -380,32 +533,32 @@ pub fn run_setup(
             }
         );
     }
-    let baseline = mem::current_rss_bytes();
-    if let Some(b) = opts.mem_budget_bytes {
-        if b.bytes() <= baseline {
-            return Err(Error::Budget(format!(
-                "--mem-budget-mb {b} is below what the process already uses ({:.1} MiB) before any model is loaded",
-                baseline as f64 / 1048576.0
-            )));
-        }
-    }
-    std::fs::create_dir_all(&opts.preprocessed_dir)
-        .map_err(|e| Error::io(&opts.preprocessed_dir, e))?;
+    // Every check that needs no model comes before the first file is written: among them a
+    // results CSV in --out-dir that this version can resume (not someone else's file).
+    preflight(opts)?;
+    Results::resume(&opts.out_dir.join(CSV_NAME))?;
     let mut meta = scan_split(opts)?;
+    report_problems(opts, &meta, 0)?;
     if !opts.quiet {
         let objs: usize = meta.videos.iter().map(|v| v.objects.len()).sum();
         eprintln!(
-            "split {}: {} videos, {objs} objects with prompts ({} problems left out)",
+            "split {}: {}, {} with prompts ({} left out)",
             opts.split_dir.display(),
-            meta.videos.len(),
-            meta.issues.len()
+            plural(meta.videos.len(), "video"),
+            plural(objs, "object"),
+            plural(meta.issues.len(), "problem")
         );
     }
     let mut sides: Vec<usize> = opts.models.iter().map(|m| m.config.image_size).collect();
     sides.sort_unstable();
     sides.dedup();
-    build_caches(opts, &mut meta, &sides)?;
-    write_json(&opts.preprocessed_dir.join(METADATA_NAME), &meta)?;
+    let caches = plan_caches(opts, &mut meta, &sides);
+    check_cache_space(opts, &caches)?;
+    std::fs::create_dir_all(&opts.preprocessed_dir)
+        .map_err(|e| Error::io(&opts.preprocessed_dir, e))?;
+    let known = meta.issues.len();
+    write_caches(opts, &mut meta, caches)?;
+    report_problems(opts, &meta, known)?;
 
     // What the budget is compared with; the warm-up predicts that figure.
     let budget_figure = BudgetFigure::for_device(device, &info);
@@ -519,6 +672,9 @@ pub fn run_setup(
         budget_figure,
         setup_ms: t0.elapsed().as_secs_f64() * 1e3,
     };
+    // Commit: metadata.json and inference_config.json are replaced only now, when the whole
+    // setup succeeded; a setup that failed earlier left the previous pair as it was.
+    write_json(&opts.preprocessed_dir.join(METADATA_NAME), &meta)?;
     write_json(&opts.preprocessed_dir.join(CONFIG_NAME), &cfg)?;
     if !opts.quiet {
         for p in &cfg.models {

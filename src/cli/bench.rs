@@ -8,7 +8,8 @@ use crate::bench::plan::{
     parse_models, read_json, BenchOptions, InferenceConfig, Metadata, CONFIG_NAME, METADATA_NAME,
     PHASE_ENV,
 };
-use crate::bench::setup::run_setup;
+use crate::bench::results::check_rows;
+use crate::bench::setup::{preflight, run_setup};
 use crate::cli::common::parse_device;
 use crate::config::{FenceSpec, GraphMode, Precision};
 use crate::error::{Error, Result};
@@ -147,6 +148,10 @@ pub struct Args {
     /// How the objects-sweep objects are prompted on frame 0.
     #[arg(long, value_enum, default_value_t = crate::bench::sweep::SweepPrompt::Mask)]
     pub sweep_prompt: crate::bench::sweep::SweepPrompt,
+    /// Split problems (a broken annotation, an unreadable video, ...) are errors (exit 2)
+    /// instead of items left out with a warning line.
+    #[arg(long)]
+    pub strict: bool,
     /// Internal: the inference process of one model (--isolate-models).
     #[arg(long, hide = true)]
     pub only_model: Option<String>,
@@ -172,7 +177,7 @@ impl Args {
     fn demo_size(&self) -> Result<(usize, usize)> {
         let bad = || {
             Error::Input(format!(
-                "bad --demo-size '{}': expected WxH",
+                "bad --demo-size '{}': expected WxH in pixels, e.g. 320x240",
                 self.demo_size
             ))
         };
@@ -182,9 +187,30 @@ impl Args {
             h.parse::<usize>().map_err(|_| bad())?,
         );
         if w < 16 || h < 16 {
-            return Err(bad());
+            return Err(Error::Input(format!(
+                "--demo-size {w}x{h}: the demo frames must be at least 16x16"
+            )));
         }
         Ok((w, h))
+    }
+
+    /// The demo split's flags, checked (with `--demo` only; they are ignored otherwise).
+    fn check_demo(&self) -> Result<()> {
+        if !self.demo {
+            return Ok(());
+        }
+        self.demo_size()?;
+        if self.demo_videos == 0 {
+            return Err(Error::Input("--demo-videos 0: give at least 1".into()));
+        }
+        // Annotations fall on every 4th frame and scoring leaves out the first and the last.
+        if self.demo_frames < 3 {
+            return Err(Error::Input(format!(
+                "--demo-frames {}: a demo video needs at least 3 frames (9 or more to be scored)",
+                self.demo_frames
+            )));
+        }
+        Ok(())
     }
 
     /// The argv of the re-executed process: every flag from the parsed values (never a string
@@ -247,6 +273,7 @@ impl Args {
             (self.demo, "demo"),
             (self.random_weights, "random-weights"),
             (self.quiet, "quiet"),
+            (self.strict, "strict"),
         ] {
             if on {
                 a.push(format!("--{k}").into());
@@ -259,6 +286,7 @@ impl Args {
     /// The typed options: every flag parsed here, once; a bad value is a one-line error before
     /// anything is written.
     fn options(&self) -> Result<BenchOptions> {
+        self.check_demo()?;
         let out_dir = self.out_dir();
         let split_dir = match (&self.split_dir, self.demo) {
             (Some(d), _) => d.clone(),
@@ -328,6 +356,7 @@ impl Args {
             click: self.click,
             session_objects: self.session_objects,
             save_masks: self.save_masks,
+            strict: self.strict,
         })
     }
 }
@@ -351,6 +380,8 @@ fn run_child(argv: &[OsString], what: &str) -> Result<u32> {
         Some(2) => Err(Error::Input(format!(
             "the {what} process (pid {pid}) stopped on bad input (see above)"
         ))),
+        // The child printed its one-line error (a failed row count, or an internal failure).
+        Some(1) => Err(Error::Reported(1)),
         Some(c) => Err(Error::Other(format!(
             "the {what} process (pid {pid}) failed with exit code {c}"
         ))),
@@ -395,23 +426,38 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
     // Everything the user can get wrong is checked before anything is written.
     let opts = args.options()?;
     if !args.skip_setup {
-        if args.demo && args.split_dir.is_none() && !opts.split_dir.is_dir() {
+        // Nothing is written (not even the demo split) before the checks that need no split.
+        preflight(&opts)?;
+        let out_existed = opts.out_dir.exists();
+        let wrote_demo = args.demo && args.split_dir.is_none() && !opts.split_dir.is_dir();
+        if wrote_demo {
             let (w, h) = args.demo_size()?;
+            // Written beside its place and renamed when complete: a run killed meanwhile never
+            // leaves a partial split that a rerun would take for the demo.
+            let partial = opts.split_dir.with_extension("partial");
+            if partial.exists() {
+                std::fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
+            }
             let s = crate::data::synth::write_split(
-                &opts.split_dir,
+                &partial,
                 &crate::data::synth::SynthOptions {
-                    videos: args.demo_videos.max(1),
-                    frames: args.demo_frames.max(3),
+                    videos: args.demo_videos,
+                    frames: args.demo_frames,
                     width: w,
                     height: h,
                     seed: args.seed,
                     objects: 2,
                 },
-            )?;
+            )
+            .inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&partial);
+            })?;
+            std::fs::rename(&partial, &opts.split_dir)
+                .map_err(|e| Error::io(&opts.split_dir, e))?;
             if !args.quiet {
                 eprintln!(
-                    "demo: wrote a synthetic split of {} videos ({} frames in all) to {}",
-                    s.videos.len(),
+                    "demo: wrote a synthetic split of {} ({} frames in all) to {}",
+                    crate::bench::setup::plural(s.videos.len(), "video"),
                     s.frames,
                     opts.split_dir.display()
                 );
@@ -424,7 +470,16 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
             )));
         }
         let device = parse_device(&opts.device)?;
-        run_setup(&opts, &device, switches)?;
+        if let Err(e) = run_setup(&opts, &device, switches) {
+            // A run whose setup failed leaves no demo split (nor the out-dir it made for it).
+            if wrote_demo {
+                let _ = std::fs::remove_dir_all(&opts.split_dir);
+                if !out_existed {
+                    let _ = std::fs::remove_dir(&opts.out_dir);
+                }
+            }
+            return Err(e);
+        }
         if args.skip_inference {
             return Ok(());
         }
@@ -436,8 +491,21 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
     }
 
     // Phase B.
-    let cfg: InferenceConfig = read_json(&opts.preprocessed_dir.join(CONFIG_NAME))?;
+    let mut cfg: InferenceConfig = read_json(&opts.preprocessed_dir.join(CONFIG_NAME))?;
     let meta: Metadata = read_json(&opts.preprocessed_dir.join(METADATA_NAME))?;
+    // Results go where this command says (--out-dir, or its default), never to the folder an
+    // earlier setup recorded: a shared preprocessed dir must not mix two runs' results.
+    if cfg.options.out_dir != opts.out_dir {
+        if !args.quiet {
+            eprintln!(
+                "results go to {} (the setup in {} was run for {})",
+                opts.out_dir.display(),
+                opts.preprocessed_dir.display(),
+                cfg.options.out_dir.display()
+            );
+        }
+        cfg.options.out_dir = opts.out_dir.clone();
+    }
     if args.isolate_models && args.only_model.is_none() {
         let mut pids = Vec::new();
         for m in &cfg.models {
@@ -448,13 +516,15 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
                 &format!("{} inference", m.name),
             )?);
         }
-        write_summary(&cfg, &pids, &cfg.options.out_dir)?;
-        return Ok(());
+        let rows = write_summary(&cfg, &pids, &cfg.options.out_dir)?;
+        return check_rows(&rows);
     }
     let device = parse_device(&cfg.options.device)?;
     run_inference(&cfg, &meta, &device, args.only_model.as_deref(), switches)?;
-    if args.only_model.is_none() {
-        write_summary(&cfg, &[std::process::id()], &cfg.options.out_dir)?;
+    if args.only_model.is_some() {
+        // One model of --isolate-models: its launcher reports the run's outcome.
+        return Ok(());
     }
-    Ok(())
+    let rows = write_summary(&cfg, &[std::process::id()], &cfg.options.out_dir)?;
+    check_rows(&rows)
 }

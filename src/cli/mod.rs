@@ -62,9 +62,28 @@ fn env_switches() -> crate::exec::EnvSwitches {
     )
 }
 
+/// The command line with every value-taking flag accepting a leading minus, so that
+/// `--workspace-mb -5` reaches the flag's own parser ("invalid value '-5' ...") instead of
+/// being read as an unknown flag.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    fn negatives(a: clap::Arg) -> clap::Arg {
+        if a.get_action().takes_values() {
+            a.allow_negative_numbers(true)
+        } else {
+            a
+        }
+    }
+    Cli::command().mut_subcommands(|c| c.mut_args(negatives))
+}
+
 /// Parse arguments, run, print any error as one line; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let cli = match Cli::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let switches = env_switches();
     let res: crate::Result<()> = match cli.command {
         Command::Bench(a) => bench::run(a, &switches),
@@ -90,6 +109,7 @@ pub fn main() -> i32 {
     }
     match res {
         Ok(()) => 0,
+        Err(crate::Error::Reported(code)) => code,
         Err(e) => {
             // One line: tensor errors may carry a backtrace after their message.
             let msg = e.to_string();

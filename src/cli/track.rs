@@ -287,6 +287,17 @@ fn write_mask(path: &Path, fg: &[bool], w: usize, h: usize) -> Result<()> {
     })
 }
 
+/// The PNG name of frame `idx`'s mask: the source frame's own name (`00005.jpg` gives
+/// `00005.png`), so masks of a video whose frames are numbered with gaps (SA-V's 24 fps frames
+/// against 6 fps annotations) match the ground truth in `eval`; the index when the frame has no
+/// file.
+fn mask_file_name(frame: Option<&Path>, idx: usize) -> String {
+    match frame.and_then(|p| p.file_stem()) {
+        Some(stem) => format!("{}.png", stem.to_string_lossy()),
+        None => format!("{idx:05}.png"),
+    }
+}
+
 fn ms(d: std::time::Duration) -> f64 {
     crate::bench::results::round(d.as_secs_f64() * 1e3, 3)
 }
@@ -417,11 +428,12 @@ pub fn run(args: Args, switches: &EnvSwitches) -> Result<()> {
             written[f] = true;
             let on = fg.iter().filter(|&&v| v).count();
             fractions.push(on as f64 / fg.len().max(1) as f64);
+            let name = mask_file_name(frame_paths[f].as_deref(), f);
             if write_masks {
-                write_mask(&mask_dir.join(format!("{f:05}.png")), &fg, w, h)?;
+                write_mask(&mask_dir.join(&name), &fg, w, h)?;
             }
             if let (true, Some(p)) = (args.overlay, &frame_paths[f]) {
-                write_overlay(&overlay_dir.join(format!("{f:05}.png")), p, &fg)?;
+                write_overlay(&overlay_dir.join(&name), p, &fg)?;
             }
             bar.inc(1);
         }

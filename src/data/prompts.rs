@@ -150,7 +150,10 @@ pub fn object_prompt(
             }
             Err(e) => issues.push(DataIssue {
                 path: ann.path.clone(),
-                message: format!("{e}; annotation skipped"),
+                message: format!(
+                    "video {} object {}: annotation unreadable ({e}); the prompt moves to a later annotation",
+                    video.name, obj.id
+                ),
             }),
         }
     }

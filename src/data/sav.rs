@@ -106,8 +106,8 @@ pub enum Layout {
 
 #[derive(Clone, Debug, Default)]
 pub struct SplitOptions {
-    /// Read `<root>/<split_name>.txt` for the video list (e.g. `sav_val`); without it, or when
-    /// the file does not exist (reported), every video folder is used, sorted.
+    /// Read `<root>/<split_name>.txt` for the video list (e.g. `sav_val`); a name whose list
+    /// does not exist is an error. Without it every video folder is used, sorted.
     pub split_name: Option<String>,
     /// Read every frame's header (slower on big splits) to report unreadable or mis-sized frames.
     pub check_frames: bool,
@@ -182,7 +182,7 @@ impl Split {
                 ))
             })?;
         let mut issues = Vec::new();
-        let names = Self::video_names(root, &frames_root, opts, &mut issues)?;
+        let names = Self::video_names(root, &frames_root, opts)?;
         let mut videos = Vec::new();
         for name in names {
             if let Some(v) = read_video(&frames_root, &annotations_root, &name, opts, &mut issues) {
@@ -199,12 +199,7 @@ impl Split {
         })
     }
 
-    fn video_names(
-        root: &Path,
-        frames_root: &Path,
-        opts: &SplitOptions,
-        issues: &mut Vec<DataIssue>,
-    ) -> Result<Vec<String>> {
+    fn video_names(root: &Path, frames_root: &Path, opts: &SplitOptions) -> Result<Vec<String>> {
         if let Some(split) = &opts.split_name {
             let list = root.join(format!("{split}.txt"));
             if list.is_file() {
@@ -216,10 +211,23 @@ impl Split {
                     .map(String::from)
                     .collect());
             }
-            issues.push(issue(
-                &list,
-                "split list not found; using every video folder",
-            ));
+            // A named list that is not there is a mistake (a typo would otherwise run every
+            // video of the split).
+            let lists: Vec<String> = list_dir(root)?
+                .into_iter()
+                .filter(|p| p.is_file() && has_ext(p, &["txt"]))
+                .filter_map(|p| p.file_stem().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            return Err(Error::Input(format!(
+                "split list {} not found (--split-name {split}); lists in {}: {}",
+                list.display(),
+                root.display(),
+                if lists.is_empty() {
+                    "none".to_string()
+                } else {
+                    lists.join(", ")
+                }
+            )));
         }
         Ok(list_dir(frames_root)?
             .into_iter()
@@ -289,7 +297,7 @@ fn read_video(
     let adir = ann_root.join(name);
     let objects = match list_dir(&adir) {
         Ok(entries) if entries.iter().any(|p| p.is_dir()) => {
-            sav_objects(&entries, &by_number, (width, height), issues)
+            sav_objects(name, &entries, &by_number, (width, height), issues)
         }
         Ok(entries) => davis_objects(&entries, &by_number, (width, height), issues),
         Err(e) => {
@@ -348,6 +356,7 @@ fn annotation(
 }
 
 fn sav_objects(
+    video: &str,
     entries: &[PathBuf],
     by_number: &HashMap<u64, usize>,
     size: (usize, usize),
@@ -369,20 +378,47 @@ fn sav_objects(
                 continue;
             }
         };
-        let mut anns: Vec<Annotation> = files
-            .iter()
-            .filter(|p| has_ext(p, &["png"]))
-            .filter_map(|p| annotation(p, by_number, size, issues))
-            .collect();
-        anns.sort_by_key(|a| a.frame);
-        if anns.is_empty() {
-            issues.push(issue(odir, "object has no usable annotation; skipped"));
-            continue;
-        }
         let id = odir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // (frame number, index of its issue) of every annotation left out
+        let mut dropped: Vec<(u64, usize)> = Vec::new();
+        let mut anns: Vec<Annotation> = Vec::new();
+        for p in files.iter().filter(|p| has_ext(p, &["png"])) {
+            let at = issues.len();
+            match annotation(p, by_number, size, issues) {
+                Some(a) => anns.push(a),
+                None => {
+                    if let Some(n) = stem_number(p).filter(|n| by_number.contains_key(n)) {
+                        dropped.push((n, at));
+                    }
+                }
+            }
+        }
+        anns.sort_by_key(|a| a.frame);
+        // An unusable annotation before the first usable one would silently move the prompt
+        // to a later frame: its problem line says so, with the video and the object.
+        let first_kept = anns.first().map(|a| a.frame);
+        if let Some(&(_, at)) = dropped
+            .iter()
+            .filter(|(n, _)| first_kept.is_none_or(|f| by_number[n] < f))
+            .min()
+        {
+            let i = &mut issues[at];
+            i.message = format!(
+                "video {video} object {id}: first annotation unusable ({}); {}",
+                i.message.trim_end_matches("; ignored"),
+                match first_kept {
+                    Some(f) => format!("the prompt moves to a later annotation (frame index {f})"),
+                    None => "the object is skipped".to_string(),
+                }
+            );
+        }
+        if anns.is_empty() {
+            issues.push(issue(odir, "object has no usable annotation; skipped"));
+            continue;
+        }
         objects.push(ObjectTrack {
             id,
             kind: MaskKind::Binary,
@@ -532,5 +568,77 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let e = Split::open(d.path(), &SplitOptions::default()).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn a_broken_first_annotation_is_its_own_problem() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        write_split(
+            root,
+            &SynthOptions {
+                videos: 1,
+                frames: 9,
+                width: 48,
+                height: 32,
+                seed: 1,
+                objects: 2,
+            },
+        )
+        .unwrap();
+        let a = root.join("Annotations_6fps/synth_000");
+        write_mask_png(&a.join("000/00000.png"), &Mask::empty(10, 10)).unwrap();
+        std::fs::write(a.join("001/00000.png"), b"not a png").unwrap();
+        let split = Split::open(root, &SplitOptions::default()).unwrap();
+        let v = &split.videos[0];
+        assert_eq!(v.objects[0].annotated_frames()[0], 4);
+        let msgs: Vec<String> = split.issues.iter().map(|i| i.to_string()).collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(
+            msgs[0].contains("000/00000.png: video synth_000 object 000: first annotation unusable (mask is 10x10 but the frames are 48x32); the prompt moves to a later annotation (frame index 4)"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1]
+                .contains("001/00000.png: video synth_000 object 001: first annotation unusable (")
+                && msgs[1].contains("the prompt moves to a later annotation"),
+            "{msgs:?}"
+        );
+    }
+
+    #[test]
+    fn a_split_name_without_its_list_is_input_error() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        write_split(
+            root,
+            &SynthOptions {
+                videos: 1,
+                frames: 3,
+                width: 16,
+                height: 16,
+                seed: 1,
+                objects: 1,
+            },
+        )
+        .unwrap();
+        std::fs::write(root.join("sav_val.txt"), "synth_000\n").unwrap();
+        let open = |name: &str| {
+            Split::open(
+                root,
+                &SplitOptions {
+                    split_name: Some(name.into()),
+                    check_frames: false,
+                },
+            )
+        };
+        assert_eq!(open("sav_val").unwrap().videos.len(), 1);
+        let e = open("sav_vall").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("sav_vall.txt not found") && msg.contains(": sav_val"),
+            "{msg}"
+        );
     }
 }

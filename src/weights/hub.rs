@@ -144,12 +144,21 @@ pub fn fetch(
             )))
         }
     };
+    // A folder this call creates is removed again if the download fails (an offline run must
+    // not leave an empty weights folder behind).
+    let created = !dir.exists();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let undo = |e: Error| {
+        if created {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        e
+    };
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_cache_dir(cache_dir(dir))
         .with_progress(std::io::stderr().is_terminal())
         .build()
-        .map_err(|e| Error::Input(format!("cannot set up the hub client: {e}")))?;
+        .map_err(|e| undo(Error::Input(format!("cannot set up the hub client: {e}"))))?;
     let downloaded = api.model(repo.clone()).get(&file).map_err(|e| {
         let url = manual_url(cfg).unwrap_or_default();
         Error::Input(format!(
@@ -159,7 +168,7 @@ pub fn fetch(
             cfg.name,
             if dir == Path::new("weights") { String::new() } else { format!(" --weights-dir {}", dir.display()) }
         ))
-    })?;
+    }).map_err(undo)?;
     let r = convert(&downloaded, &conv, cfg, dtype, registry)?;
     Ok(FetchOutcome::Downloaded(r))
 }

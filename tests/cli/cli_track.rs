@@ -183,3 +183,55 @@ fn track_bad_input_is_one_line_exit_2() {
         "outside the video",
     );
 }
+
+/// Masks are named by the source frame's number: frames 00000, 00005, 00010 give 00000.png,
+/// 00005.png and 00010.png (what `eval` matches with the ground truth), not 00000..00002.
+#[test]
+fn track_names_masks_by_source_frame_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = converted_sam2_test(tmp.path());
+    let src = fixture_dir("video_test").join("frames");
+    let frames = tmp.path().join("gappy");
+    std::fs::create_dir(&frames).unwrap();
+    for i in 0..3 {
+        std::fs::copy(
+            src.join(format!("{i:05}.jpg")),
+            frames.join(format!("{:05}.jpg", 5 * i)),
+        )
+        .unwrap();
+    }
+    let t = load_tensors("video_test", "tracking.safetensors");
+    let cfg = root().join("tests/models/sam2.1_test.json");
+    let out = tmp.path().join("out");
+    let o = vosbench(&[
+        "track",
+        "--model",
+        cfg.to_str().unwrap(),
+        "--frames",
+        frames.to_str().unwrap(),
+        "--point",
+        &click_arg(&t),
+        "--out",
+        out.to_str().unwrap(),
+        "--weights",
+        &weights,
+        "--overlay",
+        "--quiet",
+    ]);
+    assert!(
+        o.status.success(),
+        "track failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let names = |dir: std::path::PathBuf| {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let want = ["00000.png", "00005.png", "00010.png"];
+    assert_eq!(names(out.join("gappy").join("001")), want);
+    assert_eq!(names(out.join("gappy").join("overlay")), want);
+}

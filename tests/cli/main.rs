@@ -7,6 +7,7 @@
 mod common;
 
 mod bench_demo;
+mod bench_reliability;
 mod cli_track;
 mod cli_track_edgetam;
 mod cli_track_objects;
