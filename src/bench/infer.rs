@@ -75,7 +75,7 @@ impl FrameSelection {
         let mut s = scored_frames(o, clip_end);
         if self.input_stride > 1 {
             let n = self.input_stride;
-            s.retain(|&f| f >= p && (f - p) % n == 0);
+            s.retain(|&f| f >= p && (f - p).is_multiple_of(n));
         }
         if self.annotation_stride > 0 {
             let n = self.annotation_stride;
