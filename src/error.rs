@@ -29,10 +29,10 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Other(String),
-    /// A child process of this run failed and has printed its own error line; the CLI exits
-    /// with the child's code and prints nothing more.
-    #[error("a child process exited with code {0}")]
-    Reported(i32),
+    /// A child process of this one (a benchmark phase) failed and has printed its own one-line
+    /// error; the CLI prints nothing more and exits with the same code.
+    #[error("{what} (pid {pid}) failed with exit code {code}; its error is above")]
+    Reported { what: String, pid: u32, code: i32 },
 }
 
 impl Error {
@@ -45,7 +45,7 @@ impl Error {
             | Error::Io { .. }
             | Error::Budget(_) => 2,
             Error::Candle(_) | Error::Other(_) => 1,
-            Error::Reported(code) => *code,
+            Error::Reported { code, .. } => *code,
         }
     }
 

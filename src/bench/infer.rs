@@ -3,11 +3,12 @@
 //! the row in flight and a re-run resumes).
 
 use crate::bench::cache::CachedFrames;
+use crate::bench::launch::Processes;
 use crate::bench::mem::{self, HostSampler};
-use crate::bench::model::{build_model, conv_options, prompt_object};
+use crate::bench::model::{build_model, conv_options, prompt_object_at};
 use crate::bench::plan::{
     write_json, InferenceConfig, Metadata, ModelPlan, ObjectMeta, PromptKind, SessionObjects,
-    VideoMeta, WeightsSource, CONFIG_NAME, ROW_DELAY_ENV, SUMMARY_NAME,
+    VideoMeta, WeightsSource, CONFIG_NAME, ROW_DELAY_ENV, SOURCE_FPS, SUMMARY_NAME,
 };
 use crate::bench::progress::bar;
 use crate::bench::results::{self, mib, percentile, round, Results, Row, RowStatus, CSV_NAME};
@@ -20,6 +21,7 @@ use crate::eval::evaluator::ObjectScorer;
 use crate::exec::EnvSwitches;
 use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
+use crate::tracker::frames::FrameSource;
 use crate::tracker::session::Session;
 use candle_core::{DType, Device};
 use std::path::Path;
@@ -39,6 +41,82 @@ pub fn scored_frames(o: &ObjectMeta, clip_end: usize) -> Vec<usize> {
         .copied()
         .filter(|&f| f < clip_end)
         .collect()
+}
+
+/// Which frames of an object phase B feeds and scores: `--input-frame-stride` and
+/// `--annotation-stride-frames`, as the original harness applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSelection {
+    /// Feed `range(prompt, clip_end, input_stride)`; 1 = every frame.
+    pub input_stride: usize,
+    /// Score annotated frames with `(frame - prompt) % N == 0` only; 0 = off.
+    pub annotation_stride: usize,
+}
+
+impl FrameSelection {
+    pub fn of(opts: &crate::bench::plan::BenchOptions) -> Self {
+        Self {
+            input_stride: opts.input_frame_stride.max(1),
+            annotation_stride: opts.annotation_stride_frames,
+        }
+    }
+
+    /// How many frames are fed from `prompt` (included) to `clip_end` (excluded).
+    pub fn fed_count(&self, prompt: usize, clip_end: usize) -> usize {
+        clip_end.saturating_sub(prompt).div_ceil(self.input_stride)
+    }
+
+    /// The scored frames: the official rule's frames ([`scored_frames`]); with an input stride
+    /// only fed frames (none before the prompt); with an annotation stride only those at a
+    /// multiple of it from the prompt frame (Python's modulo: frames before the prompt count
+    /// too), or the prompt frame alone when none is left.
+    pub fn scored(&self, o: &ObjectMeta, clip_end: usize) -> Vec<usize> {
+        let p = o.prompt_frame;
+        let mut s = scored_frames(o, clip_end);
+        if self.input_stride > 1 {
+            let n = self.input_stride;
+            s.retain(|&f| f >= p && (f - p).is_multiple_of(n));
+        }
+        if self.annotation_stride > 0 {
+            let n = self.annotation_stride;
+            s.retain(|&f| f % n == p % n);
+            if s.is_empty() {
+                s.push(p);
+            }
+        }
+        s
+    }
+}
+
+/// Every `stride`th frame of a video, starting at `offset`: session frame `j` is video frame
+/// `offset + j * stride`.
+struct StridedFrames<S> {
+    inner: S,
+    offset: usize,
+    stride: usize,
+}
+
+impl<S: FrameSource> FrameSource for StridedFrames<S> {
+    fn len(&self) -> usize {
+        self.inner
+            .len()
+            .saturating_sub(self.offset)
+            .div_ceil(self.stride)
+    }
+
+    fn size(&self) -> (usize, usize) {
+        self.inner.size()
+    }
+
+    fn load_tensor(
+        &self,
+        idx: usize,
+        image_size: usize,
+        device: &Device,
+    ) -> Result<candle_core::Tensor> {
+        self.inner
+            .load_tensor(self.offset + idx * self.stride, image_size, device)
+    }
 }
 
 /// What tracking one object of a video with one model needs (one row); a video session of
@@ -113,6 +191,7 @@ impl RowContext<'_> {
     pub(super) fn base_row(&self) -> Row {
         let o = self.object;
         let clip_end = self.clip_end();
+        let sel = FrameSelection::of(&self.cfg.options);
         let prompt = match self.plan.prompt {
             PromptKind::Points => format!("point:{},{}", o.point.0, o.point.1),
             PromptKind::Bbox => format!(
@@ -129,9 +208,12 @@ impl RowContext<'_> {
             precision: self.cfg.options.precision,
             prompt,
             prompt_frame: o.prompt_frame,
-            frames: clip_end - o.prompt_frame,
+            frames: sel.fed_count(o.prompt_frame, clip_end),
             processed_end_frame: clip_end,
-            scored_frames: scored_frames(o, clip_end).len(),
+            scored_frames: sel.scored(o, clip_end).len(),
+            input_fps: Some(round(SOURCE_FPS / sel.input_stride as f64, 3)),
+            input_frame_stride: sel.input_stride,
+            annotation_stride_frames: sel.annotation_stride,
             // The budget this process enforces (from the inference config).
             mem_budget_MiB: self.cfg.options.mem_budget_bytes.map(|b| mib(b.bytes())),
             input_H: self.video.height,
@@ -170,7 +252,8 @@ impl RowContext<'_> {
         let clip_end = self.clip_end();
         let budget = opts.mem_budget_bytes;
         let track = o.track();
-        let scored = scored_frames(o, clip_end);
+        let sel = FrameSelection::of(opts);
+        let scored = sel.scored(o, clip_end);
         let mut scorer = ObjectScorer::new(&scored, false);
         let gt_of = |f: usize| -> Result<Mask> {
             let ann = o
@@ -203,14 +286,27 @@ impl RowContext<'_> {
             })?;
         let t_setup = Instant::now();
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
+        // With an input stride the session sees only the fed frames, as consecutive frames.
+        let stride = sel.input_stride;
+        let frames: Box<dyn FrameSource> = if stride > 1 {
+            Box::new(StridedFrames {
+                inner: frames,
+                offset: o.prompt_frame % stride,
+                stride,
+            })
+        } else {
+            Box::new(frames)
+        };
+        let to_video = |j: usize| (o.prompt_frame % stride) + j * stride;
+        let prompt_idx = o.prompt_frame / stride;
         let mut session = Session::with_frames(
             model,
-            Box::new(frames),
+            frames,
             device,
             opts.session_options()
                 .with_profiler(self.switches.profiler.clone()),
         );
-        prompt_object(&mut session, 1, o, self.plan.prompt)?;
+        prompt_object_at(&mut session, prompt_idx, 1, o, self.plan.prompt)?;
         device.synchronize()?;
         row.setup_ms = Some(round(t_setup.elapsed().as_secs_f64() * 1e3, 1));
 
@@ -218,16 +314,17 @@ impl RowContext<'_> {
         let mut masks: Vec<Option<PackedMask>> = vec![None; clip_end];
         let mut first = true;
         let mut last = Instant::now();
-        let frames_bar = bar(opts.quiet, (clip_end - o.prompt_frame) as u64, "frames");
-        let max = clip_end - o.prompt_frame - 1;
-        let outcome = session.propagate(Some(o.prompt_frame), Some(max), false, |r| {
+        let fed = sel.fed_count(o.prompt_frame, clip_end);
+        let frames_bar = bar(opts.quiet, fed as u64, "frames");
+        let max = fed - 1;
+        let outcome = session.propagate(Some(prompt_idx), Some(max), false, |r| {
             device.synchronize()?;
             let now = Instant::now();
             if !first {
                 lat.push(now.duration_since(last).as_secs_f64() * 1e3);
             }
             first = false;
-            let f = r.frame_idx;
+            let f = to_video(r.frame_idx);
             let fg = r
                 .video_res_masks
                 .get(0)?
@@ -277,6 +374,7 @@ impl RowContext<'_> {
             row.J = Some(round(j, 4));
             row.F = Some(round(f, 4));
             row.JandF = Some(round((j + f) / 2.0, 4));
+            row.JandF_proxy = row.JandF;
         }
         if opts.save_overlays {
             let dir = opts
@@ -520,11 +618,12 @@ fn record_pid(out_dir: &Path, resumed: bool) -> Result<()> {
 /// `summary.json` and the terminal table, from the CSV as it is now. Returns the CSV's rows.
 pub fn write_summary(
     cfg: &InferenceConfig,
-    inference_pids: &[u32],
+    processes: &Processes,
     out_dir: &Path,
 ) -> Result<Vec<Row>> {
     let rows = results::read_rows(&out_dir.join(CSV_NAME))?;
     let models = results::summarize(&rows);
+    let inference_pids = processes.inference_pids();
     let random: Vec<String> = cfg
         .models
         .iter()
@@ -540,9 +639,11 @@ pub fn write_summary(
         .filter(|p| !inference_pids.contains(p))
         .collect();
     let value = serde_json::json!({
+        "launcher_pid": processes.launcher_pid,
         "setup_pid": cfg.setup_pid,
         "inference_pids": inference_pids,
         "earlier_inference_pids": earlier,
+        "processes": processes,
         "device": cfg.device,
         "precision": cfg.options.precision,
         "mem_budget_MiB": cfg.options.mem_budget_bytes.map(|b| mib(b.bytes())),
@@ -581,4 +682,71 @@ pub fn write_summary(
         );
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(annotated: &[usize], prompt: usize) -> ObjectMeta {
+        ObjectMeta {
+            id: "000".into(),
+            label: None,
+            annotations: annotated
+                .iter()
+                .map(|&f| (f, PathBuf::from(format!("{f:05}.png"))))
+                .collect(),
+            prompt_frame: prompt,
+            point: (0, 0),
+            bbox: [0, 0, 1, 1],
+            prompt_area: 1,
+        }
+    }
+
+    fn sel(input_stride: usize, annotation_stride: usize) -> FrameSelection {
+        FrameSelection {
+            input_stride,
+            annotation_stride,
+        }
+    }
+
+    #[test]
+    fn strides_select_fed_and_scored_frames_like_the_original() {
+        // 6 fps annotations of a 24 fps video: every 4th frame; prompt on frame 4.
+        let o = object(&[0, 4, 8, 12, 16, 20, 24, 28], 4);
+        assert_eq!(sel(1, 0).scored(&o, 29), vec![4, 8, 12, 16, 20, 24]);
+        assert_eq!(sel(1, 0).fed_count(4, 29), 25);
+        // Input stride 8: frames 4, 12, 20, 28 are fed; only those are scored.
+        assert_eq!(sel(8, 0).fed_count(4, 29), 4);
+        assert_eq!(sel(8, 0).scored(&o, 29), vec![4, 12, 20]);
+        assert_eq!(sel(3, 0).fed_count(4, 10), 2);
+        // Annotation stride 8: (f - 4) % 8 == 0, before the prompt too (Python's modulo).
+        let before = object(&[0, 4, 8, 12, 16, 20], 12);
+        assert_eq!(sel(1, 8).scored(&before, 21), vec![4, 12]);
+        assert_eq!(sel(1, 4).scored(&before, 21), vec![4, 8, 12, 16]);
+        // Nothing left: the prompt frame alone.
+        let first = object(&[4, 8, 12, 16, 20, 24, 28], 4);
+        assert_eq!(sel(1, 0).scored(&first, 29), vec![8, 12, 16, 20, 24]);
+        assert_eq!(sel(1, 100).scored(&first, 29), vec![4]);
+        // Both strides.
+        assert_eq!(sel(8, 16).scored(&o, 29), vec![4, 20]);
+    }
+
+    #[test]
+    fn strided_frames_map_session_to_video_frames() {
+        let frames: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i * 20; 4 * 4 * 3]).collect();
+        let rgb = crate::tracker::frames::RgbFrames::new(frames, 4, 4).unwrap();
+        let s = StridedFrames {
+            inner: rgb.clone(),
+            offset: 1,
+            stride: 3,
+        };
+        assert_eq!(s.len(), 3, "frames 1, 4, 7");
+        let dev = Device::Cpu;
+        for (j, f) in [(0, 1), (1, 4), (2, 7)] {
+            let a = s.load_tensor(j, 32, &dev).unwrap().flatten_all().unwrap();
+            let b = rgb.load_tensor(f, 32, &dev).unwrap().flatten_all().unwrap();
+            assert_eq!(a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! The two-phase benchmark behind `vosbench bench` (docs/benchmark.md).
+//! The two-phase benchmark behind `vosbench bench` (docs/benchmark.md). The process the user
+//! starts is a launcher ([`launch`]) that opens no device and runs each phase as a child.
 //!
 //! Phase A ([`setup`]) probes the device, scans the split and derives the prompts
 //! (`metadata.json`), writes the frame cache ([`cache`]), warms every model up on a real frame to
@@ -12,6 +13,7 @@
 
 pub mod cache;
 pub mod infer;
+pub mod launch;
 pub mod mem;
 pub mod model;
 pub mod plan;

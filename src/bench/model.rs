@@ -53,9 +53,21 @@ pub fn prompt_object(
     o: &ObjectMeta,
     kind: PromptKind,
 ) -> Result<FrameResult> {
+    prompt_object_at(session, o.prompt_frame, obj_id, o, kind)
+}
+
+/// [`prompt_object`] on session frame `frame` (the prompt frame's index in a session that is fed
+/// a strided subset of the video's frames).
+pub fn prompt_object_at(
+    session: &mut Session,
+    frame: usize,
+    obj_id: u32,
+    o: &ObjectMeta,
+    kind: PromptKind,
+) -> Result<FrameResult> {
     match object_prompt_for(o, kind) {
-        Some(p) => session.add_prompt(o.prompt_frame, obj_id, &p),
-        None => session.add_mask(o.prompt_frame, obj_id, &o.prompt_mask()?),
+        Some(p) => session.add_prompt(frame, obj_id, &p),
+        None => session.add_mask(frame, obj_id, &o.prompt_mask()?),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::tracker::session::SessionOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Environment variable set on the re-executed inference process (its value: `inference`).
+/// Environment variable set on each phase process (its value: `setup` or `inference`).
 pub const PHASE_ENV: &str = "VOSBENCH_PHASE";
 /// Test hook: milliseconds to sleep after each finished row (outside every timing), so a test
 /// can kill the inference process between rows.
@@ -141,8 +141,12 @@ pub struct BenchOptions {
     pub device: String,
     pub enable_cudnn_tuning: bool,
     pub workspace_mb: usize,
-    /// TF32 allowed for f32 convolutions and matmuls.
+    /// TF32 allowed for f32 convolutions and matmuls (what phase B runs with).
     pub tf32: bool,
+    /// Neither `--tf32` nor `--no-tf32` was given: setup sets `tf32` from the device
+    /// ([`BenchOptions::with_device_defaults`]).
+    #[serde(default)]
+    pub tf32_auto: bool,
     /// `--memory-fence` (resolved per precision when a session opens).
     pub memory_fence: FenceSpec,
     /// `--cuda-graph` (resolved per precision when a session opens).
@@ -173,9 +177,55 @@ pub struct BenchOptions {
     /// Split problems (items left out) fail the setup instead of being reported.
     #[serde(default)]
     pub strict: bool,
+    /// Shuffle the video order in phase A (`--shuffle-videos`, or implied by `--seed`).
+    #[serde(default)]
+    pub shuffle_videos: bool,
+    /// `--seed` when given: the seed of the shuffle (else phase A draws one and records it).
+    #[serde(default)]
+    pub shuffle_seed: Option<u64>,
+    /// `--test-mode` (already applied to the other options).
+    #[serde(default)]
+    pub test_mode: bool,
+    /// `--disable-cudnn` (refused where cuDNN would run anyway).
+    #[serde(default)]
+    pub disable_cudnn: bool,
+    /// Score only annotated frames with (frame - prompt frame) % N == 0; 0 = off.
+    #[serde(default)]
+    pub annotation_stride_frames: usize,
+    /// Feed every Nth frame from the prompt frame; 1 = every frame.
+    #[serde(default = "one")]
+    pub input_frame_stride: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Frame rate of the split's frames (SA-V's `JPEGImages_24fps`; DAVIS and MOSE are 24 fps too):
+/// what `input_fps` divides by `--input-frame-stride`.
+pub const SOURCE_FPS: f64 = 24.0;
+
+/// The default of TF32: on for CUDA devices of compute capability 8.0 and newer (Ampere, Jetson
+/// Orin's 8.7, Hopper), which run f32 convolutions and matmuls on tensor cores with it; off
+/// elsewhere (older GPUs have no TF32, the CPU none).
+pub fn tf32_by_default(cuda: bool, compute_capability: Option<&str>) -> bool {
+    let major = compute_capability
+        .and_then(|c| c.split('.').next())
+        .and_then(|m| m.trim().parse::<u32>().ok());
+    cuda && major.is_some_and(|m| m >= 8)
 }
 
 impl BenchOptions {
+    /// The options with what depends on the probed device settled: TF32's default.
+    pub fn with_device_defaults(&self, device: &DeviceInfo, cuda: bool) -> Self {
+        let mut o = self.clone();
+        if o.tf32_auto {
+            o.tf32 = tf32_by_default(cuda, device.compute_capability.as_deref());
+            o.tf32_auto = false;
+        }
+        o
+    }
+
     /// Which objects share a session for a model of this prompt kind.
     pub fn session_objects_for(&self, kind: PromptKind) -> SessionObjects {
         self.session_objects
@@ -276,6 +326,13 @@ pub struct Metadata {
     pub videos: Vec<VideoMeta>,
     /// Problems found in the split (the named items were left out).
     pub issues: Vec<String>,
+    /// The seed the video order was shuffled with (`--shuffle-videos` / `--seed`); None: the
+    /// split's own order.
+    #[serde(default)]
+    pub shuffle_seed: Option<u64>,
+    /// The video names in the order phase B runs them (after the shuffle and --limit-videos).
+    #[serde(default)]
+    pub video_order: Vec<String>,
 }
 
 /// Where a model's weights come from.
@@ -324,6 +381,10 @@ pub struct ModelPlan {
     /// Predicted peak of the budgeted figure for one (video, object) of the longest video.
     pub predicted_peak_bytes: u64,
     pub fits_budget: bool,
+    /// Why the convolution tuning pass of this model failed (setup went on; its unreached
+    /// shapes got their algorithm in the warm-up).
+    #[serde(default)]
+    pub tuning_failed: Option<String>,
 }
 
 /// `inference_config.json`.
@@ -331,6 +392,9 @@ pub struct ModelPlan {
 #[serde(deny_unknown_fields)]
 pub struct InferenceConfig {
     pub setup_pid: u32,
+    /// Devices the setup process had opened when it wrote this file (the device layer's count).
+    #[serde(default)]
+    pub setup_devices_opened: usize,
     pub options: BenchOptions,
     pub device: DeviceInfo,
     /// Convolution algorithm tuning (cuDNN); false where it was not run or does not apply.
@@ -376,6 +440,16 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tf32_defaults_on_for_ampere_and_newer_cuda_only() {
+        assert!(tf32_by_default(true, Some("8.7")), "Jetson Orin");
+        assert!(tf32_by_default(true, Some("9.0")));
+        assert!(tf32_by_default(true, Some("8.0")));
+        assert!(!tf32_by_default(true, Some("7.2")), "Xavier");
+        assert!(!tf32_by_default(true, None));
+        assert!(!tf32_by_default(false, Some("8.7")));
+    }
 
     #[test]
     fn tags_resolve_aliases_and_reject_bad_ones() {

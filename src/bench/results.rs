@@ -80,7 +80,38 @@ pub struct Row {
     /// an output there (throughput over objects).
     #[serde(default)]
     pub object_frames_per_s: Option<f64>,
+    /// Frame rate of the clip fed to the model: 24 / input_frame_stride.
+    #[serde(default)]
+    pub input_fps: Option<f64>,
+    /// `--input-frame-stride`: every Nth frame from the prompt frame was fed (1 when the cell is
+    /// missing or empty).
+    #[serde(default = "one", deserialize_with = "stride_or_one")]
+    pub input_frame_stride: usize,
+    /// `--annotation-stride-frames` (0: off, also for a missing or empty cell).
+    #[serde(default, deserialize_with = "count_or_zero")]
+    pub annotation_stride_frames: usize,
+    /// The original harness's column name for J&F; here it holds the official J&F (the same
+    /// value as `JandF`), not the proxy the original computed.
+    #[serde(default)]
+    pub JandF_proxy: Option<f64>,
 }
+
+fn one() -> usize {
+    1
+}
+
+fn stride_or_one<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<usize, D::Error> {
+    Ok(Option::<usize>::deserialize(d)?.unwrap_or(1))
+}
+
+fn count_or_zero<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<usize, D::Error> {
+    Ok(Option::<usize>::deserialize(d)?.unwrap_or(0))
+}
+
+/// Columns of the oldest schema this version still reads: everything up to `error`. Later
+/// columns are appended and default when an older CSV lacks them; the file is rewritten with
+/// every column on the next row.
+const OLDEST_SCHEMA_COLUMNS: usize = 36;
 
 impl Row {
     pub fn key(&self) -> (String, String, String) {
@@ -110,10 +141,10 @@ pub fn columns() -> Vec<String> {
         .collect()
 }
 
-/// Rows of an existing CSV (none when the file does not exist). A file with another header is
-/// an error rather than being overwritten: it is someone else's results. A header that is the
-/// start of this version's (a CSV of an earlier version, before columns were appended) is read,
-/// the missing columns empty.
+/// Rows of an existing CSV (none when the file does not exist). A CSV of an earlier vosbench
+/// version (the current columns without some appended at the end) is read with the missing
+/// columns at their defaults. A file with another header is an error rather than being
+/// overwritten: it is someone else's results.
 pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
     if !path.exists() {
         return Ok(Vec::new());
@@ -126,8 +157,9 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
         .iter()
         .map(str::to_string)
         .collect();
-    let cols = columns();
-    if header.is_empty() || header.len() > cols.len() || header[..] != cols[..header.len()] {
+    let current = columns();
+    let earlier_version = header.len() >= OLDEST_SCHEMA_COLUMNS && current.starts_with(&header);
+    if !earlier_version {
         return Err(Error::Input(format!(
             "{} has other columns than this version of vosbench writes",
             path.display()
@@ -457,6 +489,60 @@ mod tests {
         assert!(again.is_done("v1", "000", "m"));
         assert!(!again.is_done("v1", "001", "m"));
         std::fs::write(&p, "a,b\n1,2\n").unwrap();
+        assert!(read_rows(&p).is_err());
+    }
+
+    #[test]
+    fn a_csv_of_the_previous_version_resumes_and_is_upgraded() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(CSV_NAME);
+        let row = Row {
+            video: "v".into(),
+            object: "000".into(),
+            model: "m".into(),
+            JandF: Some(0.5),
+            input_fps: Some(24.0),
+            input_frame_stride: 1,
+            JandF_proxy: Some(0.5),
+            ..Row::default()
+        };
+        write_rows(&p, std::slice::from_ref(&row)).unwrap();
+        // The same file as the previous version wrote it: the columns up to `error`.
+        let text = std::fs::read_to_string(&p).unwrap();
+        let old: String = text
+            .lines()
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                cells[..OLDEST_SCHEMA_COLUMNS].join(",") + "\n"
+            })
+            .collect();
+        assert!(old.starts_with("video,") && old.lines().next().unwrap().ends_with(",error"));
+        std::fs::write(&p, &old).unwrap();
+        let back = Results::resume(&p).unwrap();
+        assert_eq!(back.rows().len(), 1);
+        let r = &back.rows()[0];
+        assert_eq!(r.JandF, Some(0.5));
+        assert_eq!(
+            (
+                r.input_fps,
+                r.input_frame_stride,
+                r.annotation_stride_frames,
+                r.JandF_proxy
+            ),
+            (None, 1, 0, None),
+            "appended columns take their defaults"
+        );
+        write_rows(&p, back.rows()).unwrap();
+        let header = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(header.lines().next().unwrap(), columns().join(","));
+        // A header cut shorter than the oldest schema, or reordered, is not ours.
+        let short: String = old
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n")
+            .collect();
+        std::fs::write(&p, short).unwrap();
+        assert!(read_rows(&p).is_err());
+        std::fs::write(&p, old.replacen("video,object", "object,video", 1)).unwrap();
         assert!(read_rows(&p).is_err());
     }
 

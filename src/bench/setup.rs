@@ -1,6 +1,6 @@
 //! Phase A: probe, scan, prompts, frame cache, warm-up measurements and the budget plan. It
 //! writes `metadata.json` and `inference_config.json` into `--preprocessed-dir`, then its
-//! process exits (the CLI re-executes itself for phase B).
+//! process exits (the launcher starts phase B in fresh processes, [`crate::bench::launch`]).
 
 use crate::bench::cache::{self, CachedFrames};
 use crate::bench::mem::{self, BudgetFigure, HostSampler};
@@ -54,8 +54,25 @@ pub fn scan_split(opts: &BenchOptions) -> Result<Metadata> {
         },
     )?;
     let mut issues = split.issues.clone();
+    let mut order: Vec<&crate::data::sav::Video> = split.videos.iter().collect();
+    let shuffle_seed = opts.shuffle_videos.then(|| {
+        opts.shuffle_seed.unwrap_or_else(|| {
+            // No --seed: a seed of its own, recorded in metadata.json so the order can be
+            // repeated with --seed.
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0)
+                ^ u64::from(std::process::id())
+        })
+    });
+    if let Some(seed) = shuffle_seed {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    }
     let mut videos = Vec::new();
-    for v in &split.videos {
+    for v in order {
         if opts.limit_videos > 0 && videos.len() >= opts.limit_videos {
             break;
         }
@@ -110,8 +127,10 @@ pub fn scan_split(opts: &BenchOptions) -> Result<Metadata> {
     Ok(Metadata {
         split_dir: opts.split_dir.clone(),
         layout: format!("{:?}", split.layout),
+        video_order: videos.iter().map(|v| v.name.clone()).collect(),
         videos,
         issues: issues.iter().map(|i| i.to_string()).collect(),
+        shuffle_seed,
     })
 }
 
@@ -389,18 +408,26 @@ fn warm_up(
     let cache_file = v
         .cache_for(cfg.image_size)
         .ok_or_else(|| Error::Other(format!("no frame cache at side {}", cfg.image_size)))?;
+    let mut tuning_failed = None;
     if model_opts.conv_tuner.options().tune {
         let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
         let session_opts = opts
             .session_options()
             .with_profiler(switches.profiler.clone());
-        tuning_pass(&model, frames, device, session_opts, o, tag.prompt).map_err(|e| {
-            Error::Other(format!(
-                "{}: convolution tuning pass failed: {}",
-                tag.name,
-                e.to_string().lines().next().unwrap_or("")
-            ))
-        })?;
+        // A failed search already falls back per shape; a pass that fails as a whole (out of
+        // memory between two searches) does not stop setup either: the shapes it reached keep
+        // their choices, the others are chosen when the warm-up below meets them, and the
+        // failure is recorded. A warm-up that fails the same way is a real error.
+        if let Err(e) = tuning_pass(&model, frames, device, session_opts, o, tag.prompt) {
+            let why = e.to_string().lines().next().unwrap_or("").to_string();
+            if !opts.quiet {
+                eprintln!(
+                    "warning: {}: the convolution tuning pass failed ({why}); setup goes on",
+                    tag.name
+                );
+            }
+            tuning_failed = Some(why);
+        }
         meter.trim()?;
     }
     let rss1 = mem::current_rss_bytes();
@@ -503,6 +530,7 @@ fn warm_up(
         device_peak_alloc_bytes: dev.peak_alloc_bytes,
         predicted_peak_bytes: predicted,
         fits_budget: fits,
+        tuning_failed,
     })
 }
 
@@ -518,7 +546,11 @@ pub fn run_setup(
     switches: &EnvSwitches,
 ) -> Result<InferenceConfig> {
     let t0 = Instant::now();
+    // Probing is conservative: no timed search (only the tuning pass searches, with
+    // --enable-cudnn-tuning), and the pool is trimmed back before anything is measured.
     let info = mem::probe(device, &opts.device)?;
+    mem::DeviceMeter::new(device).trim()?;
+    let opts = &opts.with_device_defaults(&info, device.is_cuda());
     if !opts.quiet {
         eprintln!(
             "device {}: {} (total {:.0} MiB, free {:.0} MiB{})",
@@ -614,8 +646,17 @@ pub fn run_setup(
     conv_tuning.device = Some(info.name.clone());
     let tuned = conv_tuning.count(Source::Tuned);
     let fell_back = conv_tuning.count(Source::Fallback);
+    let failed_passes: Vec<String> = plans
+        .iter()
+        .filter_map(|p| p.tuning_failed.as_ref().map(|w| format!("{}: {w}", p.name)))
+        .collect();
     let shapes = conv_tuning.entries.len();
-    let (cudnn_benchmark, cudnn_note) = if matches!(device, Device::Cpu) {
+    let (cudnn_benchmark, cudnn_note) = if opts.disable_cudnn {
+        (
+            false,
+            "disabled (--disable-cudnn): convolutions run without cuDNN".to_string(),
+        )
+    } else if matches!(device, Device::Cpu) {
         let asked = if opts.enable_cudnn_tuning {
             "requested, but "
         } else {
@@ -639,8 +680,13 @@ pub fn run_setup(
         (
             tuned > 0,
             format!(
-                "{tuned} of {shapes} convolution shapes tuned within {} MiB, {fell_back} fell back to the heuristic",
-                opts.workspace_mb
+                "{tuned} of {shapes} convolution shapes tuned within {} MiB, {fell_back} fell back to the heuristic{}",
+                opts.workspace_mb,
+                if failed_passes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; tuning passes that failed: {}", failed_passes.join("; "))
+                }
             ),
         )
     };
@@ -663,6 +709,7 @@ pub fn run_setup(
 
     let cfg = InferenceConfig {
         setup_pid: std::process::id(),
+        setup_devices_opened: crate::cuda::devices_opened(),
         options: opts.clone(),
         device: info,
         cudnn_benchmark,

@@ -1,8 +1,11 @@
-//! `vosbench bench`: the two-phase benchmark (docs/benchmark.md). Phase A (setup) runs in this
-//! process; phase B (inference) runs in a fresh process: the binary re-executes itself with the
-//! same flags plus `--skip-setup`, and with `--isolate-models` once more per model.
+//! `vosbench bench`: the two-phase benchmark (docs/benchmark.md). The process the user starts is
+//! a launcher that never opens a device ([`crate::bench::launch`]): it runs phase A (setup) as a
+//! child process, waits for it to exit, then runs phase B (inference) as a fresh child, or one
+//! per model with `--isolate-models`. Each child is this binary again with the same flags plus
+//! the internal `--phase`. A setup-only run (`--skip-inference`) is phase A in this process.
 
 use crate::bench::infer::{run_inference, write_summary};
+use crate::bench::launch::{exit_with_parent, run_phase, Phase, PhaseProcess, Processes};
 use crate::bench::mem::MemBudget;
 use crate::bench::plan::{
     parse_models, read_json, BenchOptions, InferenceConfig, Metadata, CONFIG_NAME, METADATA_NAME,
@@ -14,7 +17,7 @@ use crate::cli::common::parse_device;
 use crate::config::{FenceSpec, GraphMode, Precision};
 use crate::error::{Error, Result};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const DEFAULT_MODELS: &str =
     "sam2.1_base_plus_points,sam2.1_base_plus_bbox,edgetam_points,edgetam_bbox";
@@ -51,10 +54,14 @@ pub struct Args {
     /// times algorithms that fit it; without tuning the heuristic's first candidate that fits.
     #[arg(long, alias = "workspace_mb", default_value_t = 256)]
     pub workspace_mb: usize,
-    /// Allow TF32 tensor-core math for f32 convolutions and matmuls (CUDA; PyTorch's default for
-    /// convolutions). Off by default: pure f32.
-    #[arg(long)]
+    /// Allow TF32 tensor-core math for f32 convolutions and matmuls (CUDA). Default: on for
+    /// compute capability 8.0 and newer (Ampere, Jetson Orin, Hopper), as the original harness
+    /// and PyTorch's convolutions; `--no-tf32` for pure f32.
+    #[arg(long, conflicts_with = "no_tf32")]
     pub tf32: bool,
+    /// Pure f32 math on CUDA (no TF32), whatever the device.
+    #[arg(long)]
+    pub no_tf32: bool,
     /// Where each frame waits for the device so the memory pool can reuse what the frame freed
     /// (CUDA): auto (after memory attention in f32, nowhere in f16/bf16), off, all, or a comma
     /// list of trunk, neck, memcond, heads, block, layer (docs/performance.md, "Peak memory").
@@ -96,9 +103,30 @@ pub struct Args {
     /// Run each model in its own inference process.
     #[arg(long, alias = "isolate_models")]
     pub isolate_models: bool,
-    /// Write overlay PNGs under <out-dir>/overlays/.
-    #[arg(long, alias = "save_overlays")]
+    /// Write overlay PNGs under <out-dir>/overlays/ (also `--save_overlays 1` or `0`, the
+    /// original harness's integer form).
+    #[arg(long, alias = "save_overlays", num_args = 0..=1, default_value = "0",
+          default_missing_value = "1", value_parser = int_bool, action = clap::ArgAction::Set)]
     pub save_overlays: bool,
+    /// Shuffle the video order before --limit-videos (phase A; the order is recorded in
+    /// metadata.json). Seeded by --seed, else by a seed drawn now and recorded.
+    #[arg(long, alias = "shuffle_videos")]
+    pub shuffle_videos: bool,
+    /// The original harness's smoke test: a synthetic split (as --demo), 1 video, 1 object,
+    /// --imgsz 256.
+    #[arg(long, alias = "test_mode")]
+    pub test_mode: bool,
+    /// Run convolutions without cuDNN (CPU builds and CUDA builds without the cudnn feature do
+    /// already; a cudnn build refuses it, since candle then always calls cuDNN).
+    #[arg(long, alias = "disable_cudnn")]
+    pub disable_cudnn: bool,
+    /// Score only annotated frames with (frame - prompt frame) % N == 0 (else the prompt frame
+    /// alone); 0 = every annotated frame the official rule scores.
+    #[arg(long, alias = "annotation_stride_frames", default_value_t = 0)]
+    pub annotation_stride_frames: usize,
+    /// Feed every Nth frame from the prompt frame (a 24/N fps clip); only fed frames are scored.
+    #[arg(long, alias = "input_frame_stride", default_value_t = 1)]
+    pub input_frame_stride: usize,
     /// Output folder (default vosbench_out, or vosbench_demo with --demo).
     #[arg(long, alias = "out_dir")]
     pub out_dir: Option<PathBuf>,
@@ -117,9 +145,10 @@ pub struct Args {
     /// Seeded random weights (speed and memory only; accuracy meaningless).
     #[arg(long, alias = "random_weights")]
     pub random_weights: bool,
-    /// Seed of the random weights and the demo split.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of the random weights and the demo split (default 0). Given, it also shuffles the
+    /// video order with this seed, as the original harness's --seed does.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Click of point prompts: the mask pixel farthest from its boundary (interior), or the
     /// original harness's centroid (centroid; can fall outside a non-convex mask).
     #[arg(long, value_enum, default_value_t = crate::data::prompts::ClickMode::Interior)]
@@ -155,17 +184,33 @@ pub struct Args {
     /// Internal: the inference process of one model (--isolate-models).
     #[arg(long, hide = true)]
     pub only_model: Option<String>,
+    /// Internal: this process is the given phase, started by the launcher.
+    #[arg(long, hide = true, value_enum)]
+    pub phase: Option<Phase>,
 }
 
 impl Args {
     fn out_dir(&self) -> PathBuf {
         self.out_dir.clone().unwrap_or_else(|| {
-            PathBuf::from(if self.demo {
+            PathBuf::from(if self.test_mode {
+                "vosbench_test"
+            } else if self.demo {
                 "vosbench_demo"
             } else {
                 "vosbench_out"
             })
         })
+    }
+
+    /// `--test-mode` spelled out: a synthetic split, 1 video, 1 object, side 256.
+    fn with_test_mode(mut self) -> Self {
+        if self.test_mode {
+            self.demo = true;
+            self.limit_videos = 1;
+            self.limit_objects = 1;
+            self.imgsz = Some(256);
+        }
+        self
     }
 
     fn preprocessed_dir(&self) -> PathBuf {
@@ -213,9 +258,9 @@ impl Args {
         Ok(())
     }
 
-    /// The argv of the re-executed process: every flag from the parsed values (never a string
-    /// join), so paths with spaces survive.
-    pub fn child_argv(&self) -> Vec<OsString> {
+    /// The argv of a phase process: every flag from the parsed values (never a string join), so
+    /// paths with spaces survive, and `--phase`.
+    pub fn child_argv(&self, phase: Phase) -> Vec<OsString> {
         let mut a: Vec<OsString> = vec!["bench".into()];
         let mut opt = |k: &str, v: Option<OsString>| {
             if let Some(v) = v {
@@ -253,7 +298,19 @@ impl Args {
         opt("demo-videos", Some(self.demo_videos.to_string().into()));
         opt("demo-frames", Some(self.demo_frames.to_string().into()));
         opt("demo-size", Some(self.demo_size.clone().into()));
-        opt("seed", Some(self.seed.to_string().into()));
+        opt("seed", self.seed.map(|v| v.to_string().into()));
+        opt(
+            "annotation-stride-frames",
+            Some(self.annotation_stride_frames.to_string().into()),
+        );
+        opt(
+            "input-frame-stride",
+            Some(self.input_frame_stride.to_string().into()),
+        );
+        opt(
+            "save-overlays",
+            Some(if self.save_overlays { "1" } else { "0" }.into()),
+        );
         let click = clap::ValueEnum::to_possible_value(&self.click)
             .map(|v| v.get_name().to_string())
             .unwrap_or_else(|| "interior".into());
@@ -266,10 +323,13 @@ impl Args {
         for (on, k) in [
             (self.enable_cudnn_tuning, "enable-cudnn-tuning"),
             (self.tf32, "tf32"),
-            (self.skip_inference, "skip-inference"),
+            (self.no_tf32, "no-tf32"),
             (self.isolate_models, "isolate-models"),
             (self.save_overlays, "save-overlays"),
             (self.save_masks, "save-masks"),
+            (self.shuffle_videos, "shuffle-videos"),
+            (self.test_mode, "test-mode"),
+            (self.disable_cudnn, "disable-cudnn"),
             (self.demo, "demo"),
             (self.random_weights, "random-weights"),
             (self.quiet, "quiet"),
@@ -279,7 +339,8 @@ impl Args {
                 a.push(format!("--{k}").into());
             }
         }
-        a.push("--skip-setup".into());
+        a.push("--phase".into());
+        a.push(phase.as_str().into());
         a
     }
 
@@ -321,6 +382,21 @@ impl Args {
         let memory_fence = self.memory_fence.parse::<FenceSpec>()?;
         let cuda_graph = self.cuda_graph.parse::<GraphMode>()?;
         let mem_budget_bytes = self.mem_budget_mb.map(MemBudget::from_mib).transpose()?;
+        if self.input_frame_stride == 0 {
+            return Err(Error::Input(
+                "--input-frame-stride must be at least 1".into(),
+            ));
+        }
+        if self.disable_cudnn && !cpu && cfg!(feature = "cudnn") {
+            return Err(Error::Input(
+                "--disable-cudnn: this build runs every CUDA convolution through cuDNN (the cudnn feature); use a build with --features cuda only".into(),
+            ));
+        }
+        if self.disable_cudnn && self.enable_cudnn_tuning {
+            return Err(Error::Input(
+                "--enable-cudnn-tuning and --disable-cudnn contradict each other".into(),
+            ));
+        }
         Ok(BenchOptions {
             split_dir,
             split_name: self.split_name.clone(),
@@ -337,6 +413,7 @@ impl Args {
             }),
             enable_cudnn_tuning: self.enable_cudnn_tuning,
             tf32: self.tf32,
+            tf32_auto: !self.tf32 && !self.no_tf32,
             memory_fence,
             workspace_mb: self.workspace_mb,
             cuda_graph,
@@ -350,7 +427,13 @@ impl Args {
             out_dir,
             save_overlays: self.save_overlays,
             random_weights: self.random_weights,
-            seed: self.seed,
+            seed: self.seed.unwrap_or(0),
+            shuffle_videos: self.shuffle_videos || self.seed.is_some(),
+            shuffle_seed: self.seed,
+            test_mode: self.test_mode,
+            disable_cudnn: self.disable_cudnn,
+            annotation_stride_frames: self.annotation_stride_frames,
+            input_frame_stride: self.input_frame_stride,
             demo: self.demo,
             quiet: self.quiet,
             click: self.click,
@@ -361,33 +444,12 @@ impl Args {
     }
 }
 
-/// Run `vosbench <argv>` as a child and wait; an unsuccessful child is an error of the same
-/// class (it has printed its own message).
-fn run_child(argv: &[OsString], what: &str) -> Result<u32> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::Other(format!("cannot find this executable to re-run it: {e}")))?;
-    let mut child = std::process::Command::new(exe)
-        .args(argv)
-        .env(PHASE_ENV, "inference")
-        .spawn()
-        .map_err(|e| Error::Other(format!("cannot start the {what} process: {e}")))?;
-    let pid = child.id();
-    let status = child
-        .wait()
-        .map_err(|e| Error::Other(format!("waiting for the {what} process: {e}")))?;
-    match status.code() {
-        Some(0) => Ok(pid),
-        Some(2) => Err(Error::Input(format!(
-            "the {what} process (pid {pid}) stopped on bad input (see above)"
-        ))),
-        // The child printed its one-line error (a failed row count, or an internal failure).
-        Some(1) => Err(Error::Reported(1)),
-        Some(c) => Err(Error::Other(format!(
-            "the {what} process (pid {pid}) failed with exit code {c}"
-        ))),
-        None => Err(Error::Other(format!(
-            "the {what} process (pid {pid}) was killed by a signal; rerun the same command to resume"
-        ))),
+/// The original harness's integer booleans: `1`/`0` (and `true`/`false`).
+fn int_bool(s: &str) -> std::result::Result<bool, String> {
+    match s.trim() {
+        "1" | "true" => Ok(true),
+        "0" | "false" => Ok(false),
+        other => Err(format!("expected 1 or 0, got '{other}'")),
     }
 }
 
@@ -419,80 +481,148 @@ fn run_objects_sweep(args: &Args, list: &str, switches: &crate::exec::EnvSwitche
     Ok(())
 }
 
+/// Phase A: the checks that need no split, the demo split if asked for, then setup on the
+/// device. Nothing is written before the checks; a setup that fails leaves no demo split it made.
+fn phase_a(args: &Args, opts: &BenchOptions, switches: &crate::exec::EnvSwitches) -> Result<()> {
+    preflight(opts)?;
+    let out_existed = opts.out_dir.exists();
+    let wrote_demo = args.demo && args.split_dir.is_none() && !opts.split_dir.is_dir();
+    if wrote_demo {
+        let (w, h) = args.demo_size()?;
+        // Written beside its place and renamed when complete: a run killed meanwhile never
+        // leaves a partial split that a rerun would take for the demo.
+        let partial = opts.split_dir.with_extension("partial");
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
+        }
+        let s = crate::data::synth::write_split(
+            &partial,
+            &crate::data::synth::SynthOptions {
+                videos: args.demo_videos,
+                frames: args.demo_frames,
+                width: w,
+                height: h,
+                seed: args.seed.unwrap_or(0),
+                objects: 2,
+            },
+        )
+        .inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&partial);
+        })?;
+        std::fs::rename(&partial, &opts.split_dir)
+            .map_err(|e| Error::io(&opts.split_dir, e))?;
+        if !args.quiet {
+            eprintln!(
+                "demo: wrote a synthetic split of {} ({} frames in all) to {}",
+                crate::bench::setup::plural(s.videos.len(), "video"),
+                s.frames,
+                opts.split_dir.display()
+            );
+        }
+    }
+    if !opts.split_dir.is_dir() {
+        return Err(Error::Input(format!(
+            "split folder {} does not exist",
+            opts.split_dir.display()
+        )));
+    }
+    let device = parse_device(&opts.device)?;
+    if let Err(e) = run_setup(opts, &device, switches) {
+        // A run whose setup failed leaves no demo split (nor the out-dir it made for it).
+        if wrote_demo {
+            let _ = std::fs::remove_dir_all(&opts.split_dir);
+            if !out_existed {
+                let _ = std::fs::remove_dir(&opts.out_dir);
+            }
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Phase B in this process: every model of the inference config, or `--only-model`.
+fn phase_b(args: &Args, opts: &BenchOptions, switches: &crate::exec::EnvSwitches) -> Result<()> {
+    let mut cfg: InferenceConfig = read_json(&opts.preprocessed_dir.join(CONFIG_NAME))?;
+    // The rows go to this command's --out-dir (the launcher said so when it differs).
+    cfg.options.out_dir = opts.out_dir.clone();
+    let meta: Metadata = read_json(&opts.preprocessed_dir.join(METADATA_NAME))?;
+    let device = parse_device(&cfg.options.device)?;
+    run_inference(&cfg, &meta, &device, args.only_model.as_deref(), switches)?;
+    Ok(())
+}
+
+/// Start the inference processes, one after the other, each a fresh process that has to exit
+/// before the next starts: one for every model, or one per model with `--isolate-models`.
+fn spawn_phase_b(args: &Args, cfg: &InferenceConfig, exe: &Path) -> Result<Vec<PhaseProcess>> {
+    let models: Vec<Option<String>> = if args.isolate_models {
+        cfg.models.iter().map(|m| Some(m.name.clone())).collect()
+    } else {
+        vec![None]
+    };
+    let mut done = Vec::new();
+    for model in models {
+        let mut child = args.clone();
+        child.only_model = model.clone();
+        done.push(run_phase(
+            exe,
+            &child.child_argv(Phase::Inference),
+            PHASE_ENV,
+            Phase::Inference,
+            model.as_deref(),
+        )?);
+    }
+    Ok(done)
+}
+
 pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
     if let Some(list) = args.objects_sweep.as_deref() {
         return run_objects_sweep(&args, list, switches);
     }
-    // Everything the user can get wrong is checked before anything is written.
+    // Everything the user can get wrong on the command line is checked before anything is
+    // written.
+    let args = args.with_test_mode();
     let opts = args.options()?;
-    if !args.skip_setup {
-        // Nothing is written (not even the demo split) before the checks that need no split.
-        preflight(&opts)?;
-        let out_existed = opts.out_dir.exists();
-        let wrote_demo = args.demo && args.split_dir.is_none() && !opts.split_dir.is_dir();
-        if wrote_demo {
-            let (w, h) = args.demo_size()?;
-            // Written beside its place and renamed when complete: a run killed meanwhile never
-            // leaves a partial split that a rerun would take for the demo.
-            let partial = opts.split_dir.with_extension("partial");
-            if partial.exists() {
-                std::fs::remove_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
-            }
-            let s = crate::data::synth::write_split(
-                &partial,
-                &crate::data::synth::SynthOptions {
-                    videos: args.demo_videos,
-                    frames: args.demo_frames,
-                    width: w,
-                    height: h,
-                    seed: args.seed,
-                    objects: 2,
-                },
-            )
-            .inspect_err(|_| {
-                let _ = std::fs::remove_dir_all(&partial);
-            })?;
-            std::fs::rename(&partial, &opts.split_dir)
-                .map_err(|e| Error::io(&opts.split_dir, e))?;
-            if !args.quiet {
-                eprintln!(
-                    "demo: wrote a synthetic split of {} ({} frames in all) to {}",
-                    crate::bench::setup::plural(s.videos.len(), "video"),
-                    s.frames,
-                    opts.split_dir.display()
-                );
-            }
+    match args.phase {
+        Some(Phase::Setup) => {
+            exit_with_parent();
+            return phase_a(&args, &opts, switches);
         }
-        if !opts.split_dir.is_dir() {
-            return Err(Error::Input(format!(
-                "split folder {} does not exist",
-                opts.split_dir.display()
-            )));
+        Some(Phase::Inference) => {
+            exit_with_parent();
+            return phase_b(&args, &opts, switches);
         }
-        let device = parse_device(&opts.device)?;
-        if let Err(e) = run_setup(&opts, &device, switches) {
-            // A run whose setup failed leaves no demo split (nor the out-dir it made for it).
-            if wrote_demo {
-                let _ = std::fs::remove_dir_all(&opts.split_dir);
-                if !out_existed {
-                    let _ = std::fs::remove_dir(&opts.out_dir);
-                }
-            }
-            return Err(e);
-        }
-        if args.skip_inference {
-            return Ok(());
-        }
-        if !args.quiet {
-            eprintln!("setup finished; starting the inference phase in a fresh process");
-        }
-        run_child(&args.child_argv(), "inference")?;
-        return Ok(());
+        None => {}
     }
-
-    // Phase B.
+    if args.skip_inference {
+        // Setup only: this process is phase A (no later phase shares it).
+        return if args.skip_setup {
+            Ok(())
+        } else {
+            phase_a(&args, &opts, switches)
+        };
+    }
+    // The launcher: from here on nothing opens a device.
+    let exe = std::env::current_exe()
+        .map_err(|e| Error::Other(format!("cannot find this executable to re-run it: {e}")))?;
+    let setup = if args.skip_setup {
+        None
+    } else {
+        let p = run_phase(
+            &exe,
+            &args.child_argv(Phase::Setup),
+            PHASE_ENV,
+            Phase::Setup,
+            None,
+        )?;
+        if !args.quiet {
+            eprintln!(
+                "setup finished (process {} exited); starting the inference phase in a fresh process",
+                p.pid
+            );
+        }
+        Some(p)
+    };
     let mut cfg: InferenceConfig = read_json(&opts.preprocessed_dir.join(CONFIG_NAME))?;
-    let meta: Metadata = read_json(&opts.preprocessed_dir.join(METADATA_NAME))?;
     // Results go where this command says (--out-dir, or its default), never to the folder an
     // earlier setup recorded: a shared preprocessed dir must not mix two runs' results.
     if cfg.options.out_dir != opts.out_dir {
@@ -506,25 +636,13 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
         }
         cfg.options.out_dir = opts.out_dir.clone();
     }
-    if args.isolate_models && args.only_model.is_none() {
-        let mut pids = Vec::new();
-        for m in &cfg.models {
-            let mut child = args.clone();
-            child.only_model = Some(m.name.clone());
-            pids.push(run_child(
-                &child.child_argv(),
-                &format!("{} inference", m.name),
-            )?);
-        }
-        let rows = write_summary(&cfg, &pids, &cfg.options.out_dir)?;
-        return check_rows(&rows);
-    }
-    let device = parse_device(&cfg.options.device)?;
-    run_inference(&cfg, &meta, &device, args.only_model.as_deref(), switches)?;
-    if args.only_model.is_some() {
-        // One model of --isolate-models: its launcher reports the run's outcome.
-        return Ok(());
-    }
-    let rows = write_summary(&cfg, &[std::process::id()], &cfg.options.out_dir)?;
+    let inference = spawn_phase_b(&args, &cfg, &exe)?;
+    let processes = Processes {
+        launcher_pid: std::process::id(),
+        launcher_devices_opened: crate::cuda::devices_opened(),
+        setup,
+        inference,
+    };
+    let rows = write_summary(&cfg, &processes, &cfg.options.out_dir)?;
     check_rows(&rows)
 }

@@ -1,30 +1,10 @@
 //! What several subcommands share: turning a `--device` flag into a device.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use candle_core::Device;
 
-/// Parse `cpu`, `cuda` or `cuda:N`.
+/// Parse `cpu`, `cuda` or `cuda:N` and open that device ([`crate::cuda::open_device`], which
+/// counts every open of the process).
 pub fn parse_device(spec: &str) -> Result<Device> {
-    let spec = spec.trim();
-    if spec == "cpu" {
-        return Ok(Device::Cpu);
-    }
-    let ordinal = if spec == "cuda" {
-        0
-    } else if let Some(n) = spec.strip_prefix("cuda:") {
-        n.parse::<usize>().map_err(|_| {
-            Error::Input(format!("bad device '{spec}': expected cpu, cuda or cuda:N"))
-        })?
-    } else {
-        return Err(Error::Input(format!(
-            "bad device '{spec}': expected cpu, cuda or cuda:N"
-        )));
-    };
-    if !cfg!(feature = "cuda") {
-        return Err(Error::Input(format!(
-            "device '{spec}' needs a CUDA build (cargo build --release --features cudnn)"
-        )));
-    }
-    crate::cuda::open_cuda(ordinal)
-        .map_err(|e| Error::Input(format!("cannot open CUDA device {ordinal}: {e}")))
+    crate::cuda::open_device(spec)
 }

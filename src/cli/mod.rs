@@ -109,7 +109,8 @@ pub fn main() -> i32 {
     }
     match res {
         Ok(()) => 0,
-        Err(crate::Error::Reported(code)) => code,
+        // A phase process printed its own error line already.
+        Err(e @ crate::Error::Reported { .. }) => e.exit_code(),
         Err(e) => {
             // One line: tensor errors may carry a backtrace after their message.
             let msg = e.to_string();

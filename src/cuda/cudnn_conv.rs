@@ -15,7 +15,7 @@
 //!   f16/bf16 (accumulating in f32, as PyTorch does);
 //! - the bias is added in place by `cudnnAddTensor`.
 
-use crate::cuda::tuning::{ConvShape, ConvTuner, Source, TuningEntry};
+use crate::cuda::tuning::{choose_algorithm, Candidate, ConvShape, ConvTuner, Source, TuningEntry};
 use crate::cuda::workspace;
 use candle_core::backend::BackendStorage;
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage, DeviceId};
@@ -356,17 +356,6 @@ impl Engine {
             workspace: 0,
             generation,
         };
-        let mk = |algo: Algo, ws: usize, source: Source, note: Option<String>| TuningEntry {
-            shape: shape.clone(),
-            algo_id: algo as u32,
-            algo: algo_name(algo),
-            math: math_name(math),
-            time_ms: None,
-            workspace_bytes: ws as u64,
-            source,
-            note,
-            candidates: Vec::new(),
-        };
         // 1. a recorded choice (loaded, or made earlier with this tuner) that still fits
         let prior = tuner.choice(shape).and_then(|e| {
             let a = *ALGOS.get(e.algo_id as usize)?;
@@ -380,43 +369,60 @@ impl Engine {
                 workspace_bytes: ws as u64,
                 ..e
             }
-        } else if opts.tune {
-            let (oh, ow) = shape.out_hw();
-            match self.search(&plan, limit, x, w, shape.n * shape.k * oh * ow, elem_size) {
-                Ok(found) if !found.is_empty() => {
-                    let best = found[0];
-                    plan.algo = best.algo;
-                    plan.workspace = self.workspace_size(&plan, best.algo).unwrap_or(best.memory);
-                    TuningEntry {
-                        time_ms: Some(best.time),
-                        candidates: found[1..]
-                            .iter()
-                            .map(|r| (algo_name(r.algo), r.time, r.memory as u64))
-                            .collect(),
-                        ..mk(best.algo, plan.workspace, Source::Tuned, None)
-                    }
-                }
-                outcome => {
-                    let why = match outcome {
-                        Err(why) => why,
-                        _ => "no algorithm fits the workspace limit".into(),
-                    };
-                    let (a, ws, _) = self.heuristic(&plan, limit)?;
-                    plan.algo = a;
-                    plan.workspace = ws;
-                    eprintln!(
-                        "cudnn tuning: {}: {why}; using the heuristic choice {}",
-                        shape.describe(),
-                        algo_name(a)
-                    );
-                    mk(a, ws, Source::Fallback, Some(why))
-                }
-            }
         } else {
-            let (a, ws, _) = self.heuristic(&plan, limit)?;
-            plan.algo = a;
-            plan.workspace = ws;
-            mk(a, ws, Source::Heuristic, None)
+            // Rules 2 and 3: a timed search within the limit (tuning on), the heuristic choice
+            // otherwise or when the search cannot run for this shape.
+            let (oh, ow) = shape.out_hw();
+            let y_elems = shape.n * shape.k * oh * ow;
+            let this = &*self;
+            let p = &plan;
+            let chosen = choose_algorithm(
+                shape,
+                &math_name(math),
+                opts.tune,
+                || {
+                    this.search(p, limit, x, w, y_elems, elem_size)
+                        .map(|found| {
+                            found
+                                .iter()
+                                .map(|r| Candidate {
+                                    algo_id: r.algo as u32,
+                                    algo: algo_name(r.algo),
+                                    time_ms: Some(r.time),
+                                    workspace_bytes: r.memory as u64,
+                                })
+                                .collect()
+                        })
+                },
+                || {
+                    let (a, ws, _) = this.heuristic(p, limit)?;
+                    Ok(Candidate {
+                        algo_id: a as u32,
+                        algo: algo_name(a),
+                        time_ms: None,
+                        workspace_bytes: ws as u64,
+                    })
+                },
+            )?;
+            let algo = *ALGOS
+                .get(chosen.algo_id as usize)
+                .ok_or_else(|| err("algorithm id", chosen.algo_id))?;
+            plan.algo = algo;
+            plan.workspace = self
+                .workspace_size(&plan, algo)
+                .unwrap_or(chosen.workspace_bytes as usize);
+            if chosen.source == Source::Fallback {
+                eprintln!(
+                    "cudnn tuning: {}: {}; using the heuristic choice {}",
+                    shape.describe(),
+                    chosen.note.as_deref().unwrap_or(""),
+                    chosen.algo
+                );
+            }
+            TuningEntry {
+                workspace_bytes: plan.workspace as u64,
+                ..chosen
+            }
         };
         tuner.record(entry);
         let plans = &mut self

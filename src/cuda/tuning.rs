@@ -314,6 +314,62 @@ impl ConvTuner {
     }
 }
 
+/// One algorithm as the engine offers it to [`choose_algorithm`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// cuDNN's `cudnnConvolutionFwdAlgo_t` value and name.
+    pub algo_id: u32,
+    pub algo: String,
+    /// Measured by the search (searched candidates only).
+    pub time_ms: Option<f32>,
+    pub workspace_bytes: u64,
+}
+
+/// The choice for a shape that has no recorded choice (rules 2 and 3 of the module docs): with
+/// `tune`, the fastest candidate `search` returns (sorted fastest first, already filtered to the
+/// workspace limit); when the search cannot run (`Err`, e.g. no memory for its scratch buffers)
+/// or finds nothing within the limit, the `heuristic` choice, marked [`Source::Fallback`] with
+/// the reason, so setup goes on with that shape. Without `tune`, the heuristic choice. Only an
+/// error of the heuristic itself is an error. The cuDNN engine passes its real search and
+/// heuristic; tests pass fakes.
+pub fn choose_algorithm(
+    shape: &ConvShape,
+    math: &str,
+    tune: bool,
+    search: impl FnOnce() -> Result<Vec<Candidate>, String>,
+    heuristic: impl FnOnce() -> candle_core::Result<Candidate>,
+) -> candle_core::Result<TuningEntry> {
+    let entry =
+        |c: Candidate, source: Source, note: Option<String>, rest: &[Candidate]| TuningEntry {
+            shape: shape.clone(),
+            algo_id: c.algo_id,
+            algo: c.algo,
+            math: math.to_string(),
+            time_ms: c.time_ms,
+            workspace_bytes: c.workspace_bytes,
+            source,
+            note,
+            candidates: rest
+                .iter()
+                .map(|r| (r.algo.clone(), r.time_ms.unwrap_or(0.0), r.workspace_bytes))
+                .collect(),
+        };
+    if !tune {
+        return Ok(entry(heuristic()?, Source::Heuristic, None, &[]));
+    }
+    let why = match search() {
+        Ok(found) if !found.is_empty() => {
+            let best = found[0].clone();
+            return Ok(entry(best, Source::Tuned, None, &found[1..]));
+        }
+        Ok(_) => "no algorithm fits the workspace limit".to_string(),
+        Err(why) => why,
+    };
+    let mut h = heuristic()?;
+    h.time_ms = None;
+    Ok(entry(h, Source::Fallback, Some(why), &[]))
+}
+
 /// Set candle's switch for reduced-precision (TF32) f32 matmuls, which `--tf32` also asks for.
 /// This is candle's own process global (the cuBLAS math mode of every f32 matmul in the
 /// process, and the f32 math of the fused attention kernel, which follows it), not a vosbench
@@ -326,12 +382,36 @@ pub fn set_candle_matmul_tf32(on: bool) {
     let _ = on;
 }
 
+/// `major.minor.patch` of a `cudnnGetVersion()` value: `major*10000 + minor*100 + patch` from
+/// cuDNN 9 on, `major*1000 + minor*100 + patch` up to cuDNN 8.
+pub fn format_cudnn_version(v: usize) -> String {
+    if v >= 10000 {
+        format!("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100)
+    } else {
+        format!("{}.{}.{}", v / 1000, (v % 1000) / 100, v % 100)
+    }
+}
+
+/// The oldest cuDNN a cudnn build runs with, as `cudnnGetVersion()` reports it: 9.0.0. The
+/// bindings (cudarc's) are cuDNN 9's; cuDNN 8 (JetPack 5) is not supported.
+pub const MIN_CUDNN_VERSION: usize = 90000;
+
+/// Refuse a loaded cuDNN older than [`MIN_CUDNN_VERSION`] with a message that says what to do.
+pub fn check_cudnn_version(v: usize) -> Result<(), String> {
+    if v >= MIN_CUDNN_VERSION {
+        return Ok(());
+    }
+    Err(format!(
+        "the loaded cuDNN is {}, but this build needs cuDNN 9 or newer (JetPack 6); with cuDNN 8 (JetPack 5) build without cuDNN (--features cuda) or upgrade",
+        format_cudnn_version(v)
+    ))
+}
+
 /// `major.minor.patch` of the loaded cuDNN (cudnn builds only).
 pub fn cudnn_version() -> Option<String> {
     #[cfg(feature = "cudnn")]
     {
-        let v = cudarc::cudnn::result::get_version();
-        Some(format!("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100))
+        Some(format_cudnn_version(cudarc::cudnn::result::get_version()))
     }
     #[cfg(not(feature = "cudnn"))]
     {
@@ -378,6 +458,86 @@ mod tests {
         assert_eq!(s.macs(), 256 * 256 * 3 * 3 * 49);
         let d = shape(8, 8);
         assert_eq!(d.macs(), 256 * 256 * 8 * 49);
+    }
+
+    fn cand(id: u32, name: &str, ms: Option<f32>, ws: u64) -> Candidate {
+        Candidate {
+            algo_id: id,
+            algo: name.into(),
+            time_ms: ms,
+            workspace_bytes: ws,
+        }
+    }
+
+    #[test]
+    fn a_failed_search_falls_back_to_the_heuristic_for_that_shape_only() {
+        let s = shape(3, 1);
+        let heur = || Ok(cand(0, "IMPLICIT_GEMM", None, 0));
+        // The search runs out of memory for its scratch buffers: heuristic, recorded.
+        let oom = choose_algorithm(
+            &s,
+            "FMA",
+            true,
+            || Err("no memory for a 256 MiB search workspace (OOM)".into()),
+            heur,
+        )
+        .unwrap();
+        assert_eq!(oom.source, Source::Fallback);
+        assert_eq!(oom.algo, "IMPLICIT_GEMM");
+        assert!(oom.note.as_deref().unwrap().contains("OOM"));
+        // Nothing within the limit: heuristic too, with that reason.
+        let none = choose_algorithm(&s, "FMA", true, || Ok(Vec::new()), heur).unwrap();
+        assert_eq!(none.source, Source::Fallback);
+        assert!(none.note.as_deref().unwrap().contains("workspace limit"));
+        // A search that works: its fastest, the others kept as candidates.
+        let ok = choose_algorithm(
+            &s,
+            "FMA",
+            true,
+            || {
+                Ok(vec![
+                    cand(1, "IMPLICIT_PRECOMP_GEMM", Some(0.2), 1024),
+                    cand(2, "GEMM", Some(0.5), 4096),
+                ])
+            },
+            || panic!("the heuristic is not asked when the search works"),
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.source, ok.algo_id, ok.time_ms),
+            (Source::Tuned, 1, Some(0.2))
+        );
+        assert_eq!(ok.candidates, vec![("GEMM".to_string(), 0.5, 4096)]);
+        // Tuning off: the search is never run.
+        let h = choose_algorithm(
+            &s,
+            "FMA",
+            false,
+            || panic!("no timed search without tuning"),
+            heur,
+        )
+        .unwrap();
+        assert_eq!((h.source, h.note), (Source::Heuristic, None));
+        // Only the heuristic's own failure is an error.
+        assert!(choose_algorithm(
+            &s,
+            "FMA",
+            true,
+            || Err("search failed".into()),
+            || candle_core::bail!("cuDNN has no algorithm")
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn cudnn_versions_format_and_cudnn_8_is_refused() {
+        assert_eq!(format_cudnn_version(90300), "9.3.0", "JetPack 6");
+        assert_eq!(format_cudnn_version(91400), "9.14.0");
+        assert_eq!(format_cudnn_version(8600), "8.6.0", "JetPack 5");
+        assert!(check_cudnn_version(90300).is_ok());
+        assert!(check_cudnn_version(90000).is_ok());
+        let e = check_cudnn_version(8600).unwrap_err();
+        assert!(e.contains("8.6.0") && e.contains("cuDNN 9"), "{e}");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `vosbench bench --demo --random-weights --device cpu` end to end on a tiny synthetic split
 //! with the small EdgeTAM test variant: the CSV schema, resume after the inference process is
-//! killed between rows (no duplicate, no finished row lost or recomputed), phase B in other
-//! processes than phase A (also one per model with --isolate-models), and bad input failing with
-//! exit code 2 without touching earlier results.
+//! killed between rows (no duplicate, no finished row lost or recomputed), the launcher that
+//! opens no device and runs phase A, then phase B in fresh processes (one per model with
+//! --isolate-models), and bad input failing with exit code 2 without touching earlier results.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub(crate) const COLUMNS: &str = "video,object,model,imgsz,precision,prompt,prompt_frame,frames,processed_end_frame,scored_frames,fps,fps_steady,latency_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms,gpu_peak_alloc_MiB,gpu_peak_reserved_MiB,cpu_peak_rss_MiB,system_peak_MiB,mem_budget_MiB,baseline_rss_MiB,baseline_gpu_MiB,J,F,JandF,overlay,setup_ms,input_H,input_W,infer_H,infer_W,cudnn_benchmark,weights,status,error,session_mode,session_objects,session_fps,object_frames_per_s";
+pub(crate) const COLUMNS: &str = "video,object,model,imgsz,precision,prompt,prompt_frame,frames,processed_end_frame,scored_frames,fps,fps_steady,latency_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms,gpu_peak_alloc_MiB,gpu_peak_reserved_MiB,cpu_peak_rss_MiB,system_peak_MiB,mem_budget_MiB,baseline_rss_MiB,baseline_gpu_MiB,J,F,JandF,overlay,setup_ms,input_H,input_W,infer_H,infer_W,cudnn_benchmark,weights,status,error,session_mode,session_objects,session_fps,object_frames_per_s,input_fps,input_frame_stride,annotation_stride_frames,JandF_proxy";
 
 pub(crate) fn variant() -> String {
     test_variant("edgetam_test")
@@ -200,7 +200,36 @@ fn demo_runs_in_two_processes_and_resumes_after_a_kill() {
         }
     }
     let summary = json(&out.join("summary.json"));
-    assert_eq!(summary["setup_pid"].as_u64(), Some(pid as u64));
+    // The command started is a launcher: setup ran in a child of it, and the launcher opened no
+    // device (the device layer counts every open; setup's own count shows the counter counts).
+    assert_eq!(summary["launcher_pid"].as_u64(), Some(pid as u64));
+    let procs = &summary["processes"];
+    assert_eq!(procs["launcher_pid"].as_u64(), Some(pid as u64));
+    assert_eq!(procs["launcher_devices_opened"].as_u64(), Some(0));
+    let setup_child = summary["setup_pid"].as_u64().unwrap();
+    assert_eq!(procs["setup"]["pid"].as_u64(), Some(setup_child));
+    assert_ne!(setup_child, pid as u64);
+    let cfg = json(&pre.join("inference_config.json"));
+    assert_eq!(cfg["setup_pid"].as_u64(), Some(setup_child));
+    assert!(cfg["setup_devices_opened"].as_u64().unwrap() >= 1);
+    let setup_exit = procs["setup"]["exited_unix_s"].as_f64().unwrap();
+    assert!(setup_exit >= procs["setup"]["started_unix_s"].as_f64().unwrap());
+    let phase_b = procs["inference"].as_array().unwrap();
+    assert_eq!(phase_b.len(), 2);
+    let mut after = setup_exit;
+    for p in phase_b {
+        let (start, exit) = (
+            p["started_unix_s"].as_f64().unwrap(),
+            p["exited_unix_s"].as_f64().unwrap(),
+        );
+        assert!(
+            start >= after,
+            "each inference process starts after the previous process exited: {procs}"
+        );
+        after = exit;
+        assert_eq!(p["exit_code"].as_i64(), Some(0));
+        assert_ne!(p["pid"].as_u64(), Some(setup_child));
+    }
     let inf: Vec<u64> = summary["inference_pids"]
         .as_array()
         .unwrap()
@@ -492,4 +521,161 @@ fn mask_protocol_runs_a_session_per_video_and_its_jf_equals_the_evaluator() {
             "{model}: every scored row was evaluated"
         );
     }
+}
+
+/// The original harness's spellings: every flag in snake_case, the integer boolean
+/// `--save_overlays 1` / `0`, `--autocast_dtype`, `--seed` implying the shuffle, `--test_mode`,
+/// and the frame strides, whose effect shows in the new columns.
+#[test]
+fn the_original_snake_case_flags_work() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let pre = d.path().join("pre");
+    let v = variant();
+    let s = |x: &str| x.to_string();
+    let common = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "bench",
+            "--random_weights",
+            "--device",
+            "cpu",
+            "--models",
+            &format!("{v}_points"),
+            "--weights_dir",
+            &d.path().join("w").display().to_string(),
+            "--imgsz",
+            "256",
+            "--workspace_mb",
+            "64",
+            "--max_frames_in_mem",
+            "50",
+            "--max_clip_frames",
+            "7",
+            "--warmup_frames",
+            "1",
+            "--mem_budget_mb",
+            "100000",
+            "--out_dir",
+            &out.display().to_string(),
+            "--quiet",
+        ]
+        .iter()
+        .map(|x| s(x))
+        .collect();
+        a.extend(extra.iter().map(|x| s(x)));
+        a
+    };
+    // 1: the smoke test of the original, shuffled, strided, with overlays.
+    let pre1 = pre.join("one").display().to_string();
+    run_ok(&common(&[
+        "--test_mode",
+        "--shuffle_videos",
+        "--save_overlays",
+        "1",
+        "--autocast_dtype",
+        "float32",
+        "--disable_cudnn",
+        "--annotation_stride_frames",
+        "4",
+        "--input_frame_stride",
+        "2",
+        "--limit_videos",
+        "1",
+        "--limit_objects",
+        "1",
+        "--isolate_models",
+        "--preprocessed_dir",
+        &pre1,
+    ]));
+    let cfg = json(&Path::new(&pre1).join("inference_config.json"));
+    let o = &cfg["options"];
+    assert_eq!(o["test_mode"], true);
+    assert_eq!(o["save_overlays"], true);
+    assert_eq!(o["disable_cudnn"], true);
+    assert_eq!(o["shuffle_videos"], true);
+    assert_eq!(o["precision"], "f32");
+    assert_eq!(o["imgsz"], 256);
+    assert_eq!(
+        (o["limit_videos"].as_u64(), o["limit_objects"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(cfg["cudnn_note"]
+        .as_str()
+        .unwrap()
+        .contains("--disable-cudnn"));
+    let meta = json(&Path::new(&pre1).join("metadata.json"));
+    assert!(
+        meta["shuffle_seed"].is_u64(),
+        "a drawn seed is recorded: {meta}"
+    );
+    let order = meta["video_order"].as_array().unwrap();
+    assert_eq!(order.len(), 1);
+    assert_eq!(order[0], meta["videos"][0]["name"]);
+    let (header, rows) = read_csv(&out.join("vosbench_summary.csv"));
+    assert_eq!(header, COLUMNS);
+    let col = |name: &str| COLUMNS.split(',').position(|c| c == name).unwrap();
+    assert_eq!(rows.len(), 1, "test mode: 1 video, 1 object");
+    let r = &rows[0];
+    assert_eq!(r[col("status")], "ok", "{r:?}");
+    assert_eq!(r[col("input_frame_stride")], "2");
+    assert_eq!(r[col("input_fps")], "12.0");
+    assert_eq!(r[col("annotation_stride_frames")], "4");
+    assert_eq!(r[col("JandF_proxy")], r[col("JandF")]);
+    let pf: usize = r[col("prompt_frame")].parse().unwrap();
+    let end: usize = r[col("processed_end_frame")].parse().unwrap();
+    assert_eq!(r[col("frames")], (end - pf).div_ceil(2).to_string());
+    let overlays = PathBuf::from(&r[col("overlay")]);
+    let written: BTreeSet<String> = std::fs::read_dir(&overlays)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let fed: BTreeSet<String> = (pf..end)
+        .step_by(2)
+        .map(|f| format!("{f:05}.png"))
+        .collect();
+    assert_eq!(written, fed, "overlays of the fed frames only");
+
+    // 2: the split by its path and list, --seed alone shuffles, --save_overlays 0, setup only.
+    let split = out.join("demo_split");
+    let first = meta["videos"][0]["name"].as_str().unwrap().to_string();
+    std::fs::write(split.join("val.txt"), format!("{first}\n")).unwrap();
+    let pre2 = pre.join("two").display().to_string();
+    run_ok(&common(&[
+        "--split_dir",
+        &split.display().to_string(),
+        "--split_name",
+        "val",
+        "--seed",
+        "5",
+        "--save_overlays",
+        "0",
+        "--enable_cudnn_tuning",
+        "--skip_inference",
+        "--preprocessed_dir",
+        &pre2,
+    ]));
+    let cfg = json(&Path::new(&pre2).join("inference_config.json"));
+    assert_eq!(cfg["options"]["save_overlays"], false);
+    assert_eq!(cfg["options"]["shuffle_seed"], 5);
+    assert_eq!(cfg["options"]["split_name"], "val");
+    let meta2 = json(&Path::new(&pre2).join("metadata.json"));
+    assert_eq!(meta2["shuffle_seed"], 5);
+    assert_eq!(meta2["video_order"], serde_json::json!([first]));
+
+    // 3: phase B alone from that setup.
+    run_ok(&common(&[
+        "--split_dir",
+        &split.display().to_string(),
+        "--skip_setup",
+        "--preprocessed_dir",
+        &pre2,
+    ]));
+    let (_, rows) = read_csv(&out.join("vosbench_summary.csv"));
+    assert!(rows.iter().any(|r| r[col("input_frame_stride")] == "1"));
+
+    // An integer boolean that is neither 0 nor 1 is a usage error (exit 2).
+    let o = cmd(&common(&["--test_mode", "--save_overlays", "2"]))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
 }
