@@ -183,22 +183,28 @@ pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
     res
 }
 
+/// A CSV writer's error: a file-system failure (a full disk) stays an I/O error on `tmp`.
+fn csv_error(tmp: &Path, e: csv::Error) -> Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(tmp, io),
+        other => Error::Other(format!("{}: {other:?}", tmp.display())),
+    }
+}
+
 fn write_rows_to(path: &Path, tmp: &Path, rows: &[Row]) -> Result<()> {
     let tmp = tmp.to_path_buf();
     {
         let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut w = csv::Writer::from_writer(std::io::BufWriter::new(f));
         if rows.is_empty() {
-            w.write_record(columns())
-                .map_err(|e| Error::Other(format!("{}: {e}", tmp.display())))?;
+            w.write_record(columns()).map_err(|e| csv_error(&tmp, e))?;
         }
         for r in rows {
-            w.serialize(r)
-                .map_err(|e| Error::Other(format!("{}: {e}", tmp.display())))?;
+            w.serialize(r).map_err(|e| csv_error(&tmp, e))?;
         }
         let buf = w
             .into_inner()
-            .map_err(|e| Error::Other(format!("{}: {e}", tmp.display())))?;
+            .map_err(|e| Error::io(&tmp, e.into_error()))?;
         let f = buf
             .into_inner()
             .map_err(|e| Error::io(&tmp, e.into_error()))?;
