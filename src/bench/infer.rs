@@ -24,7 +24,7 @@ use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::frames::FrameSource;
 use crate::tracker::session::Session;
 use candle_core::{DType, Device};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The frames scored for an object: its annotated frames without the first and last (the

@@ -294,6 +294,8 @@ mod tests {
             layout: "sav".into(),
             videos: vec![video("a"), video("b"), video("c")],
             issues: Vec::new(),
+            shuffle_seed: None,
+            video_order: Vec::new(),
         };
         let mut results = Results::default();
         let row = |v: &str, o: &str, status| Row {
