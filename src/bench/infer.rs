@@ -11,9 +11,12 @@ use crate::bench::plan::{
     VideoMeta, WeightsSource, CONFIG_NAME, ROW_DELAY_ENV, SOURCE_FPS, SUMMARY_NAME,
 };
 use crate::bench::progress::bar;
-use crate::bench::results::{self, mib, percentile, round, Results, Row, RowStatus, CSV_NAME};
+use crate::bench::results::{self, mib, round, Results, Row, RowStatus, CSV_NAME};
+pub use crate::bench::row_fill::scored_frames;
+use crate::bench::row_fill::{masks_dir, one_line, save_object_masks, timing_columns};
+use crate::bench::video_session::{run_video, videos_to_run, VideoJob};
 use crate::cuda::tuning::{self, ConvTuner};
-use crate::data::masks::{write_mask_png, Mask, PackedMask};
+use crate::data::masks::{Mask, PackedMask};
 use crate::data::overlay::write_overlay;
 use crate::data::sav::Annotation;
 use crate::error::{Error, Result};
@@ -26,22 +29,6 @@ use crate::tracker::session::Session;
 use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// The frames scored for an object: its annotated frames without the first and last (the
-/// official SA-V and DAVIS rule), restricted to the processed clip.
-pub fn scored_frames(o: &ObjectMeta, clip_end: usize) -> Vec<usize> {
-    let mut ann: Vec<usize> = o.annotations.iter().map(|(f, _)| *f).collect();
-    ann.sort_unstable();
-    ann.dedup();
-    if ann.len() <= 2 {
-        return Vec::new();
-    }
-    ann[1..ann.len() - 1]
-        .iter()
-        .copied()
-        .filter(|&f| f < clip_end)
-        .collect()
-}
 
 /// Which frames of an object phase B feeds and scores: `--input-frame-stride` and
 /// `--annotation-stride-frames`, as the original harness applies them.
@@ -120,75 +107,21 @@ impl<S: FrameSource> FrameSource for StridedFrames<S> {
 }
 
 /// What tracking one object of a video with one model needs (one row); a video session of
-/// several objects ([`crate::bench::video_session`]) makes one per object.
+/// several objects ([`crate::bench::video_session`]) makes one per object for its rows.
 #[derive(Clone, Copy)]
-pub(super) struct RowContext<'a> {
-    pub(super) cfg: &'a InferenceConfig,
-    pub(super) plan: &'a ModelPlan,
-    pub(super) video: &'a VideoMeta,
-    pub(super) object: &'a ObjectMeta,
-    pub(super) sampler: &'a HostSampler,
-    pub(super) meter: &'a mem::DeviceMeter,
-    pub(super) device: &'a Device,
-    pub(super) switches: &'a EnvSwitches,
-}
-
-/// The timing columns from the per-frame latencies (ms) of a session: fps, mean latency, steady
-/// fps without the first `warmup` frames, percentiles.
-pub(super) fn timing_columns(row: &mut Row, lat: &[f64], warmup: usize) {
-    if lat.is_empty() {
-        return;
-    }
-    let total: f64 = lat.iter().sum();
-    row.fps = Some(round(lat.len() as f64 * 1e3 / total, 2));
-    row.latency_ms = Some(round(total / lat.len() as f64, 1));
-    let steady = &lat[warmup.min(lat.len())..];
-    if !steady.is_empty() {
-        let st: f64 = steady.iter().sum();
-        row.fps_steady = Some(round(steady.len() as f64 * 1e3 / st, 2));
-    }
-    let mut sorted = lat.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    row.latency_p50_ms = percentile(&sorted, 50.0).map(|v| round(v, 1));
-    row.latency_p90_ms = percentile(&sorted, 90.0).map(|v| round(v, 1));
-    row.latency_p99_ms = percentile(&sorted, 99.0).map(|v| round(v, 1));
-}
-
-/// Write an object's predicted masks as binary PNGs in the SA-V layout
-/// (`dir/<video>/<object>/<frame name>.png`, frame name = the source frame's file stem) for every
-/// frame before `clip_end`, empty where there is no prediction, so the official evaluators run
-/// on them unchanged.
-pub(super) fn save_object_masks(
-    dir: &Path,
-    video: &VideoMeta,
-    object: &str,
-    masks: &[Option<PackedMask>],
-    clip_end: usize,
-) -> Result<()> {
-    let obj_dir = dir.join(&video.name).join(object);
-    std::fs::create_dir_all(&obj_dir).map_err(|e| Error::io(&obj_dir, e))?;
-    let empty = Mask::empty(video.width, video.height);
-    for f in 0..clip_end.min(video.frames.len()) {
-        let name = video.frames[f]
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| format!("{f:05}"));
-        let path = obj_dir.join(format!("{name}.png"));
-        match masks.get(f).and_then(Option::as_ref) {
-            Some(m) => write_mask_png(&path, &m.to_mask())?,
-            None => write_mask_png(&path, &empty)?,
-        }
-    }
-    Ok(())
-}
-
-/// Where `--save-masks` puts a model's masks.
-pub(super) fn masks_dir(opts: &crate::bench::plan::BenchOptions, model: &str) -> PathBuf {
-    opts.out_dir.join("masks").join(model)
+struct RowContext<'a> {
+    cfg: &'a InferenceConfig,
+    plan: &'a ModelPlan,
+    video: &'a VideoMeta,
+    object: &'a ObjectMeta,
+    sampler: &'a HostSampler,
+    meter: &'a mem::DeviceMeter,
+    device: &'a Device,
+    switches: &'a EnvSwitches,
 }
 
 impl RowContext<'_> {
-    pub(super) fn base_row(&self) -> Row {
+    fn base_row(&self) -> Row {
         let o = self.object;
         let clip_end = self.clip_end();
         let sel = FrameSelection::of(&self.cfg.options);
@@ -233,7 +166,7 @@ impl RowContext<'_> {
         }
     }
 
-    pub(super) fn clip_end(&self) -> usize {
+    fn clip_end(&self) -> usize {
         let n = self.video.frames.len();
         let mc = self.cfg.options.max_clip_frames;
         if mc > 0 {
@@ -399,11 +332,6 @@ impl RowContext<'_> {
     }
 }
 
-pub(super) fn one_line(e: &Error) -> String {
-    // the first line only: candle errors carry a backtrace when RUST_BACKTRACE is set
-    e.to_string().lines().next().unwrap_or("").to_string()
-}
-
 /// Run phase B for every model of `cfg` (or only `only_model`). Returns the rows of the CSV.
 pub fn run_inference(
     cfg: &InferenceConfig,
@@ -494,7 +422,7 @@ pub fn run_inference(
         if opts.session_objects_for(plan.prompt) == SessionObjects::All {
             // a session per video: redo a video if any of its rows is missing (its finished
             // rows are replaced, never duplicated)
-            let videos = crate::bench::video_session::videos_to_run(meta, &results, &plan.name);
+            let videos = videos_to_run(meta, &results, &plan.name);
             for v in videos {
                 meter.trim()?;
                 let ctx = RowContext {
@@ -507,12 +435,25 @@ pub fn run_inference(
                     device,
                     switches,
                 };
+                let base_row = |o: &ObjectMeta| RowContext { object: o, ..ctx }.base_row();
+                let clip_end = |o: &ObjectMeta| RowContext { object: o, ..ctx }.clip_end();
+                let job = VideoJob {
+                    cfg,
+                    plan,
+                    video: v,
+                    sampler: &sampler,
+                    meter: &meter,
+                    device,
+                    switches,
+                    base_row: &base_row,
+                    clip_end: &clip_end,
+                };
                 let missing = v
                     .objects
                     .iter()
                     .filter(|o| !results.is_done(&v.name, &o.id, &plan.name))
                     .count();
-                let rows = crate::bench::video_session::run_video(&ctx, model.as_ref())?;
+                let rows = run_video(&job, model.as_ref())?;
                 if let (false, Some(r)) = (opts.quiet, rows.iter().find(|r| !r.error.is_empty())) {
                     if r.status == RowStatus::Error {
                         rows_bar.println(format!("error: {} {}: {}", v.name, plan.name, r.error));

@@ -19,6 +19,7 @@ pub mod model;
 pub mod plan;
 pub mod progress;
 pub mod results;
+pub mod row_fill;
 pub mod setup;
 pub mod sweep;
 pub mod video_session;

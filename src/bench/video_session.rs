@@ -11,23 +11,38 @@
 //! video is missing, the whole video runs again and all its rows are replaced.
 
 use crate::bench::cache::CachedFrames;
-use crate::bench::infer::{
-    masks_dir, one_line, save_object_masks, scored_frames, timing_columns, RowContext,
-};
-use crate::bench::mem;
+use crate::bench::mem::{self, HostSampler};
 use crate::bench::model::prompt_object;
-use crate::bench::plan::{Metadata, VideoMeta};
+use crate::bench::plan::{InferenceConfig, Metadata, ModelPlan, ObjectMeta, VideoMeta};
 use crate::bench::progress::bar;
 use crate::bench::results::{mib, round, Results, Row, RowStatus};
+use crate::bench::row_fill::{
+    masks_dir, one_line, save_object_masks, scored_frames, timing_columns,
+};
 use crate::data::masks::{Mask, PackedMask};
 use crate::data::overlay::write_overlay;
 use crate::data::sav::Annotation;
 use crate::error::{Error, Result};
 use crate::eval::evaluator::ObjectScorer;
+use crate::exec::EnvSwitches;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::Session;
-use candle_core::DType;
+use candle_core::{DType, Device};
 use std::time::Instant;
+
+/// One video's session with one model: what it runs with, and how phase B makes an object's row
+/// (key, prompt, clip and sizes; the same as with one session per object) and its clip end.
+pub struct VideoJob<'a> {
+    pub cfg: &'a InferenceConfig,
+    pub plan: &'a ModelPlan,
+    pub video: &'a VideoMeta,
+    pub sampler: &'a HostSampler,
+    pub meter: &'a mem::DeviceMeter,
+    pub device: &'a Device,
+    pub switches: &'a EnvSwitches,
+    pub base_row: &'a dyn Fn(&ObjectMeta) -> Row,
+    pub clip_end: &'a dyn Fn(&ObjectMeta) -> usize,
+}
 
 /// The videos whose session must run for `model`: those with a missing (or errored) row.
 pub fn videos_to_run<'a>(meta: &'a Metadata, results: &Results, model: &str) -> Vec<&'a VideoMeta> {
@@ -41,10 +56,9 @@ pub fn videos_to_run<'a>(meta: &'a Metadata, results: &Results, model: &str) -> 
         .collect()
 }
 
-/// Run the session of `ctx.video` (every object; `ctx.object` is not used) and return one row
-/// per object. A failure of the session is recorded on every row (status `error` or
+/// Run the session of `ctx.video` (every object) and return one row per object. A failure of the session is recorded on every row (status `error` or
 /// `budget_exceeded`); only a failure to measure is an error here.
-pub(super) fn run_video(ctx: &RowContext<'_>, model: Option<&Sam2Base>) -> Result<Vec<Row>> {
+pub fn run_video(ctx: &VideoJob<'_>, model: Option<&Sam2Base>) -> Result<Vec<Row>> {
     let baseline_rss = Some(mib(mem::current_rss_bytes()));
     let baseline_gpu = ctx.meter.peaks()?.used_bytes.map(mib);
     let mut rows: Vec<Row> = ctx
@@ -52,7 +66,7 @@ pub(super) fn run_video(ctx: &RowContext<'_>, model: Option<&Sam2Base>) -> Resul
         .objects
         .iter()
         .map(|o| {
-            let mut r = RowContext { object: o, ..*ctx }.base_row();
+            let mut r = (ctx.base_row)(o);
             r.baseline_rss_MiB = baseline_rss;
             r.baseline_gpu_MiB = baseline_gpu;
             r.session_objects = Some(ctx.video.objects.len());
@@ -86,17 +100,14 @@ pub(super) fn run_video(ctx: &RowContext<'_>, model: Option<&Sam2Base>) -> Resul
     Ok(rows)
 }
 
-fn track_video(ctx: &RowContext<'_>, model: &Sam2Base, rows: &mut [Row]) -> Result<()> {
+fn track_video(ctx: &VideoJob<'_>, model: &Sam2Base, rows: &mut [Row]) -> Result<()> {
     let opts = &ctx.cfg.options;
     let v = ctx.video;
     let device = ctx.device;
     let (w, h) = (v.width, v.height);
     let objects = &v.objects;
     let n_obj = objects.len();
-    let ends: Vec<usize> = objects
-        .iter()
-        .map(|o| RowContext { object: o, ..*ctx }.clip_end())
-        .collect();
+    let ends: Vec<usize> = objects.iter().map(|o| (ctx.clip_end)(o)).collect();
     let start = objects
         .iter()
         .map(|o| o.prompt_frame)
@@ -265,7 +276,6 @@ fn track_video(ctx: &RowContext<'_>, model: &Sam2Base, rows: &mut [Row]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::plan::ObjectMeta;
 
     fn object(id: &str) -> ObjectMeta {
         ObjectMeta {

@@ -94,6 +94,7 @@ pub fn main() -> i32 {
         Command::Info(a) => info::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Track(a) if a.several_objects() => track_objects::run(&a, &switches),
         Command::Track(a) => track::run(a, &switches),
         Command::Parity(a) => parity::run(a, &switches),
     };

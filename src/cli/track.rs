@@ -116,6 +116,13 @@ pub struct Args {
     pub no_masks: bool,
 }
 
+impl Args {
+    /// Whether several objects are asked for (`--prompts` or `--object`).
+    pub fn several_objects(&self) -> bool {
+        self.prompts.is_some() || !self.objects.is_empty()
+    }
+}
+
 /// [`process_age_s`] in milliseconds, rounded to 0.1 ms (the value is good to 10 ms).
 fn process_age_ms() -> Option<f64> {
     process_age_s().map(|s| crate::bench::results::round(s * 1e3, 1))
@@ -302,10 +309,9 @@ fn ms(d: std::time::Duration) -> f64 {
     crate::bench::results::round(d.as_secs_f64() * 1e3, 3)
 }
 
+/// `track` of one object (the CLI sends `--prompts` / `--object` runs to
+/// [`crate::cli::track_objects::run`]).
 pub fn run(args: Args, switches: &EnvSwitches) -> Result<()> {
-    if args.prompts.is_some() || !args.objects.is_empty() {
-        return crate::cli::track_objects::run(&args, switches);
-    }
     if args.davis_palette {
         return Err(Error::Input(
             "--davis-palette needs several objects: give --prompts FILE or --object SPEC".into(),

@@ -174,10 +174,10 @@ fn several_objects_in_one_session_in_the_sav_and_davis_layouts() {
     for f in 0..16 {
         let labels = read_label_png(&out_pal.join(format!("multi3/{f:05}.png"))).unwrap();
         for (p, &l) in labels.labels.iter().enumerate() {
-            let owners: Vec<u16> = ids
+            let owners: Vec<u16> = want
                 .iter()
-                .enumerate()
-                .filter(|(i, _)| want[*i][f].data[p])
+                .zip(&ids)
+                .filter(|(masks, _)| masks[f].data[p])
                 .map(|(_, &id)| id as u16)
                 .collect();
             if l == 0 {
