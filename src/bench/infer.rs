@@ -11,6 +11,7 @@ use crate::bench::plan::{
 };
 use crate::bench::progress::bar;
 use crate::bench::results::{self, mib, percentile, round, Results, Row, RowStatus, CSV_NAME};
+use crate::bench::shard::ShardFile;
 use crate::cuda::tuning::{self, ConvTuner};
 use crate::data::masks::{Mask, PackedMask};
 use crate::data::overlay::write_overlay;
@@ -22,6 +23,7 @@ use crate::nn::ModelOptions;
 use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::session::Session;
 use candle_core::{DType, Device};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -266,6 +268,19 @@ pub fn run_inference(
     tuner.load_table(&cfg.conv_tuning);
     let model_opts = ModelOptions::new(std::sync::Arc::new(tuner), switches.fused_attention);
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
+    // A shard runs only its part of the work list, and says so in its out-dir first.
+    let own: Option<BTreeSet<(String, String, String)>> = match opts.shard {
+        Some(spec) => {
+            let file = ShardFile::new(cfg, meta, spec);
+            file.claim(&opts.out_dir)?;
+            Some(file.own_keys())
+        }
+        None => None,
+    };
+    let in_shard = |v: &str, o: &str, m: &str| {
+        own.as_ref()
+            .is_none_or(|k| k.contains(&(v.to_string(), o.to_string(), m.to_string())))
+    };
     let csv_path = opts.out_dir.join(CSV_NAME);
     let mut results = Results::resume(&csv_path)?;
     results::write_rows(&csv_path, results.rows())?;
@@ -287,18 +302,23 @@ pub fn run_inference(
             CONFIG_NAME
         )));
     }
-    let total_rows: usize =
-        meta.videos.iter().map(|v| v.objects.len()).sum::<usize>() * plans.len();
-    let rows_bar = bar(opts.quiet, total_rows as u64, "rows");
-    for plan in plans {
-        let todo: Vec<(&VideoMeta, &ObjectMeta)> = meta
-            .videos
+    let units_of = |plan: &ModelPlan| -> Vec<(&VideoMeta, &ObjectMeta)> {
+        meta.videos
             .iter()
             .flat_map(|v| v.objects.iter().map(move |o| (v, o)))
+            .filter(|(v, o)| in_shard(&v.name, &o.id, &plan.name))
+            .collect()
+    };
+    let total_rows: usize = plans.iter().map(|p| units_of(p).len()).sum();
+    let rows_bar = bar(opts.quiet, total_rows as u64, "rows");
+    for plan in plans {
+        let all = units_of(plan);
+        let todo: Vec<(&VideoMeta, &ObjectMeta)> = all
+            .iter()
+            .copied()
             .filter(|(v, o)| !results.is_done(&v.name, &o.id, &plan.name))
             .collect();
-        rows_bar
-            .inc((meta.videos.iter().map(|v| v.objects.len()).sum::<usize>() - todo.len()) as u64);
+        rows_bar.inc((all.len() - todo.len()) as u64);
         if todo.is_empty() {
             continue;
         }
@@ -385,14 +405,37 @@ pub fn write_summary(
     out_dir: &Path,
 ) -> Result<PathBuf> {
     let rows = results::read_rows(&out_dir.join(CSV_NAME))?;
-    let models = results::summarize(&rows);
-    let random: Vec<String> = cfg
-        .models
+    let value = summary_value(cfg, inference_pids, &rows);
+    let path = out_dir.join(SUMMARY_NAME);
+    write_json(&path, &value)?;
+    if !cfg.options.quiet {
+        eprintln!("\n{}", summary_text(cfg, &rows));
+        eprintln!(
+            "results: {} and {}",
+            out_dir.join(CSV_NAME).display(),
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn random_weights(cfg: &InferenceConfig) -> Vec<String> {
+    cfg.models
         .iter()
         .filter(|m| matches!(m.weights, WeightsSource::Random { .. }))
         .map(|m| format!("{}: {}", m.name, m.weights.label()))
-        .collect();
-    let value = serde_json::json!({
+        .collect()
+}
+
+/// The content of `summary.json` for these rows (a shard's also names its shard).
+pub fn summary_value(
+    cfg: &InferenceConfig,
+    inference_pids: &[u32],
+    rows: &[Row],
+) -> serde_json::Value {
+    let models = results::summarize(rows);
+    let random = random_weights(cfg);
+    let mut value = serde_json::json!({
         "setup_pid": cfg.setup_pid,
         "inference_pids": inference_pids,
         "device": cfg.device,
@@ -416,21 +459,21 @@ pub fn write_summary(
             "fits_budget": m.fits_budget,
         })).collect::<Vec<_>>(),
     });
-    let path = out_dir.join(SUMMARY_NAME);
-    write_json(&path, &value)?;
-    if !cfg.options.quiet {
-        eprintln!("\n{}", results::format_table(&models));
-        if !random.is_empty() {
-            eprintln!(
-                "!!! RANDOM WEIGHTS were used ({}): J&F is meaningless; speed and memory are real.",
-                random.join("; ")
-            );
-        }
-        eprintln!(
-            "results: {} and {}",
-            out_dir.join(CSV_NAME).display(),
-            path.display()
-        );
+    if let Some(s) = cfg.options.shard {
+        value["shard"] = serde_json::Value::from(s.to_string());
     }
-    Ok(path)
+    value
+}
+
+/// The table the benchmark prints at the end (and the random-weights warning).
+pub fn summary_text(cfg: &InferenceConfig, rows: &[Row]) -> String {
+    let mut out = results::format_table(&results::summarize(rows));
+    let random = random_weights(cfg);
+    if !random.is_empty() {
+        out.push_str(&format!(
+            "\n!!! RANDOM WEIGHTS were used ({}): J&F is meaningless; speed and memory are real.",
+            random.join("; ")
+        ));
+    }
+    out
 }

@@ -11,11 +11,13 @@
 pub mod cache;
 pub mod infer;
 pub mod mem;
+pub mod merge;
 pub mod model;
 pub mod plan;
 pub mod progress;
 pub mod results;
 pub mod setup;
+pub mod shard;
 
 pub use mem::{BudgetFigure, MemBudget};
 pub use plan::{BenchOptions, ModelTag, PromptKind};

@@ -124,7 +124,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
 
 /// Write `rows` to `path` atomically (a temp file in the same folder, synced, then renamed).
 pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
-    let tmp = path.with_extension("csv.tmp");
+    let tmp = path.with_extension(format!("csv.tmp{}", std::process::id()));
     {
         let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut w = csv::Writer::from_writer(std::io::BufWriter::new(f));

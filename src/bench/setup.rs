@@ -6,8 +6,8 @@ use crate::bench::cache::{self, CachedFrames};
 use crate::bench::mem::{self, BudgetFigure, HostSampler};
 use crate::bench::model::{build_model, conv_options, object_prompt_for};
 use crate::bench::plan::{
-    write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan, ModelTag, ObjectMeta,
-    VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
+    file_fingerprint, write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan, ModelTag,
+    ObjectMeta, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
 };
 use crate::bench::progress::bar;
 use crate::config::{ModelConfig, Precision};
@@ -351,6 +351,10 @@ fn warm_up(
         BudgetFigure::ProcessRss => peak + bank_growth + host_growth,
     };
     let fits = opts.mem_budget_bytes.is_none_or(|b| b.allows(predicted));
+    let weights_fingerprint = match &weights {
+        WeightsSource::Checkpoint { path } => Some(file_fingerprint(path)?),
+        WeightsSource::Random { .. } => None,
+    };
     Ok(ModelPlan {
         name: tag.name.clone(),
         prompt: tag.prompt,
@@ -365,6 +369,7 @@ fn warm_up(
         device_peak_alloc_bytes: dev.peak_alloc_bytes,
         predicted_peak_bytes: predicted,
         fits_budget: fits,
+        weights_fingerprint,
     })
 }
 

@@ -2,18 +2,18 @@
 //! process; phase B (inference) runs in a fresh process: the binary re-executes itself with the
 //! same flags plus `--skip-setup`, and with `--isolate-models` once more per model.
 
-use crate::bench::infer::{run_inference, write_summary};
+use crate::bench::infer::{run_inference, summary_text, write_summary};
 use crate::bench::mem::MemBudget;
 use crate::bench::plan::{
     parse_models, read_json, BenchOptions, InferenceConfig, Metadata, CONFIG_NAME, METADATA_NAME,
     PHASE_ENV,
 };
 use crate::bench::setup::run_setup;
-use crate::cli::common::parse_device;
-use crate::config::{FenceSpec, GraphMode, Precision};
+use crate::cli::common::{check_device_spec, parse_device};
+use crate::config::{FenceSpec, GraphMode, Precision, ShardSpec};
 use crate::error::{Error, Result};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const DEFAULT_MODELS: &str =
     "sam2.1_base_plus_points,sam2.1_base_plus_bbox,edgetam_points,edgetam_bbox";
@@ -125,6 +125,16 @@ pub struct Args {
     /// No progress bars or logs (errors and the final table still print).
     #[arg(long)]
     pub quiet: bool,
+    /// Run only shard I of N of the (video, object, model) work list (0 <= I < N), partitioned
+    /// by tracked frames the same way in every process; give each shard its own --out-dir and
+    /// join them with `vosbench merge` (docs/cluster.md).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// One inference process per device, each running shard I/N of the work (N = the number
+    /// of devices) under its own memory budget, e.g. cuda:0,cuda:1; then their results are
+    /// merged into --out-dir. Setup runs on the first device.
+    #[arg(long, value_name = "LIST", conflicts_with_all = ["device", "shard"])]
+    pub devices: Option<String>,
     /// Internal: the inference process of one model (--isolate-models).
     #[arg(long, hide = true)]
     pub only_model: Option<String>,
@@ -211,6 +221,8 @@ impl Args {
             .unwrap_or_else(|| "interior".into());
         opt("click", Some(click.into()));
         opt("only-model", self.only_model.clone().map(Into::into));
+        opt("shard", self.shard.clone().map(Into::into));
+        opt("devices", self.devices.clone().map(Into::into));
         for (on, k) in [
             (self.enable_cudnn_tuning, "enable-cudnn-tuning"),
             (self.tf32, "tf32"),
@@ -253,8 +265,14 @@ impl Args {
             (None, false) => None,
         };
         let models = parse_models(self.models.as_deref().unwrap_or(default_models), imgsz)?;
-        let cpu = self
-            .device
+        let shard = self
+            .shard
+            .as_deref()
+            .map(str::parse::<ShardSpec>)
+            .transpose()?;
+        let devices = self.devices()?;
+        let device = devices.first().cloned().or_else(|| self.device.clone());
+        let cpu = device
             .as_deref()
             .map_or(!cfg!(feature = "cuda"), |d| d == "cpu");
         let precision = self.precision.parse::<Precision>()?.check_device(cpu)?;
@@ -273,7 +291,7 @@ impl Args {
             weights_dir: self.weights_dir.clone(),
             imgsz,
             precision,
-            device: self.device.clone().unwrap_or_else(|| {
+            device: device.unwrap_or_else(|| {
                 if cfg!(feature = "cuda") {
                     "cuda:0".into()
                 } else {
@@ -299,20 +317,55 @@ impl Args {
             demo: self.demo,
             quiet: self.quiet,
             click: self.click,
+            shard,
         })
+    }
+
+    /// `--devices`, each checked (not opened); empty without the flag.
+    fn devices(&self) -> Result<Vec<String>> {
+        let Some(list) = &self.devices else {
+            return Ok(Vec::new());
+        };
+        let devs = list
+            .split(',')
+            .map(check_device_spec)
+            .collect::<Result<Vec<_>>>()?;
+        if devs.is_empty() || devs.iter().any(|d| d.is_empty()) {
+            return Err(Error::Input(format!(
+                "bad --devices '{list}': expected a comma list such as cuda:0,cuda:1"
+            )));
+        }
+        if devs.iter().any(|d| d == "cpu") && devs.iter().any(|d| d != "cpu") {
+            return Err(Error::Input(format!(
+                "bad --devices '{list}': the CPU and GPUs cannot share one run (one setup plans for one kind of device)"
+            )));
+        }
+        if self.only_model.is_some() {
+            return Err(Error::Input("--devices cannot run a single model".into()));
+        }
+        Ok(devs)
     }
 }
 
-/// Run `vosbench <argv>` as a child and wait; an unsuccessful child is an error of the same
-/// class (it has printed its own message).
-fn run_child(argv: &[OsString], what: &str) -> Result<u32> {
+/// Where `--devices` puts the results of device `i` of `n`.
+pub fn device_shard_dir(out_dir: &Path, i: usize, n: usize) -> PathBuf {
+    out_dir.join(format!("shard-{i}-of-{n}"))
+}
+
+/// Start `vosbench <argv>` as the inference process.
+fn spawn_child(argv: &[OsString], what: &str) -> Result<std::process::Child> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::Other(format!("cannot find this executable to re-run it: {e}")))?;
-    let mut child = std::process::Command::new(exe)
+    std::process::Command::new(exe)
         .args(argv)
         .env(PHASE_ENV, "inference")
         .spawn()
-        .map_err(|e| Error::Other(format!("cannot start the {what} process: {e}")))?;
+        .map_err(|e| Error::Other(format!("cannot start the {what} process: {e}")))
+}
+
+/// Wait for a child; an unsuccessful child is an error of the same class (it has printed its
+/// own message).
+fn wait_child(mut child: std::process::Child, what: &str) -> Result<u32> {
     let pid = child.id();
     let status = child
         .wait()
@@ -331,9 +384,66 @@ fn run_child(argv: &[OsString], what: &str) -> Result<u32> {
     }
 }
 
+/// Run `vosbench <argv>` as a child and wait.
+fn run_child(argv: &[OsString], what: &str) -> Result<u32> {
+    wait_child(spawn_child(argv, what)?, what)
+}
+
+/// `--devices`: one fresh inference process per device, all at once, each running shard i/n
+/// of the work into its own out-dir (so no two processes write one file) with the run's memory
+/// budget on its own device; when all have finished, their results are merged into the run's
+/// out-dir and the table printed. A failed process does not stop the others; rerunning the
+/// same command resumes every shard.
+fn run_devices(args: &Args, devices: &[String]) -> Result<()> {
+    let n = devices.len();
+    let out_dir = args.out_dir();
+    let mut children = Vec::new();
+    for (i, dev) in devices.iter().enumerate() {
+        let mut child = args.clone();
+        child.devices = None;
+        child.device = Some(dev.clone());
+        child.shard = Some(ShardSpec::new(i, n)?.to_string());
+        child.preprocessed_dir = Some(args.preprocessed_dir());
+        let dir = device_shard_dir(&out_dir, i, n);
+        child.out_dir = Some(dir.clone());
+        // n progress bars on one terminal would be unreadable: the parent reports instead
+        child.quiet = args.quiet || n > 1;
+        if !args.quiet {
+            eprintln!("{dev}: shard {i}/{n} -> {}", dir.display());
+        }
+        let what = format!("{dev} inference");
+        children.push((what.clone(), spawn_child(&child.child_argv(), &what)));
+    }
+    let mut first_err = None;
+    for (what, c) in children {
+        let res = c.and_then(|c| wait_child(c, &what));
+        if let Err(e) = res {
+            if !args.quiet {
+                eprintln!("{what}: {e}");
+            }
+            first_err.get_or_insert(e);
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let dirs: Vec<PathBuf> = (0..n).map(|i| device_shard_dir(&out_dir, i, n)).collect();
+    let merged = crate::bench::merge::merge(&dirs, &out_dir)?;
+    if !args.quiet {
+        eprintln!("\n{}", summary_text(&merged.config, &merged.rows));
+        eprintln!(
+            "results of {n} devices merged: {} and {}",
+            merged.csv.display(),
+            merged.summary.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
     // Everything the user can get wrong is checked before anything is written.
     let opts = args.options()?;
+    let devices = args.devices()?;
     if !args.skip_setup {
         if args.demo && args.split_dir.is_none() && !opts.split_dir.is_dir() {
             let (w, h) = args.demo_size()?;
@@ -364,9 +474,17 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
             )));
         }
         let device = parse_device(&opts.device)?;
-        run_setup(&opts, &device, switches)?;
+        // setup is the same for every shard: the shard is the inference process's business
+        let setup_opts = BenchOptions {
+            shard: None,
+            ..opts.clone()
+        };
+        run_setup(&setup_opts, &device, switches)?;
         if args.skip_inference {
             return Ok(());
+        }
+        if !devices.is_empty() {
+            return run_devices(&args, &devices);
         }
         if !args.quiet {
             eprintln!("setup finished; starting the inference phase in a fresh process");
@@ -374,10 +492,23 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
         run_child(&args.child_argv(), "inference")?;
         return Ok(());
     }
+    if !devices.is_empty() {
+        return run_devices(&args, &devices);
+    }
 
     // Phase B.
-    let cfg: InferenceConfig = read_json(&opts.preprocessed_dir.join(CONFIG_NAME))?;
+    let mut cfg: InferenceConfig = read_json(&opts.preprocessed_dir.join(CONFIG_NAME))?;
     let meta: Metadata = read_json(&opts.preprocessed_dir.join(METADATA_NAME))?;
+    // What belongs to this inference process rather than to the setup it reads: its shard, its
+    // device and out-dir when given (a shard or a device of --devices), and quietness.
+    cfg.options.shard = opts.shard;
+    if let Some(d) = &args.device {
+        cfg.options.device = d.clone();
+    }
+    if let Some(o) = &args.out_dir {
+        cfg.options.out_dir = o.clone();
+    }
+    cfg.options.quiet |= args.quiet;
     if args.isolate_models && args.only_model.is_none() {
         let mut pids = Vec::new();
         for m in &cfg.models {

@@ -10,16 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const COLUMNS: &str = "video,object,model,imgsz,precision,prompt,prompt_frame,frames,processed_end_frame,scored_frames,fps,fps_steady,latency_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms,gpu_peak_alloc_MiB,gpu_peak_reserved_MiB,cpu_peak_rss_MiB,system_peak_MiB,mem_budget_MiB,baseline_rss_MiB,baseline_gpu_MiB,J,F,JandF,overlay,setup_ms,input_H,input_W,infer_H,infer_W,cudnn_benchmark,weights,status,error";
+pub(crate) const COLUMNS: &str = "video,object,model,imgsz,precision,prompt,prompt_frame,frames,processed_end_frame,scored_frames,fps,fps_steady,latency_ms,latency_p50_ms,latency_p90_ms,latency_p99_ms,gpu_peak_alloc_MiB,gpu_peak_reserved_MiB,cpu_peak_rss_MiB,system_peak_MiB,mem_budget_MiB,baseline_rss_MiB,baseline_gpu_MiB,J,F,JandF,overlay,setup_ms,input_H,input_W,infer_H,infer_W,cudnn_benchmark,weights,status,error";
 
-fn variant() -> String {
+pub(crate) fn variant() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/models/edgetam_test.json")
         .display()
         .to_string()
 }
 
-fn base_args(out: &Path) -> Vec<String> {
+pub(crate) fn base_args(out: &Path) -> Vec<String> {
     let v = variant();
     [
         "bench",
@@ -52,13 +52,13 @@ fn base_args(out: &Path) -> Vec<String> {
     .collect()
 }
 
-fn cmd(args: &[String]) -> Command {
+pub(crate) fn cmd(args: &[String]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vosbench"));
     c.args(args);
     c
 }
 
-fn run_ok(args: &[String]) -> u32 {
+pub(crate) fn run_ok(args: &[String]) -> u32 {
     let child = cmd(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -74,7 +74,7 @@ fn run_ok(args: &[String]) -> u32 {
     pid
 }
 
-fn read_csv(path: &Path) -> (String, Vec<Vec<String>>) {
+pub(crate) fn read_csv(path: &Path) -> (String, Vec<Vec<String>>) {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("").to_string();
@@ -86,7 +86,7 @@ fn read_csv(path: &Path) -> (String, Vec<Vec<String>>) {
     (header, rows)
 }
 
-fn json(path: &Path) -> Value {
+pub(crate) fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
