@@ -15,11 +15,18 @@ fn col(name: &str) -> usize {
     COLUMNS.split(',').position(|c| c == name).unwrap()
 }
 
-/// Three videos, one object each, two models: six (video, object, model) units.
+/// Three videos of ten frames, one object each, two models: six (video, object, model) units,
+/// each tracked to the end of its video so that frame 4 is scored (J&F is not empty).
 fn args(out: &Path) -> Vec<String> {
     let mut a = base_args(out);
-    let i = a.iter().position(|s| s == "--demo-videos").unwrap();
-    a[i + 1] = "3".into();
+    for (flag, v) in [
+        ("--demo-videos", "3"),
+        ("--demo-frames", "10"),
+        ("--max-clip-frames", "0"),
+    ] {
+        let i = a.iter().position(|s| s == flag).unwrap();
+        a[i + 1] = v.into();
+    }
     a
 }
 
@@ -95,6 +102,9 @@ fn three_shards_merge_into_one_full_run_and_refusals_name_the_problem() {
     run_ok(&shard_args(&base, &pre, &full, None));
     let want = scores(&full.join("vosbench_summary.csv"));
     assert_eq!(want.len(), 6);
+    for (k, v) in &want {
+        assert!(v[2].parse::<f64>().is_ok(), "{k:?} has a J&F: {v:?}");
+    }
 
     // Shard 0/3 runs; its shard.json holds the whole partition. The shard with the most units
     // is killed after its first row and resumed; the other runs straight through.

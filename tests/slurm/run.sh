@@ -37,7 +37,7 @@ cleanup() {
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   if [[ $rc != 0 ]]; then
     echo "== FAILED (rc $rc); logs:" >&2
-    tail -n 20 "$t"/*.log "$t"/run/logs/*.out 2>/dev/null >&2 || true
+    tail -n 20 "$t"/*.log "$t"/run/logs/*.out >&2 2>/dev/null || true
   fi
   rm -rf "$t"
   exit $rc
@@ -104,7 +104,7 @@ sinfo
 run="$t/run"
 variant="$repo/tests/models/edgetam_test.json"
 args="--demo --random-weights --device cpu --models ${variant}_points,${variant}_bbox --imgsz 256"
-args+=" --demo-videos 3 --demo-frames 8 --demo-size 160x120 --limit-objects 1 --max-clip-frames 6"
+args+=" --demo-videos 3 --demo-frames 10 --demo-size 160x120 --limit-objects 1"
 args+=" --warmup-frames 2 --quiet"
 echo "== submit: setup, array of $shards shards, merge"
 submitted="$(VOSBENCH="$bin" VOSBENCH_RUN="$run" VOSBENCH_SHARDS="$shards" VOSBENCH_ARGS="$args" \
@@ -139,6 +139,7 @@ merged, single, n = rows(sys.argv[1]), rows(sys.argv[2]), int(sys.argv[3])
 assert set(merged) == set(single), f"keys differ: {set(merged) ^ set(single)}"
 assert merged == single, {k: (merged[k], single[k]) for k in merged if merged[k] != single[k]}
 assert all(v[3] == "ok" for v in merged.values()), merged
+assert all(v[2] != "" for v in merged.values()), f"every row has a J&F: {merged}"
 print(f"merged CSV of {n} array tasks: {len(merged)} keys, the same keys and J, F, J&F as one process")
 EOF
 python3 - "$run/merged/summary.json" "$shards" <<'EOF'
