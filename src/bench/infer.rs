@@ -11,7 +11,7 @@ use crate::bench::plan::{
 };
 use crate::bench::progress::bar;
 use crate::bench::results::{self, mib, percentile, round, Results, Row, RowStatus, CSV_NAME};
-use crate::bench::shard::ShardFile;
+use crate::bench::shard::{ShardFile, ShardLock};
 use crate::cuda::tuning::{self, ConvTuner};
 use crate::data::masks::{Mask, PackedMask};
 use crate::data::overlay::write_overlay;
@@ -269,13 +269,18 @@ pub fn run_inference(
     let model_opts = ModelOptions::new(std::sync::Arc::new(tuner), switches.fused_attention);
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     // A shard runs only its part of the work list, and says so in its out-dir first.
-    let own: Option<BTreeSet<(String, String, String)>> = match opts.shard {
+    // The lock is held until this function returns: no second process writes this shard.
+    let (own, _lock): (
+        Option<BTreeSet<(String, String, String)>>,
+        Option<ShardLock>,
+    ) = match opts.shard {
         Some(spec) => {
+            let lock = ShardLock::acquire(&opts.out_dir)?;
             let file = ShardFile::new(cfg, meta, spec);
             file.claim(&opts.out_dir)?;
-            Some(file.own_keys())
+            (Some(file.own_keys()), Some(lock))
         }
-        None => None,
+        None => (None, None),
     };
     let in_shard = |v: &str, o: &str, m: &str| {
         own.as_ref()

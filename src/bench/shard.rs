@@ -353,6 +353,65 @@ pub fn format_plan(p: &Plan) -> String {
     out
 }
 
+/// The lock file of a shard's out-dir while an inference process writes it.
+pub const LOCK_FILE: &str = "shard.lock";
+
+/// An out-dir held by this process: `shard.lock` holds its pid and goes away on drop. A second
+/// process on the same out-dir is refused while the holder lives; the lock of a process that is
+/// gone (killed) is taken over.
+#[derive(Debug)]
+pub struct ShardLock {
+    path: std::path::PathBuf,
+}
+
+impl ShardLock {
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        use std::io::Write;
+        let path = dir.join(LOCK_FILE);
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    write!(f, "{}", std::process::id()).map_err(|e| Error::io(&path, e))?;
+                    return Ok(Self { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let alive = text
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    if alive {
+                        return Err(Error::Input(format!(
+                            "{} is in use by process {} ({}); one process per shard out-dir",
+                            dir.display(),
+                            text.trim(),
+                            path.display()
+                        )));
+                    }
+                    // left by a process that is gone
+                    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+        Err(Error::Input(format!(
+            "{} is being claimed by another process; one process per shard out-dir",
+            dir.display()
+        )))
+    }
+}
+
+impl Drop for ShardLock {
+    fn drop(&mut self) {
+        // nothing to report if it is already gone
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -472,5 +531,27 @@ mod tests {
         assert!(uniform_units(3, 2, 10, 10, &models).is_err());
         assert!(uniform_units(2, 2, 10, 5, &models).is_err());
         assert_eq!(hms(3723.4), "1h02m03s");
+    }
+
+    #[test]
+    fn one_process_per_out_dir_and_stale_locks_are_taken_over() {
+        let d = tempfile::tempdir().unwrap();
+        let lock = ShardLock::acquire(d.path()).unwrap();
+        let e = ShardLock::acquire(d.path()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("in use by process"), "{e}");
+        drop(lock);
+        assert!(!d.path().join(LOCK_FILE).exists());
+        // a lock left by a process that has exited
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(d.path().join(LOCK_FILE), dead.to_string()).unwrap();
+        let again = ShardLock::acquire(d.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(d.path().join(LOCK_FILE)).unwrap(),
+            std::process::id().to_string()
+        );
+        drop(again);
     }
 }
