@@ -251,6 +251,9 @@ fn one_line(e: &Error) -> String {
     e.to_string().lines().next().unwrap_or("").to_string()
 }
 
+/// A (video, object, model) key.
+type Key = (String, String, String);
+
 /// Run phase B for every model of `cfg` (or only `only_model`). Returns the rows of the CSV.
 pub fn run_inference(
     cfg: &InferenceConfig,
@@ -270,10 +273,7 @@ pub fn run_inference(
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
     // A shard runs only its part of the work list, and says so in its out-dir first.
     // The lock is held until this function returns: no second process writes this shard.
-    let (own, _lock): (
-        Option<BTreeSet<(String, String, String)>>,
-        Option<ShardLock>,
-    ) = match opts.shard {
+    let (own, _lock): (Option<BTreeSet<Key>>, Option<ShardLock>) = match opts.shard {
         Some(spec) => {
             let lock = ShardLock::acquire(&opts.out_dir)?;
             let file = ShardFile::new(cfg, meta, spec);
