@@ -12,6 +12,7 @@ use std::path::Path;
 pub mod run;
 pub use run::{
     FencePoint, FenceSet, FenceSpec, GraphMode, ObjectBatching, PostProcessing, Precision,
+    ShardSpec,
 };
 
 /// The built-in variants, compiled into the binary so it runs from any directory.

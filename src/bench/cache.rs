@@ -134,7 +134,8 @@ pub fn write_cache(
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    let tmp = out.with_extension("vfc.tmp");
+    // a temp name of this process: concurrent setups on one folder never share a temp file
+    let tmp = out.with_extension(format!("vfc.tmp{}", std::process::id()));
     let file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
     // From here every return without the rename removes the temp file (it can be gigabytes).
     let guard = TempFile(Some(tmp.clone()));

@@ -15,6 +15,7 @@ use crate::bench::results::{self, mib, round, Results, Row, RowStatus, CSV_NAME}
 pub use crate::bench::row_fill::scored_frames;
 use crate::bench::row_fill::{masks_dir, one_line, save_object_masks, timing_columns};
 use crate::bench::video_session::{run_video, videos_to_run, VideoJob};
+use crate::bench::shard::{ShardFile, ShardLock};
 use crate::cuda::tuning::{self, ConvTuner};
 use crate::data::masks::{Mask, PackedMask};
 use crate::data::overlay::write_overlay;
@@ -27,6 +28,7 @@ use crate::sam2::sam2_base::Sam2Base;
 use crate::tracker::frames::FrameSource;
 use crate::tracker::session::Session;
 use candle_core::{DType, Device};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -332,6 +334,9 @@ impl RowContext<'_> {
     }
 }
 
+/// A (video, object, model) key.
+type Key = (String, String, String);
+
 /// Run phase B for every model of `cfg` (or only `only_model`). Returns the rows of the CSV.
 pub fn run_inference(
     cfg: &InferenceConfig,
@@ -348,6 +353,22 @@ pub fn run_inference(
     let tuner = ConvTuner::new(conv);
     tuner.load_table(&cfg.conv_tuning);
     let model_opts = ModelOptions::new(std::sync::Arc::new(tuner), switches.fused_attention);
+    std::fs::create_dir_all(&opts.out_dir).map_err(|e| Error::io(&opts.out_dir, e))?;
+    // A shard runs only its part of the work list, and says so in its out-dir first.
+    // The lock is held until this function returns: no second process writes this shard.
+    let (own, _lock): (Option<BTreeSet<Key>>, Option<ShardLock>) = match opts.shard {
+        Some(spec) => {
+            let lock = ShardLock::acquire(&opts.out_dir)?;
+            let file = ShardFile::new(cfg, meta, spec);
+            file.claim(&opts.out_dir)?;
+            (Some(file.own_keys()), Some(lock))
+        }
+        None => (None, None),
+    };
+    let in_shard = |v: &str, o: &str, m: &str| {
+        own.as_ref()
+            .is_none_or(|k| k.contains(&(v.to_string(), o.to_string(), m.to_string())))
+    };
     let csv_path = opts.out_dir.join(CSV_NAME);
     let mut results = Results::resume(&csv_path)?;
     // `error` rows of models this process does not run (the other processes of
@@ -391,18 +412,23 @@ pub fn run_inference(
             CONFIG_NAME
         )));
     }
-    let total_rows: usize =
-        meta.videos.iter().map(|v| v.objects.len()).sum::<usize>() * plans.len();
-    let rows_bar = bar(opts.quiet, total_rows as u64, "rows");
-    for plan in plans {
-        let todo: Vec<(&VideoMeta, &ObjectMeta)> = meta
-            .videos
+    let units_of = |plan: &ModelPlan| -> Vec<(&VideoMeta, &ObjectMeta)> {
+        meta.videos
             .iter()
             .flat_map(|v| v.objects.iter().map(move |o| (v, o)))
+            .filter(|(v, o)| in_shard(&v.name, &o.id, &plan.name))
+            .collect()
+    };
+    let total_rows: usize = plans.iter().map(|p| units_of(p).len()).sum();
+    let rows_bar = bar(opts.quiet, total_rows as u64, "rows");
+    for plan in plans {
+        let all = units_of(plan);
+        let todo: Vec<(&VideoMeta, &ObjectMeta)> = all
+            .iter()
+            .copied()
             .filter(|(v, o)| !results.is_done(&v.name, &o.id, &plan.name))
             .collect();
-        rows_bar
-            .inc((meta.videos.iter().map(|v| v.objects.len()).sum::<usize>() - todo.len()) as u64);
+        rows_bar.inc((all.len() - todo.len()) as u64);
         if todo.is_empty() {
             continue;
         }
@@ -563,14 +589,7 @@ pub fn write_summary(
     out_dir: &Path,
 ) -> Result<Vec<Row>> {
     let rows = results::read_rows(&out_dir.join(CSV_NAME))?;
-    let models = results::summarize(&rows);
     let inference_pids = processes.inference_pids();
-    let random: Vec<String> = cfg
-        .models
-        .iter()
-        .filter(|m| matches!(m.weights, WeightsSource::Random { .. }))
-        .map(|m| format!("{}: {}", m.name, m.weights.label()))
-        .collect();
     // Processes of earlier, resumed runs whose rows the CSV may still hold.
     let earlier: Vec<u32> = std::fs::read_to_string(out_dir.join(PIDS_NAME))
         .ok()
@@ -579,12 +598,43 @@ pub fn write_summary(
         .into_iter()
         .filter(|p| !inference_pids.contains(p))
         .collect();
-    let value = serde_json::json!({
-        "launcher_pid": processes.launcher_pid,
+    let mut value = summary_value(cfg, &inference_pids, &rows);
+    value["launcher_pid"] = serde_json::Value::from(processes.launcher_pid);
+    value["earlier_inference_pids"] = serde_json::Value::from(earlier);
+    value["processes"] = serde_json::to_value(processes)
+        .map_err(|e| Error::Other(format!("summary.json: {e}")))?;
+    let path = out_dir.join(SUMMARY_NAME);
+    write_json(&path, &value)?;
+    if !cfg.options.quiet {
+        eprintln!("\n{}", summary_text(cfg, &rows));
+        eprintln!(
+            "results: {} and {}",
+            out_dir.join(CSV_NAME).display(),
+            path.display()
+        );
+    }
+    Ok(rows)
+}
+
+fn random_weights(cfg: &InferenceConfig) -> Vec<String> {
+    cfg.models
+        .iter()
+        .filter(|m| matches!(m.weights, WeightsSource::Random { .. }))
+        .map(|m| format!("{}: {}", m.name, m.weights.label()))
+        .collect()
+}
+
+/// The content of `summary.json` for these rows (a shard's also names its shard).
+pub fn summary_value(
+    cfg: &InferenceConfig,
+    inference_pids: &[u32],
+    rows: &[Row],
+) -> serde_json::Value {
+    let models = results::summarize(rows);
+    let random = random_weights(cfg);
+    let mut value = serde_json::json!({
         "setup_pid": cfg.setup_pid,
         "inference_pids": inference_pids,
-        "earlier_inference_pids": earlier,
-        "processes": processes,
         "device": cfg.device,
         "precision": cfg.options.precision,
         "mem_budget_MiB": cfg.options.mem_budget_bytes.map(|b| mib(b.bytes())),
@@ -606,23 +656,23 @@ pub fn write_summary(
             "fits_budget": m.fits_budget,
         })).collect::<Vec<_>>(),
     });
-    let path = out_dir.join(SUMMARY_NAME);
-    write_json(&path, &value)?;
-    if !cfg.options.quiet {
-        eprintln!("\n{}", results::format_table(&models));
-        if !random.is_empty() {
-            eprintln!(
-                "!!! RANDOM WEIGHTS were used ({}): J&F is meaningless; speed and memory are real.",
-                random.join("; ")
-            );
-        }
-        eprintln!(
-            "results: {} and {}",
-            out_dir.join(CSV_NAME).display(),
-            path.display()
-        );
+    if let Some(s) = cfg.options.shard {
+        value["shard"] = serde_json::Value::from(s.to_string());
     }
-    Ok(rows)
+    value
+}
+
+/// The table the benchmark prints at the end (and the random-weights warning).
+pub fn summary_text(cfg: &InferenceConfig, rows: &[Row]) -> String {
+    let mut out = results::format_table(&results::summarize(rows));
+    let random = random_weights(cfg);
+    if !random.is_empty() {
+        out.push_str(&format!(
+            "\n!!! RANDOM WEIGHTS were used ({}): J&F is meaningless; speed and memory are real.",
+            random.join("; ")
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub struct PhaseProcess {
     pub phase: Phase,
     /// The model of an `--isolate-models` inference process.
     pub model: Option<String>,
+    /// The device of a `--devices` inference process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     pub pid: u32,
     /// When the launcher started it and when it saw it exit (seconds since the Unix epoch).
     pub started_unix_s: f64,
@@ -64,9 +67,7 @@ fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Run `exe argv` as the process of `phase` and wait for it to exit. `env` names the variable
-/// that tells the child its phase. A child that fails has printed its own error: the result is
-/// [`Error::Reported`] with its exit code; a child killed by a signal is an error of its own.
+/// Run `exe argv` as a phase process (`env` set to the phase's name) and wait for it.
 pub fn run_phase(
     exe: &Path,
     argv: &[OsString],
@@ -74,34 +75,73 @@ pub fn run_phase(
     phase: Phase,
     model: Option<&str>,
 ) -> Result<PhaseProcess> {
+    spawn_phase(exe, argv, env, phase, model)?.wait()
+}
+
+/// A phase process that has been started and not yet waited for (`--devices` runs several at
+/// once).
+#[derive(Debug)]
+pub struct RunningPhase {
+    child: std::process::Child,
+    what: String,
+    phase: Phase,
+    model: Option<String>,
+    started: f64,
+}
+
+/// Start `exe argv` as a phase process without waiting for it.
+pub fn spawn_phase(
+    exe: &Path,
+    argv: &[OsString],
+    env: &str,
+    phase: Phase,
+    model: Option<&str>,
+) -> Result<RunningPhase> {
     let what = match model {
         Some(m) => format!("the {} process of {m}", phase.as_str()),
         None => format!("the {} process", phase.as_str()),
     };
     let started = unix_now();
-    let mut child = std::process::Command::new(exe)
+    let child = std::process::Command::new(exe)
         .args(argv)
         .env(env, phase.as_str())
         .spawn()
         .map_err(|e| Error::Other(format!("cannot start {what}: {e}")))?;
-    let pid = child.id();
-    let status = child
-        .wait()
-        .map_err(|e| Error::Other(format!("waiting for {what}: {e}")))?;
-    let rec = PhaseProcess {
+    Ok(RunningPhase {
+        child,
+        what,
         phase,
         model: model.map(str::to_string),
-        pid,
-        started_unix_s: started,
-        exited_unix_s: unix_now(),
-        exit_code: status.code(),
-    };
-    match status.code() {
-        Some(0) => Ok(rec),
-        Some(code) => Err(Error::Reported { what, pid, code }),
-        None => Err(Error::Other(format!(
-            "{what} (pid {pid}) was killed by a signal; rerun the same command to resume"
-        ))),
+        started,
+    })
+}
+
+impl RunningPhase {
+    /// Wait for the process: its record when it succeeded, else an error of its exit code (it
+    /// printed its own message) or of the signal that killed it.
+    pub fn wait(mut self) -> Result<PhaseProcess> {
+        let what = self.what;
+        let pid = self.child.id();
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| Error::Other(format!("waiting for {what}: {e}")))?;
+        let rec = PhaseProcess {
+            phase: self.phase,
+            model: self.model,
+            device: None,
+            pid,
+            started_unix_s: self.started,
+            exited_unix_s: unix_now(),
+            exit_code: status.code(),
+        };
+        match status.code() {
+            Some(0) => Ok(rec),
+            Some(code) => Err(Error::Reported { what, pid, code }),
+            None => Err(Error::Other(format!(
+                "{what} (pid {pid}) was killed by a signal; rerun the same command to resume"
+            ))),
+        }
     }
 }
 

@@ -15,12 +15,14 @@ pub mod cache;
 pub mod infer;
 pub mod launch;
 pub mod mem;
+pub mod merge;
 pub mod model;
 pub mod plan;
 pub mod progress;
 pub mod results;
 pub mod row_fill;
 pub mod setup;
+pub mod shard;
 pub mod sweep;
 pub mod video_session;
 

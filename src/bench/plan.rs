@@ -2,7 +2,7 @@
 //! for phase B (`metadata.json`, `inference_config.json`).
 
 use crate::bench::mem::{BudgetFigure, DeviceInfo, MemBudget};
-use crate::config::{FenceSpec, GraphMode, ModelConfig, Precision, Registry};
+use crate::config::{FenceSpec, GraphMode, ModelConfig, Precision, Registry, ShardSpec};
 use crate::data::prompts::ClickMode;
 use crate::data::sav::{Annotation, MaskKind, ObjectTrack};
 use crate::error::{Error, Result};
@@ -195,6 +195,10 @@ pub struct BenchOptions {
     /// Feed every Nth frame from the prompt frame; 1 = every frame.
     #[serde(default = "one")]
     pub input_frame_stride: usize,
+    /// `--shard I/N`: the part of the work list this inference process runs (None: all of it).
+    /// Setup writes None; a shard's inference process sets its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardSpec>,
 }
 
 fn one() -> usize {
@@ -385,6 +389,47 @@ pub struct ModelPlan {
     /// shapes got their algorithm in the warm-up).
     #[serde(default)]
     pub tuning_failed: Option<String>,
+    /// Size and FNV-1a fingerprint of the checkpoint file (None for random weights): what
+    /// `vosbench merge` compares to refuse shards that ran different weights.
+    #[serde(default)]
+    pub weights_fingerprint: Option<String>,
+}
+
+/// 64-bit FNV-1a: a stable fingerprint (not a security hash).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(pub u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// `<bytes>:<fnv1a64 of the content>` of a file.
+pub fn file_fingerprint(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut h = Fnv::default();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if k == 0 {
+            break;
+        }
+        h.write(&buf[..k]);
+        n += k as u64;
+    }
+    Ok(format!("{n}:{:016x}", h.0))
 }
 
 /// `inference_config.json`.
@@ -426,7 +471,8 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Other(format!("cannot serialize {}: {e}", path.display())))?;
-    let tmp = path.with_extension("json.tmp");
+    // a temp name of this process: two processes writing the same file never share a temp file
+    let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
     let res = std::fs::write(&tmp, text)
         .map_err(|e| Error::io(&tmp, e))
         .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));

@@ -175,7 +175,8 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
 /// Write `rows` to `path` atomically (a temp file in the same folder, synced, then renamed). On
 /// failure (a full disk) the temp file is removed and the previous file is left as it was.
 pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
-    let tmp = path.with_extension("csv.tmp");
+    // a temp name of this process: two processes writing the same file never share a temp file
+    let tmp = path.with_extension(format!("csv.tmp{}", std::process::id()));
     let res = write_rows_to(path, &tmp, rows);
     if res.is_err() {
         let _ = std::fs::remove_file(&tmp);

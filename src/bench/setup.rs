@@ -6,8 +6,8 @@ use crate::bench::cache::{self, CachedFrames};
 use crate::bench::mem::{self, BudgetFigure, HostSampler};
 use crate::bench::model::{build_model, conv_options, prompt_object};
 use crate::bench::plan::{
-    read_json, write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan, ModelTag,
-    ObjectMeta, PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
+    file_fingerprint, read_json, write_json, BenchOptions, InferenceConfig, Metadata, ModelPlan,
+    ModelTag, ObjectMeta, PromptKind, VideoMeta, WeightsSource, CONFIG_NAME, METADATA_NAME,
 };
 use crate::bench::progress::bar;
 use crate::bench::results::{Results, CSV_NAME};
@@ -516,6 +516,10 @@ fn warm_up(
         BudgetFigure::ProcessRss => peak + bank_growth + host_growth,
     };
     let fits = opts.mem_budget_bytes.is_none_or(|b| b.allows(predicted));
+    let weights_fingerprint = match &weights {
+        WeightsSource::Checkpoint { path } => Some(file_fingerprint(path)?),
+        WeightsSource::Random { .. } => None,
+    };
     Ok(ModelPlan {
         name: tag.name.clone(),
         prompt: tag.prompt,
@@ -531,6 +535,7 @@ fn warm_up(
         predicted_peak_bytes: predicted,
         fits_budget: fits,
         tuning_failed,
+        weights_fingerprint,
     })
 }
 

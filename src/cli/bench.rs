@@ -4,8 +4,10 @@
 //! per model with `--isolate-models`. Each child is this binary again with the same flags plus
 //! the internal `--phase`. A setup-only run (`--skip-inference`) is phase A in this process.
 
-use crate::bench::infer::{run_inference, write_summary};
-use crate::bench::launch::{exit_with_parent, run_phase, Phase, PhaseProcess, Processes};
+use crate::bench::infer::{run_inference, summary_text, write_summary};
+use crate::bench::launch::{
+    exit_with_parent, run_phase, spawn_phase, Phase, PhaseProcess, Processes,
+};
 use crate::bench::mem::MemBudget;
 use crate::bench::plan::{
     parse_models, read_json, BenchOptions, InferenceConfig, Metadata, CONFIG_NAME, METADATA_NAME,
@@ -13,8 +15,8 @@ use crate::bench::plan::{
 };
 use crate::bench::results::check_rows;
 use crate::bench::setup::{preflight, run_setup};
-use crate::cli::common::parse_device;
-use crate::config::{FenceSpec, GraphMode, Precision};
+use crate::cli::common::{check_device_spec, parse_device};
+use crate::config::{FenceSpec, GraphMode, Precision, ShardSpec};
 use crate::error::{Error, Result};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -181,6 +183,16 @@ pub struct Args {
     /// instead of items left out with a warning line.
     #[arg(long)]
     pub strict: bool,
+    /// Run only shard I of N of the (video, object, model) work list (0 <= I < N), partitioned
+    /// by tracked frames the same way in every process; give each shard its own --out-dir and
+    /// join them with `vosbench merge` (docs/cluster.md).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// One inference process per device, each running shard I/N of the work (N = the number
+    /// of devices) under its own memory budget, e.g. cuda:0,cuda:1; then their results are
+    /// merged into --out-dir. Setup runs on the first device.
+    #[arg(long, value_name = "LIST", conflicts_with_all = ["device", "shard"])]
+    pub devices: Option<String>,
     /// Internal: the inference process of one model (--isolate-models).
     #[arg(long, hide = true)]
     pub only_model: Option<String>,
@@ -320,6 +332,8 @@ impl Args {
             "session-objects",
             self.session_objects.map(|m| m.as_str().into()),
         );
+        opt("shard", self.shard.clone().map(Into::into));
+        opt("devices", self.devices.clone().map(Into::into));
         for (on, k) in [
             (self.enable_cudnn_tuning, "enable-cudnn-tuning"),
             (self.tf32, "tf32"),
@@ -369,8 +383,14 @@ impl Args {
             (None, false) => None,
         };
         let models = parse_models(self.models.as_deref().unwrap_or(default_models), imgsz)?;
-        let cpu = self
-            .device
+        let shard = self
+            .shard
+            .as_deref()
+            .map(str::parse::<ShardSpec>)
+            .transpose()?;
+        let devices = self.devices()?;
+        let device = devices.first().cloned().or_else(|| self.device.clone());
+        let cpu = device
             .as_deref()
             .map_or(!cfg!(feature = "cuda"), |d| d == "cpu");
         let precision = self.precision.parse::<Precision>()?.check_device(cpu)?;
@@ -404,7 +424,7 @@ impl Args {
             weights_dir: self.weights_dir.clone(),
             imgsz,
             precision,
-            device: self.device.clone().unwrap_or_else(|| {
+            device: device.unwrap_or_else(|| {
                 if cfg!(feature = "cuda") {
                     "cuda:0".into()
                 } else {
@@ -440,7 +460,33 @@ impl Args {
             session_objects: self.session_objects,
             save_masks: self.save_masks,
             strict: self.strict,
+            shard,
         })
+    }
+
+    /// `--devices`, each checked (not opened); empty without the flag.
+    fn devices(&self) -> Result<Vec<String>> {
+        let Some(list) = &self.devices else {
+            return Ok(Vec::new());
+        };
+        let devs = list
+            .split(',')
+            .map(check_device_spec)
+            .collect::<Result<Vec<_>>>()?;
+        if devs.is_empty() || devs.iter().any(|d| d.is_empty()) {
+            return Err(Error::Input(format!(
+                "bad --devices '{list}': expected a comma list such as cuda:0,cuda:1"
+            )));
+        }
+        if devs.iter().any(|d| d == "cpu") && devs.iter().any(|d| d != "cpu") {
+            return Err(Error::Input(format!(
+                "bad --devices '{list}': the CPU and GPUs cannot share one run (one setup plans for one kind of device)"
+            )));
+        }
+        if self.only_model.is_some() {
+            return Err(Error::Input("--devices cannot run a single model".into()));
+        }
+        Ok(devs)
     }
 }
 
@@ -451,6 +497,85 @@ fn int_bool(s: &str) -> std::result::Result<bool, String> {
         "0" | "false" => Ok(false),
         other => Err(format!("expected 1 or 0, got '{other}'")),
     }
+}
+
+/// Where `--devices` puts the results of device `i` of `n`.
+pub fn device_shard_dir(out_dir: &Path, i: usize, n: usize) -> PathBuf {
+    out_dir.join(format!("shard-{i}-of-{n}"))
+}
+
+/// `--devices`: one fresh inference process per device, all at once, each running shard i/n
+/// of the work into its own out-dir (so no two processes write one file) with the run's memory
+/// budget on its own device; when all have finished, their results are merged into the run's
+/// out-dir, the launcher's record of its processes is added to the merged summary.json and the
+/// table printed. A failed process does not stop the others; rerunning the same command resumes
+/// every shard.
+fn run_devices(
+    args: &Args,
+    devices: &[String],
+    exe: &Path,
+    setup: Option<PhaseProcess>,
+) -> Result<()> {
+    let n = devices.len();
+    let out_dir = args.out_dir();
+    let mut running = Vec::new();
+    for (i, dev) in devices.iter().enumerate() {
+        let mut child = args.clone();
+        child.devices = None;
+        child.device = Some(dev.clone());
+        child.shard = Some(ShardSpec::new(i, n)?.to_string());
+        child.preprocessed_dir = Some(args.preprocessed_dir());
+        let dir = device_shard_dir(&out_dir, i, n);
+        child.out_dir = Some(dir.clone());
+        // n progress bars on one terminal would be unreadable: the launcher reports instead
+        child.quiet = args.quiet || n > 1;
+        if !args.quiet {
+            eprintln!("{dev}: shard {i}/{n} -> {}", dir.display());
+        }
+        let argv = child.child_argv(Phase::Inference);
+        running.push((dev.clone(), spawn_phase(exe, &argv, PHASE_ENV, Phase::Inference, None)));
+    }
+    let mut first_err = None;
+    let mut inference = Vec::new();
+    for (dev, r) in running {
+        match r.and_then(|r| r.wait()) {
+            Ok(mut p) => {
+                p.device = Some(dev);
+                inference.push(p);
+            }
+            Err(e) => {
+                if !args.quiet {
+                    eprintln!("{dev}: {e}");
+                }
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let dirs: Vec<PathBuf> = (0..n).map(|i| device_shard_dir(&out_dir, i, n)).collect();
+    let merged = crate::bench::merge::merge(&dirs, &out_dir)?;
+    let processes = Processes {
+        launcher_pid: std::process::id(),
+        launcher_devices_opened: crate::cuda::devices_opened(),
+        setup,
+        inference,
+    };
+    let mut summary: serde_json::Value = read_json(&merged.summary)?;
+    summary["launcher_pid"] = serde_json::Value::from(processes.launcher_pid);
+    summary["processes"] = serde_json::to_value(&processes)
+        .map_err(|e| Error::Other(format!("summary.json: {e}")))?;
+    crate::bench::plan::write_json(&merged.summary, &summary)?;
+    if !args.quiet {
+        eprintln!("\n{}", summary_text(&merged.config, &merged.rows));
+        eprintln!(
+            "results of {n} devices merged: {} and {}",
+            merged.csv.display(),
+            merged.summary.display()
+        );
+    }
+    check_rows(&merged.rows)
 }
 
 /// `--objects-sweep`: one process, no setup phase, its own synthetic videos under
@@ -484,6 +609,11 @@ fn run_objects_sweep(args: &Args, list: &str, switches: &crate::exec::EnvSwitche
 /// Phase A: the checks that need no split, the demo split if asked for, then setup on the
 /// device. Nothing is written before the checks; a setup that fails leaves no demo split it made.
 fn phase_a(args: &Args, opts: &BenchOptions, switches: &crate::exec::EnvSwitches) -> Result<()> {
+    // Setup is the same for every shard: the shard is the inference process's business.
+    let opts = &BenchOptions {
+        shard: None,
+        ..opts.clone()
+    };
     preflight(opts)?;
     let out_existed = opts.out_dir.exists();
     let wrote_demo = args.demo && args.split_dir.is_none() && !opts.split_dir.is_dir();
@@ -543,8 +673,15 @@ fn phase_a(args: &Args, opts: &BenchOptions, switches: &crate::exec::EnvSwitches
 /// Phase B in this process: every model of the inference config, or `--only-model`.
 fn phase_b(args: &Args, opts: &BenchOptions, switches: &crate::exec::EnvSwitches) -> Result<()> {
     let mut cfg: InferenceConfig = read_json(&opts.preprocessed_dir.join(CONFIG_NAME))?;
-    // The rows go to this command's --out-dir (the launcher said so when it differs).
+    // What belongs to this inference process rather than to the setup it reads: its out-dir
+    // (this command's, the launcher said so when it differs), its shard, its device when given
+    // (a shard of --devices), and quietness.
     cfg.options.out_dir = opts.out_dir.clone();
+    cfg.options.shard = opts.shard;
+    if let Some(d) = &args.device {
+        cfg.options.device = d.clone();
+    }
+    cfg.options.quiet |= args.quiet;
     let meta: Metadata = read_json(&opts.preprocessed_dir.join(METADATA_NAME))?;
     let device = parse_device(&cfg.options.device)?;
     run_inference(&cfg, &meta, &device, args.only_model.as_deref(), switches)?;
@@ -582,6 +719,7 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
     // written.
     let args = args.with_test_mode();
     let opts = args.options()?;
+    let devices = args.devices()?;
     match args.phase {
         Some(Phase::Setup) => {
             exit_with_parent();
@@ -635,6 +773,9 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
             );
         }
         cfg.options.out_dir = opts.out_dir.clone();
+    }
+    if !devices.is_empty() {
+        return run_devices(&args, &devices, &exe, setup);
     }
     let inference = spawn_phase_b(&args, &cfg, &exe)?;
     let processes = Processes {

@@ -10,7 +10,9 @@ pub mod eval;
 pub mod fetch;
 pub mod figure;
 pub mod info;
+pub mod merge;
 pub mod parity;
+pub mod plan;
 pub mod plot;
 pub mod plot_sweep;
 pub mod probe;
@@ -33,6 +35,10 @@ pub struct Cli {
 pub enum Command {
     /// Benchmark models on a split: setup, then inference in a fresh process.
     Bench(bench::Args),
+    /// Merge the out-dirs of the shards of one benchmark run into one CSV and summary.
+    Merge(merge::Args),
+    /// Predict each shard's work and time for N shards, to choose N (docs/cluster.md).
+    Plan(plan::Args),
     /// Report the device and tune convolutions within a workspace budget.
     Probe(probe::Args),
     /// Draw FPS against J&F and memory per model from a benchmark CSV.
@@ -87,6 +93,8 @@ pub fn main() -> i32 {
     let switches = env_switches();
     let res: crate::Result<()> = match cli.command {
         Command::Bench(a) => bench::run(a, &switches),
+        Command::Merge(a) => merge::run(a),
+        Command::Plan(a) => plan::run(a),
         Command::Probe(a) => probe::run_with(a, &switches),
         Command::Plot(a) => plot::run(a),
         Command::Fetch(a) => fetch::run(a),

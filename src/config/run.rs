@@ -424,6 +424,47 @@ impl FromStr for ObjectBatching {
 
 serde_as_text!(ObjectBatching);
 
+/// `--shard I/N`: shard `index` of `count` (0 <= index < count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardSpec {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl ShardSpec {
+    pub fn new(index: usize, count: usize) -> Result<Self> {
+        if count == 0 || index >= count {
+            return Err(Error::Input(format!(
+                "bad shard {index}/{count}: expected I/N with N >= 1 and 0 <= I < N"
+            )));
+        }
+        Ok(Self { index, count })
+    }
+}
+
+impl fmt::Display for ShardSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for ShardSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::Input(format!("bad --shard '{s}': expected I/N, e.g. 0/4"));
+        let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
+        let i = i.trim().parse::<usize>().map_err(|_| bad())?;
+        let n = n.trim().parse::<usize>().map_err(|_| bad())?;
+        Self::new(i, n).map_err(|_| {
+            Error::Input(format!(
+                "bad --shard '{s}': the index must be below the count (0 <= I < N)"
+            ))
+        })
+    }
+}
+
+serde_as_text!(ShardSpec);
+
 #[cfg(test)]
 mod tests {
     use super::*;

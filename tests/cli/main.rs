@@ -1,7 +1,8 @@
 //! The built `vosbench` binary and the library entry points behind its subcommands: the
 //! two-phase benchmark (`bench_demo`), `track` (`cli_track*`), checkpoint conversion, `info` and
 //! `fetch` (`convert`, `cli_weights`), `synth` and `eval` against the official evaluator
-//! (`synth_cli`, `eval_official`) and `plot`. One test binary: `cargo test --test cli [MODULE]`.
+//! (`synth_cli`, `eval_official`), `plot`, and sharded runs with `merge`, `plan` and `--devices`
+//! (`shard`). One test binary: `cargo test --test cli [MODULE]`.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -17,4 +18,5 @@ mod convert;
 mod eval_official;
 mod objects_sweep;
 mod plot;
+mod shard;
 mod synth_cli;
