@@ -29,7 +29,7 @@ use crate::tracker::frames::FrameSource;
 use crate::tracker::session::Session;
 use candle_core::{DType, Device};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Which frames of an object phase B feeds and scores: `--input-frame-stride` and
@@ -685,7 +685,7 @@ mod tests {
             label: None,
             annotations: annotated
                 .iter()
-                .map(|&f| (f, PathBuf::from(format!("{f:05}.png"))))
+                .map(|&f| (f, std::path::PathBuf::from(format!("{f:05}.png"))))
                 .collect(),
             prompt_frame: prompt,
             point: (0, 0),

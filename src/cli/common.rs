@@ -1,6 +1,6 @@
 //! What several subcommands share: turning a `--device` flag into a device.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use candle_core::Device;
 
 /// Check the text of a device (`cpu`, `cuda` or `cuda:N`) without opening it; returns it trimmed.
