@@ -59,7 +59,10 @@ pub fn sdpa_unfused(q: &Tensor, k: &Tensor, v: &Tensor, chunk: Option<usize>) ->
         candle_core::bail!("sdpa: {nk} keys but {nv} values");
     }
     let scale = 1.0 / (d as f64).sqrt();
-    let kt = k.t()?;
+    // Keys and values of several objects arrive interleaved (the memory bank is [L, B, C]), a
+    // layout candle's CUDA matmul refuses; one object's are contiguous and are not copied.
+    let kt = k.contiguous()?.t()?;
+    let v = &v.contiguous()?;
     match chunk {
         Some(0) => candle_core::bail!("sdpa: query chunk size must be positive"),
         Some(n) if n < nq => {

@@ -55,7 +55,9 @@ fn add_bias(y: Tensor, b: &Tensor) -> Result<Tensor> {
 impl Module for Linear {
     /// x: [.., in_dim] -> [.., out_dim]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.inner.forward(x)?;
+        // candle's CUDA matmul takes only row-contiguous operands: a token sliced out of a batch
+        // (the mask decoder's per-object tokens) is copied first; a contiguous input is not.
+        let y = self.inner.forward(&x.contiguous()?)?;
         match &self.bias {
             Some(b) => add_bias(y, b),
             None => Ok(y),
