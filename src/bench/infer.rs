@@ -14,8 +14,8 @@ use crate::bench::progress::bar;
 use crate::bench::results::{self, mib, round, Results, Row, RowStatus, CSV_NAME};
 pub use crate::bench::row_fill::scored_frames;
 use crate::bench::row_fill::{masks_dir, one_line, save_object_masks, timing_columns};
-use crate::bench::video_session::{run_video, videos_to_run, VideoJob};
 use crate::bench::shard::{ShardFile, ShardLock};
+use crate::bench::video_session::{run_video, videos_to_run, VideoJob};
 use crate::cuda::tuning::{self, ConvTuner};
 use crate::data::masks::{Mask, PackedMask};
 use crate::data::overlay::write_overlay;
@@ -601,8 +601,8 @@ pub fn write_summary(
     let mut value = summary_value(cfg, &inference_pids, &rows);
     value["launcher_pid"] = serde_json::Value::from(processes.launcher_pid);
     value["earlier_inference_pids"] = serde_json::Value::from(earlier);
-    value["processes"] = serde_json::to_value(processes)
-        .map_err(|e| Error::Other(format!("summary.json: {e}")))?;
+    value["processes"] =
+        serde_json::to_value(processes).map_err(|e| Error::Other(format!("summary.json: {e}")))?;
     let path = out_dir.join(SUMMARY_NAME);
     write_json(&path, &value)?;
     if !cfg.options.quiet {

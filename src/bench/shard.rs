@@ -380,10 +380,15 @@ impl ShardLock {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let alive = text
-                        .trim()
-                        .parse::<u32>()
-                        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    let holder = text.trim().parse::<u32>().ok();
+                    // A holder whose launcher was killed stops within a moment
+                    // (`launch::exit_with_parent`): wait a little for it before refusing.
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+                    let mut alive = holder.is_some_and(process_alive);
+                    while alive && std::time::Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        alive = holder.is_some_and(process_alive);
+                    }
                     if alive {
                         return Err(Error::Input(format!(
                             "{} is in use by process {} ({}); one process per shard out-dir",
@@ -402,6 +407,19 @@ impl ShardLock {
             "{} is being claimed by another process; one process per shard out-dir",
             dir.display()
         )))
+    }
+}
+
+/// Whether process `pid` runs: it has a /proc entry and is not a zombie (a killed process
+/// whose parent is gone may stay a zombie where nothing reaps it).
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // the state is the first field after the parenthesised command name
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
     }
 }
 

@@ -339,7 +339,6 @@ impl Args {
             (self.tf32, "tf32"),
             (self.no_tf32, "no-tf32"),
             (self.isolate_models, "isolate-models"),
-            (self.save_overlays, "save-overlays"),
             (self.save_masks, "save-masks"),
             (self.shuffle_videos, "shuffle-videos"),
             (self.test_mode, "test-mode"),
@@ -512,6 +511,7 @@ pub fn device_shard_dir(out_dir: &Path, i: usize, n: usize) -> PathBuf {
 /// every shard.
 fn run_devices(
     args: &Args,
+    cfg: &InferenceConfig,
     devices: &[String],
     exe: &Path,
     setup: Option<PhaseProcess>,
@@ -533,7 +533,10 @@ fn run_devices(
             eprintln!("{dev}: shard {i}/{n} -> {}", dir.display());
         }
         let argv = child.child_argv(Phase::Inference);
-        running.push((dev.clone(), spawn_phase(exe, &argv, PHASE_ENV, Phase::Inference, None)));
+        running.push((
+            dev.clone(),
+            spawn_phase(exe, &argv, PHASE_ENV, Phase::Inference, None),
+        ));
     }
     let mut first_err = None;
     let mut inference = Vec::new();
@@ -555,6 +558,21 @@ fn run_devices(
         return Err(e);
     }
     let dirs: Vec<PathBuf> = (0..n).map(|i| device_shard_dir(&out_dir, i, n)).collect();
+    // Each shard's summary.json, as a `--shard` run writes it: what merge checks and reports.
+    for (i, p) in inference.iter().enumerate() {
+        let mut shard_cfg = cfg.clone();
+        shard_cfg.options.shard = Some(ShardSpec::new(i, n)?);
+        shard_cfg.options.device = devices[i].clone();
+        shard_cfg.options.out_dir = dirs[i].clone();
+        shard_cfg.options.quiet = true;
+        let one = Processes {
+            launcher_pid: std::process::id(),
+            launcher_devices_opened: crate::cuda::devices_opened(),
+            setup: None,
+            inference: vec![p.clone()],
+        };
+        write_summary(&shard_cfg, &one, &dirs[i])?;
+    }
     let merged = crate::bench::merge::merge(&dirs, &out_dir)?;
     let processes = Processes {
         launcher_pid: std::process::id(),
@@ -564,8 +582,8 @@ fn run_devices(
     };
     let mut summary: serde_json::Value = read_json(&merged.summary)?;
     summary["launcher_pid"] = serde_json::Value::from(processes.launcher_pid);
-    summary["processes"] = serde_json::to_value(&processes)
-        .map_err(|e| Error::Other(format!("summary.json: {e}")))?;
+    summary["processes"] =
+        serde_json::to_value(&processes).map_err(|e| Error::Other(format!("summary.json: {e}")))?;
     crate::bench::plan::write_json(&merged.summary, &summary)?;
     if !args.quiet {
         eprintln!("\n{}", summary_text(&merged.config, &merged.rows));
@@ -639,8 +657,7 @@ fn phase_a(args: &Args, opts: &BenchOptions, switches: &crate::exec::EnvSwitches
         .inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&partial);
         })?;
-        std::fs::rename(&partial, &opts.split_dir)
-            .map_err(|e| Error::io(&opts.split_dir, e))?;
+        std::fs::rename(&partial, &opts.split_dir).map_err(|e| Error::io(&opts.split_dir, e))?;
         if !args.quiet {
             eprintln!(
                 "demo: wrote a synthetic split of {} ({} frames in all) to {}",
@@ -774,8 +791,13 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
         }
         cfg.options.out_dir = opts.out_dir.clone();
     }
+    // The summary names what the inference processes ran: this command's shard and device.
+    cfg.options.shard = opts.shard;
+    if let Some(d) = &args.device {
+        cfg.options.device = d.clone();
+    }
     if !devices.is_empty() {
-        return run_devices(&args, &devices, &exe, setup);
+        return run_devices(&args, &cfg, &devices, &exe, setup);
     }
     let inference = spawn_phase_b(&args, &cfg, &exe)?;
     let processes = Processes {
