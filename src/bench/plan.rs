@@ -371,7 +371,7 @@ pub struct ModelPlan {
     pub config: ModelConfig,
     pub weights: WeightsSource,
     pub load_ms: f64,
-    /// RSS growth from loading the weights.
+    /// Bytes of the model's tensors at the run's dtype (from the variant's key spec).
     pub weights_bytes: u64,
     /// Peak RSS during warm-up above the RSS after loading (activations, features, bank).
     pub activation_peak_bytes: u64,

@@ -367,6 +367,16 @@ pub(crate) fn resolve_weights(opts: &BenchOptions, tag: &ModelTag) -> Result<Wei
 }
 
 /// Bytes of one stored memory-bank entry (see [`ModelPlan::bank_entry_bytes`]).
+/// The bytes of the model's weights as the model holds them: every tensor of the variant's state
+/// dict (parameters and buffers, from the key spec) at the run's dtype. Exact and the same on
+/// every device, where a resident-memory difference reads zero for weights that live on a GPU
+/// or were mapped before the measurement.
+fn weights_tensor_bytes(cfg: &ModelConfig, dtype: DType) -> Result<u64> {
+    let specs = crate::weights::expected_tensors(cfg)?;
+    let numel: u64 = specs.iter().map(|t| t.numel() as u64).sum();
+    Ok(numel * dtype.size_in_bytes() as u64)
+}
+
 fn bank_entry_bytes(cfg: &ModelConfig, dtype: DType) -> u64 {
     let e = (cfg.image_size / cfg.backbone_stride) as u64;
     let feat_dtype = if cfg.tracker.memory_features_bf16 {
@@ -398,7 +408,6 @@ fn warm_up(
     let dtype = opts.precision.dtype();
     let weights = resolve_weights(opts, tag)?;
     let cfg = &tag.config;
-    let rss0 = mem::current_rss_bytes();
     let t = Instant::now();
     let model = build_model(cfg, &weights, dtype, device, model_opts)?;
     device.synchronize()?;
@@ -526,7 +535,7 @@ fn warm_up(
         config: cfg.clone(),
         weights,
         load_ms,
-        weights_bytes: rss1.saturating_sub(rss0),
+        weights_bytes: weights_tensor_bytes(cfg, dtype)?,
         activation_peak_bytes: peak.saturating_sub(rss1),
         rss_by_bank_size: curve,
         bank_entry_bytes: entry,
@@ -735,7 +744,7 @@ pub fn run_setup(
                 .map(|d| format!(", device peak {:.1} MiB", d as f64 / 1048576.0))
                 .unwrap_or_default();
             eprintln!(
-                "{}: load {:.0} ms, host weights +{:.1} MiB, host warm-up peak +{:.1} MiB{dev}, predicted {} peak {:.1} MiB ({})",
+                "{}: load {:.0} ms, weights {:.1} MiB, host warm-up peak +{:.1} MiB{dev}, predicted {} peak {:.1} MiB ({})",
                 p.name,
                 p.load_ms,
                 p.weights_bytes as f64 / 1048576.0,

@@ -243,6 +243,21 @@ fn demo_runs_in_two_processes_and_resumes_after_a_kill() {
     assert_ne!(inf[0], inf[1]);
     assert_eq!(summary["accuracy_meaningful"], Value::Bool(false));
     assert_eq!(summary["models"].as_array().unwrap().len(), 2);
+    // Weights are the variant's state dict at the run's dtype (f32 here), also for random
+    // weights (a resident-memory difference used to read 0.0 there).
+    let cfg_v = vosbench::config::ModelConfig::from_file(Path::new(&variant()))
+        .and_then(|c| c.with_image_size(256))
+        .unwrap();
+    let numel: usize = vosbench::weights::expected_tensors(&cfg_v)
+        .unwrap()
+        .iter()
+        .map(|t| t.numel())
+        .sum();
+    for m in summary["model_setup"].as_array().unwrap() {
+        let got = m["weights_MiB"].as_f64().unwrap();
+        let want = (numel * 4) as f64 / 1048576.0;
+        assert!((got - want).abs() < 1e-6, "weights_MiB {got} against {want}");
+    }
     eprintln!("bench demo test took {:.1} s", t0.elapsed().as_secs_f64());
 }
 

@@ -1,6 +1,8 @@
-//! Half-precision tracking (`--precision f16|bf16`): the whole click run of the `video_test`
-//! fixture through a model built in f16 and in bf16, compared with the official f32 predictor
-//! under looser, documented tolerances (docs/parity.md, "Half precision").
+//! Half-precision tracking on the CPU (`--precision f16`): the whole click run of the
+//! `video_test` and `edgetam_video` fixtures through a model built in f16, compared with the
+//! official f32 predictor under looser, documented tolerances (docs/parity.md, "Half
+//! precision"). bf16 is not tested here: candle's CPU matmul has no bf16 kernel, so its runs are
+//! on CUDA only (`vosbench parity --precision bf16`, recorded in docs/parity.md).
 
 use crate::common::tracking::{iou, pillow_frames, point_prompt};
 use crate::common::{checkpoint_tensors, get, load_tensors, rel_l2, test_config};
