@@ -256,7 +256,10 @@ fn demo_runs_in_two_processes_and_resumes_after_a_kill() {
     for m in summary["model_setup"].as_array().unwrap() {
         let got = m["weights_MiB"].as_f64().unwrap();
         let want = (numel * 4) as f64 / 1048576.0;
-        assert!((got - want).abs() < 1e-6, "weights_MiB {got} against {want}");
+        assert!(
+            (got - want).abs() < 1e-6,
+            "weights_MiB {got} against {want}"
+        );
     }
     eprintln!("bench demo test took {:.1} s", t0.elapsed().as_secs_f64());
 }
