@@ -266,6 +266,16 @@ def write_profile(prof, path, frames):
                 f.write(ka.table(sort_by=key, row_limit=45, max_name_column_width=70) + "\n")
             except Exception as e:  # the CPU-only case has no cuda_time_total column
                 f.write(f"(no table sorted by {key}: {e})\n")
+    # device kernels alone (no operator rows), for tests/gpu/kernel_table.py
+    kernels = []
+    for e in ka:
+        if str(getattr(e, "device_type", "")).endswith("CUDA"):
+            us = getattr(e, "device_time_total", None)
+            if us is None:
+                us = getattr(e, "cuda_time_total", 0.0)
+            kernels.append({"name": e.key, "count": e.count, "device_us": float(us)})
+    with open(path + ".kernels.json", "w") as f:
+        json.dump({"frames": frames, "kernels": kernels}, f, indent=1)
 
 
 def run(a):
