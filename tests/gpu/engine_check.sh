@@ -11,10 +11,13 @@
 #           heuristic algorithms, f32 tuned, and f16 / bf16 (looser tolerances, docs/parity.md)
 #   stages  full-size stage parity of tiny and EdgeTAM on CUDA through the cuDNN engine (TF32 off)
 #   bench   full-size benchmark: sam2.1 tiny/base_plus and EdgeTAM, points and bbox, at 1024,
-#           seeded random weights, cuDNN tuning on (docs/benchmark.md)
-#   budget  the same split under --mem-budget-mb 3800 (an 8 GB Orin's share)
+#           seeded random weights, cuDNN tuning on, pure f32 (docs/benchmark.md)
+#   budget  the same split under --mem-budget-mb 3800, held against the device pool (a discrete
+#           GPU); not a Jetson preset, those are in docs/jetson.md
 #   precision the bench split at f32 with --tf32 and at bf16
-#   profile per-stage timings (VOSBENCH_PROFILE=1) of tiny, base_plus and EdgeTAM at 1024
+#   profile per-stage timings (VOSBENCH_PROFILE=1) of tiny, base_plus and EdgeTAM at 1024, pure f32
+# bench, budget and profile pass --no-tf32: `vosbench bench` allows TF32 by default on compute
+# capability 8.0 and newer, and the figures docs/ quote from these steps are pure f32.
 # Everything lands in $OUT (or /tmp/engine_out); the printed tails are what docs/ quote.
 set -uo pipefail
 source .gpu/gpu-env.sh
@@ -63,14 +66,14 @@ stages)
 bench)
   echo "== full-size bench (tuning on)"
   $B bench --split-dir /tmp/split_full --models sam2.1_tiny_points,sam2.1_tiny_bbox,sam2.1_base_plus_points,sam2.1_base_plus_bbox,edgetam_points,edgetam_bbox \
-    --imgsz 1024 --device cuda:0 --random-weights --enable-cudnn-tuning --workspace-mb 256 \
+    --imgsz 1024 --device cuda:0 --random-weights --enable-cudnn-tuning --workspace-mb 256 --no-tf32 \
     --preprocessed-dir /tmp/pre_full --out-dir "$out/bench_full" > "$out/bench_full.log" 2>&1
   echo "exit $?"; tail -n 30 "$out/bench_full.log"
   ;;
 budget)
   echo "== full-size bench under --mem-budget-mb 3800"
   $B bench --split-dir /tmp/split_full --models sam2.1_tiny_points,sam2.1_base_plus_points,edgetam_points,edgetam_bbox \
-    --imgsz 1024 --device cuda:0 --random-weights --enable-cudnn-tuning --workspace-mb 256 --mem-budget-mb 3800 \
+    --imgsz 1024 --device cuda:0 --random-weights --enable-cudnn-tuning --workspace-mb 256 --mem-budget-mb 3800 --no-tf32 \
     --preprocessed-dir /tmp/pre_budget --out-dir "$out/bench_budget" > "$out/bench_budget.log" 2>&1
   echo "exit $?"; tail -n 30 "$out/bench_budget.log"
   ;;
@@ -81,7 +84,7 @@ profile)
   for m in ${PROFILE_MODELS:-sam2.1_tiny_points sam2.1_base_plus_points edgetam_points}; do
     echo "== profile $m"
     VOSBENCH_PROFILE=1 $B bench --split-dir /tmp/split_prof --models $m --imgsz 1024 --device cuda:0 \
-      --random-weights --preprocessed-dir /tmp/pre_prof --out-dir "$out/prof_$m" > "$out/prof_$m.log" 2>&1
+      --random-weights --no-tf32 --preprocessed-dir /tmp/pre_prof --out-dir "$out/prof_$m" > "$out/prof_$m.log" 2>&1
     echo "exit $?"; grep -A40 "stage timings" "$out/prof_$m.log" | tail -n 22
   done
   ;;
