@@ -2,7 +2,7 @@
 //!
 //! In half precision a frame is bound by the host issuing kernels: the Hiera trunk alone is a few
 //! hundred candle ops per frame, each costing tens of microseconds of host time, and the device
-//! waits for them (docs/performance.md, "Session 4"). The trunk sees the same input shape on
+//! waits for them (docs/performance.md, "CUDA graphs"). The trunk sees the same input shape on
 //! every frame, so its kernels can be recorded once with stream capture and replayed with one
 //! launch. [`GraphedFn::run`] does that:
 //!
