@@ -122,7 +122,7 @@ fn no_device_memory_on_cpu() {
 
 #[test]
 fn cpu_probe_reports_the_host_only() {
-    let r = probe(&Device::Cpu).unwrap();
+    let r = probe(&Device::Cpu, &vosbench::host::HostRoot::system()).unwrap();
     assert_eq!(r.kind, "cpu");
     assert!(r.compute_capability.is_none());
     assert!(r.total_bytes.is_none() && r.free_bytes.is_none());
@@ -161,6 +161,7 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         tf32: false,
         check_attention: false,
         json: Some(out.clone()),
+        host_root: None,
     })
     .unwrap();
     let v: serde_json::Value =
@@ -181,6 +182,7 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         tf32: false,
         check_attention: false,
         json: None,
+        host_root: None,
     })
     .unwrap_err();
     assert_eq!(e.exit_code(), 2);
@@ -200,6 +202,7 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         tf32: false,
         check_attention: true,
         json: Some(out2.clone()),
+        host_root: None,
     })
     .unwrap_err();
     assert_eq!(e.exit_code(), 2);

@@ -583,10 +583,12 @@ fn record_pid(out_dir: &Path, resumed: bool) -> Result<()> {
 }
 
 /// `summary.json` and the terminal table, from the CSV as it is now. Returns the CSV's rows.
+/// `jetson`: the launcher's Jetson capture (None off Jetson: the key is null).
 pub fn write_summary(
     cfg: &InferenceConfig,
     processes: &Processes,
     out_dir: &Path,
+    jetson: Option<&crate::bench::jetson::JetsonCapture>,
 ) -> Result<Vec<Row>> {
     let rows = results::read_rows(&out_dir.join(CSV_NAME))?;
     let inference_pids = processes.inference_pids();
@@ -603,6 +605,8 @@ pub fn write_summary(
     value["earlier_inference_pids"] = serde_json::Value::from(earlier);
     value["processes"] =
         serde_json::to_value(processes).map_err(|e| Error::Other(format!("summary.json: {e}")))?;
+    value["jetson"] =
+        serde_json::to_value(jetson).map_err(|e| Error::Other(format!("summary.json: {e}")))?;
     let path = out_dir.join(SUMMARY_NAME);
     write_json(&path, &value)?;
     if !cfg.options.quiet {
@@ -655,6 +659,8 @@ pub fn summary_value(
             "predicted_peak_MiB": mib(m.predicted_peak_bytes),
             "fits_budget": m.fits_budget,
         })).collect::<Vec<_>>(),
+        // The Jetson capture is the launcher's (write_summary); null off Jetson.
+        "jetson": serde_json::Value::Null,
     });
     if let Some(s) = cfg.options.shard {
         value["shard"] = serde_json::Value::from(s.to_string());

@@ -7,7 +7,9 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+use crate::host::jetson::UnifiedMemory;
 pub use crate::host::procfs::{current_rss_bytes, system_memory, HostSampler};
+use crate::host::HostRoot;
 
 const MIB: u64 = 1 << 20;
 
@@ -114,14 +116,20 @@ pub struct DeviceInfo {
     pub unified_memory: bool,
     pub memory_pool: bool,
     pub jetson: Option<String>,
+    /// The CUDA version the loaded driver supports (`cuDriverGetVersion`; None on the CPU).
+    #[serde(default)]
+    pub driver_cuda_version: Option<String>,
+    /// The cuDNN the binary loaded (`cudnnGetVersion`; cudnn builds on a GPU only).
+    #[serde(default)]
+    pub cudnn_version: Option<String>,
     pub system_total_bytes: u64,
     pub system_available_bytes: u64,
     pub notes: Vec<String>,
 }
 
-/// Probe `device` (`spec` is how the user named it).
-pub fn probe(device: &Device, spec: &str) -> Result<DeviceInfo> {
-    let r = crate::cuda::probe::probe(device)?;
+/// Probe `device` (`spec` is how the user named it; the host is read under `root`).
+pub fn probe(device: &Device, spec: &str, root: &HostRoot) -> Result<DeviceInfo> {
+    let r = crate::cuda::probe::probe(device, root)?;
     let sys = Some(system_memory()?);
     let is_cpu = matches!(device, Device::Cpu);
     Ok(DeviceInfo {
@@ -141,10 +149,26 @@ pub fn probe(device: &Device, spec: &str) -> Result<DeviceInfo> {
         unified_memory: r.unified_memory,
         memory_pool: r.memory_pools.unwrap_or(false),
         jetson: r.host.jetson.clone(),
+        driver_cuda_version: r.driver_cuda_version.clone(),
+        cudnn_version: r.cudnn_version.clone(),
         system_total_bytes: sys.map(|s| s.total_bytes).unwrap_or(0),
         system_available_bytes: sys.map(|s| s.available_bytes).unwrap_or(0),
         notes: r.notes.clone(),
     })
+}
+
+/// The unified-memory budget rule (docs/jetson.md): on a Jetson or an integrated GPU (`unified`)
+/// a budget above 80 % of `MemTotal` (from `/proc/meminfo` under `root`) is refused (exit 2).
+/// Off unified memory, and without a budget, nothing is read.
+pub fn check_unified_budget(
+    root: &HostRoot,
+    unified: bool,
+    budget: Option<MemBudget>,
+) -> Result<()> {
+    match budget {
+        Some(b) if unified => UnifiedMemory::read(root.path())?.check_budget(b.bytes()),
+        _ => Ok(()),
+    }
 }
 
 /// Device allocator figures since the last reset; None where the device has none (CPU).

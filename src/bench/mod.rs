@@ -9,10 +9,12 @@
 //! `vosbench_summary.csv` ([`results`]) rewritten atomically so a killed run resumes. What both
 //! phases do with a model (build it, prompt it, set its convolution options) is in [`model`].
 //! With `--session-objects all` phase B runs one session per video with all its objects
-//! ([`video_session`]) instead of one per object.
+//! ([`video_session`]) instead of one per object. On a Jetson the launcher records the board's
+//! environment and samples the machine while phase B runs ([`jetson`]).
 
 pub mod cache;
 pub mod infer;
+pub mod jetson;
 pub mod launch;
 pub mod mem;
 pub mod merge;

@@ -6,6 +6,7 @@ use crate::config::{FenceSpec, GraphMode, ModelConfig, Precision, Registry, Shar
 use crate::data::prompts::ClickMode;
 use crate::data::sav::{Annotation, MaskKind, ObjectTrack};
 use crate::error::{Error, Result};
+use crate::host::HostRoot;
 use crate::tracker::session::SessionOptions;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -199,6 +200,10 @@ pub struct BenchOptions {
     /// Setup writes None; a shard's inference process sets its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<ShardSpec>,
+    /// `--host-root`: where `/etc`, `/proc` and `/sys` are read for the host report, the Jetson
+    /// capture and the unified-memory budget rule (`/` unless a fake tree was given).
+    #[serde(default, skip_serializing_if = "HostRoot::is_system")]
+    pub host_root: HostRoot,
 }
 
 fn one() -> usize {

@@ -562,8 +562,16 @@ pub fn run_setup(
     let t0 = Instant::now();
     // Probing is conservative: no timed search (only the tuning pass searches, with
     // --enable-cudnn-tuning), and the pool is trimmed back before anything is measured.
-    let info = mem::probe(device, &opts.device)?;
+    let info = mem::probe(device, &opts.device, &opts.host_root)?;
     mem::DeviceMeter::new(device).trim()?;
+    // The unified-memory rule again, now that the probe knows whether the GPU is integrated (the
+    // launcher checked it from the Jetson files alone).
+    let jetson = crate::host::jetson::detect(opts.host_root.path()).is_some();
+    mem::check_unified_budget(
+        &opts.host_root,
+        info.unified_memory || jetson,
+        opts.mem_budget_bytes,
+    )?;
     let opts = &opts.with_device_defaults(&info, device.is_cuda());
     if !opts.quiet {
         eprintln!(

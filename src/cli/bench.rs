@@ -5,10 +5,11 @@
 //! the internal `--phase`. A setup-only run (`--skip-inference`) is phase A in this process.
 
 use crate::bench::infer::{run_inference, summary_text, write_summary};
+use crate::bench::jetson::{JetsonCapture, PhaseSampling};
 use crate::bench::launch::{
     exit_with_parent, run_phase, spawn_phase, Phase, PhaseProcess, Processes,
 };
-use crate::bench::mem::MemBudget;
+use crate::bench::mem::{check_unified_budget, MemBudget};
 use crate::bench::plan::{
     parse_models, read_json, BenchOptions, InferenceConfig, Metadata, CONFIG_NAME, METADATA_NAME,
     PHASE_ENV,
@@ -18,6 +19,7 @@ use crate::bench::setup::{preflight, run_setup};
 use crate::cli::common::{check_device_spec, parse_device};
 use crate::config::{FenceSpec, GraphMode, Precision, ShardSpec};
 use crate::error::{Error, Result};
+use crate::host::HostRoot;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -193,6 +195,16 @@ pub struct Args {
     /// merged into --out-dir. Setup runs on the first device.
     #[arg(long, value_name = "LIST", conflicts_with_all = ["device", "shard"])]
     pub devices: Option<String>,
+    /// Read /etc, /proc and /sys under this folder instead of / (the Jetson capture, the host
+    /// report and the unified-memory budget rule): a fake machine tree for tests. Default:
+    /// $VOSBENCH_HOST_ROOT, else /.
+    #[arg(long, value_name = "DIR")]
+    pub host_root: Option<PathBuf>,
+    /// On a Jetson: how often the launcher samples the machine (tegrastats, else /proc/meminfo
+    /// and the sysfs GPU load) into <out-dir>/jetson_samples.csv while phase B runs, in ms
+    /// (10 to 600000).
+    #[arg(long, value_name = "MS", default_value_t = crate::bench::jetson::SAMPLE_INTERVAL_MS_DEFAULT)]
+    pub sample_interval_ms: u64,
     /// Internal: the inference process of one model (--isolate-models).
     #[arg(long, hide = true)]
     pub only_model: Option<String>,
@@ -328,6 +340,13 @@ impl Args {
             .unwrap_or_else(|| "interior".into());
         opt("click", Some(click.into()));
         opt("only-model", self.only_model.clone().map(Into::into));
+        // The host root travels explicitly (not through the environment): the child reads the
+        // same machine tree the launcher checked.
+        opt("host-root", self.host_root.clone().map(Into::into));
+        opt(
+            "sample-interval-ms",
+            Some(self.sample_interval_ms.to_string().into()),
+        );
         opt(
             "session-objects",
             self.session_objects.map(|m| m.as_str().into()),
@@ -416,6 +435,8 @@ impl Args {
                 "--enable-cudnn-tuning and --disable-cudnn contradict each other".into(),
             ));
         }
+        crate::bench::jetson::sample_interval(self.sample_interval_ms)?;
+        let host_root = HostRoot::from_settings(self.host_root.as_deref(), None)?;
         Ok(BenchOptions {
             split_dir,
             split_name: self.split_name.clone(),
@@ -460,6 +481,7 @@ impl Args {
             save_masks: self.save_masks,
             strict: self.strict,
             shard,
+            host_root,
         })
     }
 
@@ -515,6 +537,7 @@ fn run_devices(
     devices: &[String],
     exe: &Path,
     setup: Option<PhaseProcess>,
+    jetson: Option<JetsonCapture>,
 ) -> Result<()> {
     let n = devices.len();
     let out_dir = args.out_dir();
@@ -571,7 +594,7 @@ fn run_devices(
             setup: None,
             inference: vec![p.clone()],
         };
-        write_summary(&shard_cfg, &one, &dirs[i])?;
+        write_summary(&shard_cfg, &one, &dirs[i], jetson.as_ref())?;
     }
     let merged = crate::bench::merge::merge(&dirs, &out_dir)?;
     let processes = Processes {
@@ -584,6 +607,8 @@ fn run_devices(
     summary["launcher_pid"] = serde_json::Value::from(processes.launcher_pid);
     summary["processes"] =
         serde_json::to_value(&processes).map_err(|e| Error::Other(format!("summary.json: {e}")))?;
+    summary["jetson"] =
+        serde_json::to_value(&jetson).map_err(|e| Error::Other(format!("summary.json: {e}")))?;
     crate::bench::plan::write_json(&merged.summary, &summary)?;
     if !args.quiet {
         eprintln!("\n{}", summary_text(&merged.config, &merged.rows));
@@ -706,8 +731,14 @@ fn phase_b(args: &Args, opts: &BenchOptions, switches: &crate::exec::EnvSwitches
 }
 
 /// Start the inference processes, one after the other, each a fresh process that has to exit
-/// before the next starts: one for every model, or one per model with `--isolate-models`.
-fn spawn_phase_b(args: &Args, cfg: &InferenceConfig, exe: &Path) -> Result<Vec<PhaseProcess>> {
+/// before the next starts: one for every model, or one per model with `--isolate-models`. On a
+/// Jetson (`sampling`) the machine is sampled while each runs.
+fn spawn_phase_b(
+    args: &Args,
+    cfg: &InferenceConfig,
+    exe: &Path,
+    mut sampling: Option<&mut PhaseSampling>,
+) -> Result<Vec<PhaseProcess>> {
     let models: Vec<Option<String>> = if args.isolate_models {
         cfg.models.iter().map(|m| Some(m.name.clone())).collect()
     } else {
@@ -717,13 +748,12 @@ fn spawn_phase_b(args: &Args, cfg: &InferenceConfig, exe: &Path) -> Result<Vec<P
     for model in models {
         let mut child = args.clone();
         child.only_model = model.clone();
-        done.push(run_phase(
-            exe,
-            &child.child_argv(Phase::Inference),
-            PHASE_ENV,
-            Phase::Inference,
-            model.as_deref(),
-        )?);
+        let argv = child.child_argv(Phase::Inference);
+        let run = || run_phase(exe, &argv, PHASE_ENV, Phase::Inference, model.as_deref());
+        done.push(match sampling.as_deref_mut() {
+            Some(s) => s.sample(model.as_deref(), run)?,
+            None => run()?,
+        });
     }
     Ok(done)
 }
@@ -737,6 +767,11 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
     let args = args.with_test_mode();
     let opts = args.options()?;
     let devices = args.devices()?;
+    // The unified-memory rule from the files under the host root (no device is opened): on a
+    // Jetson a budget above 80 % of MemTotal is refused before anything is written. Setup checks
+    // it again after its device probe (an integrated GPU the files did not name).
+    let jetson = crate::host::jetson::detect(opts.host_root.path()).is_some();
+    check_unified_budget(&opts.host_root, jetson, opts.mem_budget_bytes)?;
     match args.phase {
         Some(Phase::Setup) => {
             exit_with_parent();
@@ -796,16 +831,35 @@ pub fn run(args: Args, switches: &crate::exec::EnvSwitches) -> Result<()> {
     if let Some(d) = &args.device {
         cfg.options.device = d.clone();
     }
+    // On a Jetson: the board's environment for summary.json, and samples of phase B.
+    let mut sampling = PhaseSampling::new(
+        &opts.host_root,
+        std::env::var_os("PATH").as_deref(),
+        crate::bench::jetson::sample_interval(args.sample_interval_ms)?,
+        &cfg.options.out_dir,
+    );
     if !devices.is_empty() {
-        return run_devices(&args, &cfg, &devices, &exe, setup);
+        let jetson = sampling.as_ref().map(|s| s.capture(&cfg.device));
+        return run_devices(&args, &cfg, &devices, &exe, setup, jetson);
     }
-    let inference = spawn_phase_b(&args, &cfg, &exe)?;
+    if let (Some(s), false) = (&sampling, args.quiet) {
+        eprintln!(
+            "jetson: sampling {} every {} ms into {}",
+            s.tegrastats()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "/proc/meminfo and the GPU load".into()),
+            args.sample_interval_ms,
+            s.csv().display()
+        );
+    }
+    let inference = spawn_phase_b(&args, &cfg, &exe, sampling.as_mut())?;
+    let jetson = sampling.as_ref().map(|s| s.capture(&cfg.device));
     let processes = Processes {
         launcher_pid: std::process::id(),
         launcher_devices_opened: crate::cuda::devices_opened(),
         setup,
         inference,
     };
-    let rows = write_summary(&cfg, &processes, &cfg.options.out_dir)?;
+    let rows = write_summary(&cfg, &processes, &cfg.options.out_dir, jetson.as_ref())?;
     check_rows(&rows)
 }

@@ -91,6 +91,27 @@ pub fn main() -> i32 {
         Err(e) => e.exit(),
     };
     let switches = env_switches();
+    // The host root (a fake machine tree for tests): the flag, else VOSBENCH_HOST_ROOT, read
+    // here once; bench passes it on to its phase processes on their command line.
+    let host_root_env = std::env::var("VOSBENCH_HOST_ROOT")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .map(std::path::PathBuf::from);
+    let cli = match cli.command {
+        Command::Bench(mut a) => {
+            a.host_root = a.host_root.or(host_root_env);
+            Cli {
+                command: Command::Bench(a),
+            }
+        }
+        Command::Probe(mut a) => {
+            a.host_root = a.host_root.or(host_root_env);
+            Cli {
+                command: Command::Probe(a),
+            }
+        }
+        other => Cli { command: other },
+    };
     let res: crate::Result<()> = match cli.command {
         Command::Bench(a) => bench::run(a, &switches),
         Command::Merge(a) => merge::run(a),

@@ -81,6 +81,10 @@ pub struct Args {
     /// Write the report (and the tuning table) as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Read /etc, /proc and /sys under this folder instead of / (a fake machine tree for
+    /// tests). Default: $VOSBENCH_HOST_ROOT, else /.
+    #[arg(long, value_name = "DIR")]
+    pub host_root: Option<PathBuf>,
 }
 
 /// A textured synthetic frame (smooth gradients plus a bright disc), `side` x `side`.
@@ -191,6 +195,40 @@ pub fn render(r: &DeviceReport) -> String {
     line("host RAM total", mib(h.total_ram_bytes));
     line("host RAM available", mib(h.available_ram_bytes));
     line("Jetson", h.jetson.clone().unwrap_or_else(|| "no".into()));
+    if let Some(j) = &h.jetson_info {
+        let mhz = |hz: Option<u64>| {
+            hz.map(|v| format!("{:.1} MHz", v as f64 / 1e6))
+                .unwrap_or_else(|| "unknown".into())
+        };
+        line("Jetson module", opt(&j.model));
+        line(
+            "L4T / JetPack",
+            format!("{} / {}", opt(&j.l4t), opt(&j.jetpack)),
+        );
+        line("SoC", opt(&j.soc));
+        line("nvpmodel mode", opt(&j.nvpmodel));
+        line(
+            "jetson_clocks",
+            match j.jetson_clocks {
+                Some(true) => "on (every clock minimum at its maximum)".into(),
+                Some(false) => "off".into(),
+                None => "unknown".into(),
+            },
+        );
+        line(
+            "GPU clock",
+            format!(
+                "{} (min {}, max {})",
+                mhz(j.gpu_freq_hz),
+                mhz(j.gpu_min_freq_hz),
+                mhz(j.gpu_max_freq_hz)
+            ),
+        );
+        line("EMC clock", mhz(j.emc_freq_hz));
+    }
+    if h.host_root != std::path::Path::new("/") {
+        line("host root", h.host_root.display().to_string());
+    }
     let features = if r.build_features.is_empty() {
         "none (CPU only)".to_string()
     } else {
@@ -221,7 +259,8 @@ pub fn run_with(args: Args, switches: &EnvSwitches) -> Result<()> {
     let device = parse_device(&spec)?;
     let dtype = args.precision.parse::<crate::config::Precision>()?.dtype();
     let workspace_mb = args.workspace_mb.unwrap_or(256);
-    let report = probe(&device)?;
+    let root = crate::host::HostRoot::from_settings(args.host_root.as_deref(), None)?;
+    let report = probe(&device, &root)?;
     print!("{}", render(&report));
     let reason = if args.models.is_empty() {
         Some("no --models given".to_string())

@@ -469,7 +469,7 @@ pub fn run(args: Args, switches: &EnvSwitches) -> Result<()> {
     }
     if let Some(path) = &args.timing {
         let peak = |f: fn(&DeviceMemory) -> Result<u64>| mem.as_ref().map(f).transpose();
-        let report = crate::cuda::probe::probe(&device)?;
+        let report = crate::cuda::probe::probe(&device, &crate::host::HostRoot::system())?;
         let mut t = Timing {
             engine: "vosbench",
             model: cfg.name.clone(),

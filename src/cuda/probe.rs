@@ -4,8 +4,10 @@
 //! field the driver or the platform cannot give stays empty with a note saying why.
 
 use crate::error::Result;
-use crate::host::procfs as measure;
+use crate::host::jetson::JetsonInfo;
+use crate::host::HostRoot;
 use candle_core::Device;
+use std::path::PathBuf;
 
 /// The host: CPU, cores, RAM, and whether it is an NVIDIA Jetson (Tegra) board.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -23,6 +25,11 @@ pub struct HostReport {
     /// The Jetson/Tegra identification when the board is one (`/etc/nv_tegra_release` or a
     /// device-tree model naming Jetson/Tegra).
     pub jetson: Option<String>,
+    /// The Jetson environment (module, L4T / JetPack, nvpmodel mode, jetson_clocks, GPU and
+    /// EMC clocks) when the board is one ([`crate::host::jetson::detect`]).
+    pub jetson_info: Option<JetsonInfo>,
+    /// Where `/etc`, `/proc` and `/sys` were read (`/`, or a fake tree given by `--host-root`).
+    pub host_root: PathBuf,
 }
 
 /// A device report; see [`probe`].
@@ -63,10 +70,10 @@ pub struct DeviceReport {
     pub notes: Vec<String>,
 }
 
-/// Probe `device` and the host.
-pub fn probe(device: &Device) -> Result<DeviceReport> {
+/// Probe `device` and the host (read under `root`).
+pub fn probe(device: &Device, root: &HostRoot) -> Result<DeviceReport> {
     let mut notes = Vec::new();
-    let host = probe_host(&mut notes);
+    let host = probe_host(root, &mut notes);
     let mut build_features = Vec::new();
     if cfg!(feature = "cuda") {
         build_features.push("cuda".to_string());
@@ -107,10 +114,6 @@ pub fn probe(device: &Device) -> Result<DeviceReport> {
     Ok(report)
 }
 
-fn read_opt(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok()
-}
-
 /// The first `key : value` line of /proc/cpuinfo with this key.
 pub fn cpuinfo_field(cpuinfo: &str, key: &str) -> Option<String> {
     cpuinfo.lines().find_map(|line| {
@@ -141,13 +144,14 @@ pub fn detect_jetson(nv_tegra_release: Option<&str>, dt_model: Option<&str>) -> 
     }
 }
 
-fn probe_host(notes: &mut Vec<String>) -> HostReport {
-    let cpuinfo = read_opt("/proc/cpuinfo");
-    let dt_model = read_opt("/proc/device-tree/model");
+fn probe_host(root: &HostRoot, notes: &mut Vec<String>) -> HostReport {
+    let cpuinfo = root.read("/proc/cpuinfo");
+    let dt_model = root.read("/proc/device-tree/model");
     let jetson = detect_jetson(
-        read_opt("/etc/nv_tegra_release").as_deref(),
+        root.read("/etc/nv_tegra_release").as_deref(),
         dt_model.as_deref(),
     );
+    let jetson_info = crate::host::jetson::detect(root.path());
     let cpu_model = cpuinfo
         .as_deref()
         .and_then(|c| cpuinfo_field(c, "model name").or_else(|| cpuinfo_field(c, "Hardware")))
@@ -172,7 +176,11 @@ fn probe_host(notes: &mut Vec<String>) -> HostReport {
             None
         }
     };
-    let (total_ram_bytes, available_ram_bytes) = match measure::system_memory() {
+    let meminfo = root.join("/proc/meminfo");
+    let ram = std::fs::read_to_string(&meminfo)
+        .map_err(|e| crate::Error::io(&meminfo, e))
+        .and_then(|t| crate::host::procfs::parse_meminfo(&t));
+    let (total_ram_bytes, available_ram_bytes) = match ram {
         Ok(m) => (Some(m.total_bytes), Some(m.available_bytes)),
         Err(e) => {
             notes.push(format!("host RAM: {e}"));
@@ -188,6 +196,8 @@ fn probe_host(notes: &mut Vec<String>) -> HostReport {
         total_ram_bytes,
         available_ram_bytes,
         jetson,
+        jetson_info,
+        host_root: root.path().to_path_buf(),
     }
 }
 
@@ -258,7 +268,9 @@ mod cuda {
             Ok(v) => report.integrated = Some(v != 0),
             Err(e) => notes.push(format!("integrated attribute: {e}")),
         }
-        report.unified_memory = report.integrated == Some(true) || report.host.jetson.is_some();
+        report.unified_memory = report.integrated == Some(true)
+            || report.host.jetson.is_some()
+            || report.host.jetson_info.is_some();
         report.memory_pools = Some(ctx.has_async_alloc());
         match DeviceMemory::for_device(device) {
             Some(mem) => {

@@ -440,17 +440,24 @@ impl UnifiedMemory {
         self.total_bytes / 100 * (100 - UNIFIED_FREE_SHARE_PCT)
     }
 
-    /// Check a budget against the rule, then whether `extra` more bytes on top of what is used
-    /// now still fit it. Err: the budget itself breaks the rule (bad input).
-    pub fn fits(&self, budget_bytes: u64, extra_bytes: u64) -> Result<bool> {
+    /// Check a budget against the rule: Err (bad input, exit 2) when it leaves less than
+    /// [`UNIFIED_FREE_SHARE_PCT`] % of `MemTotal` free.
+    pub fn check_budget(&self, budget_bytes: u64) -> Result<()> {
         if budget_bytes > self.max_budget_bytes() {
             return Err(Error::Budget(format!(
-                "{} MiB is above {} MiB, 80 % of this machine's {} MiB: unified memory needs {UNIFIED_FREE_SHARE_PCT} % free",
+                "--mem-budget-mb {} is above {} MiB, 80 % of this machine's {} MiB of unified memory (MemTotal): keep {UNIFIED_FREE_SHARE_PCT} % free, since the GPU allocates from the same RAM and cuMemGetInfo on Tegra counts neither cache nor swap (docs/jetson.md)",
                 budget_bytes >> 20,
                 self.max_budget_bytes() >> 20,
                 self.total_bytes >> 20
             )));
         }
+        Ok(())
+    }
+
+    /// Check a budget against the rule, then whether `extra` more bytes on top of what is used
+    /// now still fit it. Err: the budget itself breaks the rule (bad input).
+    pub fn fits(&self, budget_bytes: u64, extra_bytes: u64) -> Result<bool> {
+        self.check_budget(budget_bytes)?;
         Ok(self.used_bytes().saturating_add(extra_bytes) <= budget_bytes)
     }
 }
@@ -459,15 +466,27 @@ impl UnifiedMemory {
 // the sampler
 // ------------------------------------------------------------------------------------------------
 
-/// The CSV the sampler writes, one row per sample.
-pub const SAMPLE_COLUMNS: &str = "t_s,source,ram_used_MiB,ram_total_MiB,swap_used_MiB,swap_total_MiB,nvmap_MiB,iova_MiB,gpu_load_pct,gpu_MHz,emc_pct,emc_MHz,temp_max_C,power_in_mW,temps,rails";
+/// The CSV the sampler writes, one row per sample: the time (seconds since the Unix epoch, as
+/// `summary.json`'s process records), the phase it was taken in (`inference`, or
+/// `inference/<model>` with one process per model), where it came from (`tegrastats` or
+/// `procfs`), then the figures.
+pub const SAMPLE_COLUMNS: &str = "t_unix_s,phase,source,ram_used_MiB,ram_total_MiB,swap_used_MiB,swap_total_MiB,nvmap_MiB,iova_MiB,gpu_load_pct,gpu_MHz,emc_pct,emc_MHz,temp_max_C,power_in_mW,temps,rails";
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// A CSV row of a tegrastats sample at `t_s`.
-pub fn tegrastats_row(t_s: f64, s: &TegraStats) -> String {
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// A CSV row of a tegrastats sample at `t_s` in phase `label`.
+pub fn tegrastats_row(t_s: f64, label: &str, s: &TegraStats) -> String {
     let temps: Vec<String> = s.temps_c.iter().map(|(n, c)| format!("{n}={c}")).collect();
     let rails: Vec<String> = s
         .rails_mw
@@ -476,7 +495,8 @@ pub fn tegrastats_row(t_s: f64, s: &TegraStats) -> String {
         .collect();
     let tmax = s.temps_c.iter().map(|t| t.1).reduce(f64::max);
     format!(
-        "{t_s:.3},tegrastats,{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{t_s:.3},{},tegrastats,{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        csv_field(label),
         s.ram_used_mb,
         s.ram_total_mb,
         opt(s.swap_used_mb),
@@ -494,17 +514,61 @@ pub fn tegrastats_row(t_s: f64, s: &TegraStats) -> String {
     )
 }
 
-/// A CSV row of a fallback sample (procfs + sysfs) at `t_s`.
-pub fn procfs_row(t_s: f64, m: &UnifiedMemory, gpu_load: Option<f64>) -> String {
+/// A CSV row of a fallback sample (procfs + sysfs) at `t_s` in phase `label`.
+pub fn procfs_row(t_s: f64, label: &str, m: &UnifiedMemory, gpu_load: Option<f64>) -> String {
     let mib = |b: u64| b >> 20;
     format!(
-        "{t_s:.3},procfs,{},{},{},{},,,{},,,,,,,",
+        "{t_s:.3},{},procfs,{},{},{},{},,,{},,,,,,,",
+        csv_field(label),
         mib(m.used_bytes()),
         mib(m.total_bytes),
         mib(m.swap_total_bytes.saturating_sub(m.swap_free_bytes)),
         mib(m.swap_total_bytes),
         opt(gpu_load),
     )
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The `tegrastats` program to run: the first `tegrastats` in a folder of `path` (the `PATH`
+/// setting) under `root`, then in that folder of the real system; then `/usr/bin` and
+/// `/usr/sbin` under `root` (where JetPack installs it, for a `PATH` without them).
+pub fn find_tegrastats(root: &Path, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    let under = |dir: &Path| {
+        root.join(dir.strip_prefix("/").unwrap_or(dir))
+            .join("tegrastats")
+    };
+    let mut candidates = Vec::new();
+    if let Some(p) = path {
+        for dir in std::env::split_paths(p).filter(|d| d.is_absolute()) {
+            candidates.push(under(&dir));
+            candidates.push(dir.join("tegrastats"));
+        }
+    }
+    for dir in ["/usr/bin", "/usr/sbin"] {
+        candidates.push(under(Path::new(dir)));
+    }
+    candidates.into_iter().find(|c| is_executable(c))
+}
+
+fn is_executable(p: &Path) -> bool {
+    let Ok(m) = std::fs::metadata(p) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        m.is_file() && m.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        m.is_file()
+    }
 }
 
 /// What a sampling run saw.
@@ -558,22 +622,32 @@ pub struct JetsonSampler {
 }
 
 impl JetsonSampler {
-    /// Start sampling into `csv` (created; the header first). `tegrastats`: the program to run
-    /// (None, or one that cannot start: the procfs fallback).
+    /// Start sampling into `csv`, its rows labelled with the phase `label`: appended when the
+    /// file exists, else created with the header first (so the processes of one run share one
+    /// file). `tegrastats`: the program to run (None, or one that cannot start: the procfs
+    /// fallback).
     pub fn start(
         root: &Path,
         tegrastats: Option<&Path>,
         interval: Duration,
         csv: &Path,
+        label: &str,
     ) -> Result<JetsonSampler> {
         let interval = interval.max(Duration::from_millis(10));
-        let f = std::fs::File::create(csv).map_err(|e| Error::io(csv, e))?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(csv)
+            .map_err(|e| Error::io(csv, e))?;
+        let empty = f.metadata().map_err(|e| Error::io(csv, e))?.len() == 0;
         let mut out = std::io::BufWriter::new(f);
-        writeln!(out, "{SAMPLE_COLUMNS}").map_err(|e| Error::io(csv, e))?;
+        if empty {
+            writeln!(out, "{SAMPLE_COLUMNS}").map_err(|e| Error::io(csv, e))?;
+        }
         out.flush().map_err(|e| Error::io(csv, e))?;
         let stop = Arc::new(AtomicBool::new(false));
         let acc = Arc::new(Mutex::new(Acc::default()));
-        let t0 = Instant::now();
+        let label = label.to_string();
         let child = tegrastats.and_then(|p| {
             Command::new(p)
                 .arg("--interval")
@@ -593,12 +667,12 @@ impl JetsonSampler {
                 let h = std::thread::spawn(move || {
                     for line in BufReader::new(stdout).lines() {
                         let Ok(line) = line else { break };
-                        let t = t0.elapsed().as_secs_f64();
+                        let t = unix_now();
                         let mut a = acc2.lock().unwrap_or_else(|p| p.into_inner());
                         match parse_tegrastats_line(&line) {
                             Ok(s) => {
                                 a.add(s.ram_used_mb, s.gr3d_pct);
-                                if let Err(e) = writeln!(out, "{}", tegrastats_row(t, &s))
+                                if let Err(e) = writeln!(out, "{}", tegrastats_row(t, &label, &s))
                                     .and_then(|_| out.flush())
                                 {
                                     a.note(format!("{}: {e}", csv_path.display()));
@@ -616,14 +690,14 @@ impl JetsonSampler {
                 let root = root.to_path_buf();
                 let csv_path = csv.to_path_buf();
                 let h = std::thread::spawn(move || loop {
-                    let t = t0.elapsed().as_secs_f64();
+                    let t = unix_now();
                     let load = gpu_load_pct(&root);
                     {
                         let mut a = acc2.lock().unwrap_or_else(|p| p.into_inner());
                         match UnifiedMemory::read(&root) {
                             Ok(m) => {
                                 a.add(m.used_bytes() >> 20, load);
-                                if let Err(e) = writeln!(out, "{}", procfs_row(t, &m, load))
+                                if let Err(e) = writeln!(out, "{}", procfs_row(t, &label, &m, load))
                                     .and_then(|_| out.flush())
                                 {
                                     a.note(format!("{}: {e}", csv_path.display()));

@@ -2,7 +2,8 @@
 //! two-phase benchmark (`bench_demo`), `track` (`cli_track*`), checkpoint conversion, `info` and
 //! `fetch` (`convert`, `cli_weights`), `synth` and `eval` against the official evaluator
 //! (`synth_cli`, `eval_official`), `plot`, and sharded runs with `merge`, `plan` and `--devices`
-//! (`shard`). One test binary: `cargo test --test cli [MODULE]`.
+//! (`shard`), and the Jetson capture on fake machine trees (`jetson`). One test binary:
+//! `cargo test --test cli [MODULE]`.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -16,6 +17,7 @@ mod cli_track_timing;
 mod cli_weights;
 mod convert;
 mod eval_official;
+mod jetson;
 mod objects_sweep;
 mod plot;
 mod shard;
