@@ -181,16 +181,10 @@ impl Drop for TempFile {
     }
 }
 
-/// Remove `*.vfc.tmp` files in `dir`: what a setup killed while writing a cache left behind.
-/// Returns how many were removed.
+/// Remove the temp caches (`*.vfc.tmp<pid>`) in `dir` that a setup killed while writing them
+/// left behind (those of a process still running stay). Returns how many were removed.
 pub fn remove_stale_temps(dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    rd.filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".vfc.tmp"))
-        .filter(|p| std::fs::remove_file(p).is_ok())
-        .count()
+    crate::host::disk::remove_dead_temps(dir, ".vfc.tmp")
 }
 
 /// Read just the header of a cache file (to check a cache left by an earlier setup).
@@ -362,8 +356,10 @@ mod tests {
             n
         };
         assert_eq!(names(frames_dir), vec![format!("{}.s32.vfc", v.name)]);
+        // Both the old temp name and a killed process's (no pid above 4194304 runs).
         std::fs::write(frames_dir.join("old.s32.vfc.tmp"), b"partial").unwrap();
-        assert_eq!(remove_stale_temps(frames_dir), 1);
+        std::fs::write(frames_dir.join("old.s32.vfc.tmp4999999"), b"partial").unwrap();
+        assert_eq!(remove_stale_temps(frames_dir), 2);
         assert_eq!(names(frames_dir), vec![format!("{}.s32.vfc", v.name)]);
         // A truncated file is refused.
         let bytes = std::fs::read(&out).unwrap();

@@ -175,7 +175,9 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
 /// Write `rows` to `path` atomically (a temp file in the same folder, synced, then renamed). On
 /// failure (a full disk) the temp file is removed and the previous file is left as it was.
 pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
-    // a temp name of this process: two processes writing the same file never share a temp file
+    // a temp name of this process: two processes writing the same file never share a temp file;
+    // those of killed processes go
+    crate::bench::plan::remove_dead_temps_of(path);
     let tmp = path.with_extension(format!("csv.tmp{}", std::process::id()));
     let res = write_rows_to(path, &tmp, rows);
     if res.is_err() {

@@ -24,9 +24,9 @@ pub fn run(args: Args) -> Result<()> {
     if !args.quiet {
         eprintln!("\n{}", summary_text(&m.config, &m.rows));
         eprintln!(
-            "merged {} shards ({} rows): {} and {}",
-            m.shards,
-            m.rows.len(),
+            "merged {} ({}): {} and {}",
+            crate::bench::setup::plural(m.shards, "shard"),
+            crate::bench::setup::plural(m.rows.len(), "row"),
             m.csv.display(),
             m.summary.display()
         );

@@ -15,6 +15,7 @@
 //! objects-sweep CSV is drawn by [`crate::cli::plot_sweep`].
 
 use crate::bench::results::{read_rows, summarize, ModelSummary, Row};
+use crate::bench::setup::plural;
 use crate::cli::figure::{
     draw_err, emit, fmt_tick, frame, legend_entry, random_note, range, render_svg, write, Canvas,
     Mark, MarkShape, Marker, Plot, COLORS,
@@ -379,10 +380,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let summary = read_summary(&args.csv)?;
     println!(
-        "{} rows, {} ok over {} models",
-        summary.rows,
+        "{}, {} ok over {}",
+        plural(summary.rows, "row"),
         summary.rows_ok(),
-        summary.models.len()
+        plural(summary.models.len(), "model")
     );
     if summary.skipped_total() > 0 {
         let detail: Vec<String> = [
@@ -394,8 +395,8 @@ pub fn run(args: Args) -> Result<()> {
         .map(|(n, k)| format!("{n} {k}"))
         .collect();
         println!(
-            "skipped {} rows whose status is not ok ({})",
-            summary.skipped_total(),
+            "skipped {} whose status is not ok ({})",
+            plural(summary.skipped_total(), "row"),
             detail.join(", ")
         );
     }

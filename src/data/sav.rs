@@ -33,6 +33,14 @@ impl fmt::Display for DataIssue {
     }
 }
 
+/// An error's text on one line (a decoder's message may end in a line break).
+fn one_line(e: impl std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn issue(path: impl Into<PathBuf>, message: impl Into<String>) -> DataIssue {
     DataIssue {
         path: path.into(),
@@ -270,9 +278,13 @@ fn read_video(
     let (width, height) = match image::image_dimensions(&frames[0].1) {
         Ok((w, h)) => (w as usize, h as usize),
         Err(e) => {
+            // The first frame gives the video's size, so the whole video goes with it.
             issues.push(issue(
                 &frames[0].1,
-                format!("unreadable frame ({e}); video skipped"),
+                format!(
+                    "video {name}: its first frame, which gives the video's size, is unreadable ({}); video left out",
+                    one_line(e)
+                ),
             ));
             return None;
         }
@@ -285,7 +297,7 @@ fn read_video(
                     p,
                     format!("frame is {w}x{h}, the video is {width}x{height}"),
                 )),
-                Err(e) => issues.push(issue(p, format!("unreadable frame ({e})"))),
+                Err(e) => issues.push(issue(p, format!("unreadable frame ({})", one_line(e)))),
             }
         }
     }
@@ -602,6 +614,39 @@ mod tests {
             msgs[1]
                 .contains("001/00000.png: video synth_000 object 001: first annotation unusable (")
                 && msgs[1].contains("the prompt moves to a later annotation"),
+            "{msgs:?}"
+        );
+    }
+
+    /// A first frame cut short in its header: one problem line that names the video and says
+    /// why the whole video goes (it gives the size), not a message broken over two lines.
+    #[test]
+    fn a_truncated_first_frame_is_one_line_naming_the_video() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        write_split(
+            root,
+            &SynthOptions {
+                videos: 2,
+                frames: 4,
+                width: 48,
+                height: 32,
+                seed: 1,
+                objects: 1,
+            },
+        )
+        .unwrap();
+        let f = root.join("JPEGImages_24fps/synth_000/00000.jpg");
+        let bytes = std::fs::read(&f).unwrap();
+        std::fs::write(&f, &bytes[..100]).unwrap();
+        let split = Split::open(root, &SplitOptions::default()).unwrap();
+        assert_eq!(split.videos.len(), 1);
+        let msgs: Vec<String> = split.issues.iter().map(|i| i.to_string()).collect();
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert!(!msgs[0].contains('\n'), "{msgs:?}");
+        assert!(
+            msgs[0].contains("00000.jpg: video synth_000: its first frame, which gives the video's size, is unreadable (")
+                && msgs[0].ends_with("); video left out"),
             "{msgs:?}"
         );
     }

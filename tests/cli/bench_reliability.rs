@@ -353,3 +353,130 @@ fn small_input_mistakes_and_resume_reports() {
     assert_eq!(o.status.code(), Some(2));
     assert!(!w.exists(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A split of a long video (`synth_000`, `long` frames) then a short one (`synth_001`, 8
+/// frames), both 160x120 with one object.
+fn long_then_short(dir: &Path, long: usize) -> String {
+    let write = |d: &Path, frames, seed| {
+        vosbench::data::synth::write_split(
+            d,
+            &vosbench::data::synth::SynthOptions {
+                videos: 1,
+                frames,
+                width: 160,
+                height: 120,
+                seed,
+                objects: 1,
+            },
+        )
+        .unwrap();
+    };
+    write(dir, long, 0);
+    let short = dir.with_extension("short");
+    write(&short, 8, 1);
+    for sub in ["JPEGImages_24fps", "Annotations_6fps"] {
+        std::fs::rename(
+            short.join(sub).join("synth_000"),
+            dir.join(sub).join("synth_001"),
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("synth.txt"), "synth_000\nsynth_001\n").unwrap();
+    p(dir)
+}
+
+fn num(row: &[String], name: &str) -> f64 {
+    row[col(name)]
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: '{}'", row[col(name)]))
+}
+
+/// A budget crossed in the middle of the first video only: that row ends `budget_exceeded` on a
+/// frame past its prompt, the session is freed, and the next video runs (`ok`, exit 0) from the
+/// baseline memory the first one started from. On the CPU the budget is held against the process
+/// RSS, which grows along a video as its frame cache is paged in (one 256x256 RGB frame, 192 KiB,
+/// per frame); a session that were not freed would keep those pages, and the next video's
+/// baseline would be up by them. The budget is set between the short video's and the long
+/// video's peaks of a run without one.
+#[test]
+fn budget_crossed_mid_video_frees_the_session_for_the_next_video() {
+    let d = tempfile::tempdir().unwrap();
+    let s = long_then_short(&d.path().join("split"), 64);
+    let v = super::bench_demo::variant();
+    let args = |out: &Path| {
+        let mut a = set(split_args(&s, out), "--models", &format!("{v}_points"));
+        a = set(a, "--max-clip-frames", "0");
+        a
+    };
+    let clean = d.path().join("clean");
+    run_ok(&args(&clean));
+    let (_, rows) = read_csv(&clean.join("vosbench_summary.csv"));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r[col("status")] == "ok"), "{rows:?}");
+    assert_eq!(
+        (&*rows[0][col("video")], &*rows[1][col("video")]),
+        ("synth_000", "synth_001")
+    );
+    let (long_peak, short_peak) = (
+        num(&rows[0], "cpu_peak_rss_MiB"),
+        num(&rows[1], "cpu_peak_rss_MiB"),
+    );
+    let clean_step = num(&rows[1], "baseline_rss_MiB") - num(&rows[0], "baseline_rss_MiB");
+    // The long video pages in 56 more frames (10.5 MiB) than the short one.
+    assert!(
+        long_peak > short_peak + 6.0,
+        "peaks: long {long_peak}, short {short_peak}"
+    );
+    let budget_mib = (long_peak + short_peak) / 2.0;
+
+    // Phase B again, into another out-dir, with that budget in the setup's config.
+    let pre = clean.join("preprocessed");
+    let cfg_path = pre.join("inference_config.json");
+    let mut cfg = json(&cfg_path);
+    cfg["options"]["mem_budget_bytes"] = serde_json::Value::from((budget_mib * 1048576.0) as u64);
+    std::fs::write(&cfg_path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    let out = d.path().join("budget");
+    let (code, err) = run(&with(
+        args(&out),
+        &["--skip-setup", "--preprocessed-dir", &p(&pre)],
+    ));
+    assert_eq!(code, Some(0), "budget_exceeded is not a failure: {err}");
+    let (_, rows) = read_csv(&out.join("vosbench_summary.csv"));
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (long, short) = (&rows[0], &rows[1]);
+    assert_eq!(long[col("status")], "budget_exceeded", "{long:?}");
+    assert_eq!(short[col("status")], "ok", "{short:?}");
+    // "process_rss used X MiB on frame F, over the B MiB budget"
+    let e = &long[col("error")];
+    let used: f64 = e
+        .split("used ")
+        .nth(1)
+        .and_then(|t| t.split(" MiB").next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{e}"));
+    let frame: usize = e
+        .split("on frame ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{e}"));
+    let prompt: usize = long[col("prompt_frame")].parse().unwrap();
+    assert!(
+        frame > prompt + 1 && frame < 63,
+        "mid-video: frame {frame} ({e})"
+    );
+    let base_long = num(long, "baseline_rss_MiB");
+    let grown = used - base_long;
+    let step = num(short, "baseline_rss_MiB") - base_long;
+    eprintln!(
+        "budget {budget_mib:.1} MiB; long video from {base_long:.1} MiB crossed it on frame \
+         {frame} at {used:.1} (+{grown:.1}); next video's baseline {step:+.1} MiB (clean run \
+         {clean_step:+.1})"
+    );
+    assert!(grown > 3.0, "{e}");
+    assert!(
+        step <= clean_step.max(0.0) + grown / 4.0,
+        "the next video starts {step:.1} MiB above the one that crossed the budget (a clean run: \
+         {clean_step:+.1}); the crossing video grew {grown:.1} MiB before it stopped"
+    );
+}

@@ -258,3 +258,29 @@ fn means_csv_quotes_odd_model_names() {
     assert_eq!(&rec[0], odd);
     assert_eq!(&rec[2], "10.0000");
 }
+
+/// `--out FILE.svg` / `FILE.png` draws the first figure into that file, also when the file
+/// exists already (it was once taken for a folder to create: "File exists") and when its folder
+/// does not exist yet.
+#[test]
+fn out_file_is_written_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("vosbench_summary.csv");
+    write_rows(&csv, &rows()).unwrap();
+    for name in ["fig.svg", "new/fig.png"] {
+        let out = dir.path().join(name);
+        for pass in 0..2 {
+            run(Args {
+                csv: csv.clone(),
+                out: Some(out.clone()),
+            })
+            .unwrap_or_else(|e| panic!("{name}, run {pass}: {e}"));
+            let bytes = std::fs::read(&out).unwrap();
+            if name.ends_with(".svg") {
+                assert!(String::from_utf8_lossy(&bytes).contains("<svg"), "{name}");
+            } else {
+                assert_eq!(&bytes[1..4], b"PNG", "{name}");
+            }
+        }
+    }
+}

@@ -24,7 +24,7 @@ run() { # run the command, keep rc and stderr
   "$BIN" "$@" 2>"$W/err"; rc=$?
   echo "  rc $rc: $(tail -n1 "$W/err")"
 }
-no_tmp() { [ -z "$(find "$@" -name '*.tmp' 2>/dev/null)" ]; }
+no_tmp() { [ -z "$(find "$@" -name '*.tmp' -o -name '*.tmp[0-9]*' 2>/dev/null)" ]; }  # name.tmp<pid>
 one_line() { [ "$(grep -c . "$W/err")" -eq 1 ]; }
 
 echo "setup: a good run on the normal disk"
@@ -54,7 +54,7 @@ mnt 200m "$W/pre"
 "$BIN" "${ARGS[@]}" --imgsz $IMG --skip-inference --out-dir "$W/o3" --preprocessed-dir "$W/pre/p" || exit 1
 cp "$W/pre/p/metadata.json" "$W/meta.json"; cp "$W/pre/p/inference_config.json" "$W/cfg.json"
 ( for _ in $(seq 1 2000); do
-    if ls "$W/pre/p/frames/"*.s512.vfc.tmp >/dev/null 2>&1; then fill "$W/pre"; break; fi
+    if ls "$W/pre/p/frames/"*.s512.vfc.tmp* >/dev/null 2>&1; then fill "$W/pre"; break; fi
     sleep 0.005
   done ) &
 F=$!

@@ -3,13 +3,18 @@
 #
 # A clean run first; then the same command run again and again into another out-dir while
 # processes are killed with SIGKILL at random moments: the setup phase twice, the inference
-# process 20 times, then the launcher once (its inference process is left to finish); after each kill the
+# process 20 times, then the launcher once (its inference process notices and stops itself, see
+# bench::launch::exit_with_parent); after each kill the
 # command is simply run again. At the end the soak's CSV must hold every key exactly once, every
 # row that was finished before a kill must be byte-identical in the final CSV, J&F must equal
 # the clean run's for every key, and no temp file may remain.
 #
+# The launcher runs each phase as a child process (VOSBENCH_PHASE=setup / inference in its
+# environment); "the setup process" and "the inference process" below are those children.
+#
 # Usage: bash tests/faults/kill_soak.sh [WORKDIR]
-#        (VOSBENCH=path/to/vosbench, SEED=n, KILL_MAX_MS=latest inference kill, default 15000)
+#        (VOSBENCH=path/to/vosbench, SEED=n, KILL_MAX_MS=latest inference kill, default 15000,
+#         VIDEOS=demo videos, default 6: 4 rows each)
 set -u
 BIN=${VOSBENCH:-target/debug/vosbench}
 W=${1:-$(mktemp -d /tmp/vosbench_soak.XXXXXX)}
@@ -17,7 +22,7 @@ SEED=${SEED:-1}
 RANDOM=$SEED
 V=$(pwd)/tests/models/edgetam_test.json
 ARGS=(bench --demo --random-weights --device cpu --models "${V}_points,${V}_bbox" --imgsz 256
-      --demo-videos 6 --demo-frames 12 --demo-size 160x120 --warmup-frames 2 --quiet)
+      --demo-videos "${VIDEOS:-6}" --demo-frames 12 --demo-size 160x120 --warmup-frames 2 --quiet)
 mkdir -p "$W"
 log() { echo "[$(date +%T)] $*"; }
 
@@ -31,8 +36,13 @@ kills=0; setup_kills=0; launcher_kills=0; infer_kills=0; runs=0
 
 snapshot() { [ -f "$CSV" ] && cp "$CSV" "$SNAP/$(printf %03d "$kills").csv"; }
 
-# The inference child of launcher $1 (empty while the launcher is still in setup).
-child_of() { pgrep -P "$1" | head -n1; }
+# The child of launcher $1 that runs phase $2 (setup or inference); empty if none runs now.
+child_of() {
+  local c
+  for c in $(pgrep -P "$1"); do
+    { tr '\0' '\n' < "/proc/$c/environ"; } 2>/dev/null | grep -qx "VOSBENCH_PHASE=$2" && { echo "$c"; return; }
+  done
+}
 
 sleep_ms() { sleep "$(awk -v m="$1" 'BEGIN{printf "%.3f", m/1000}')"; }
 
@@ -41,28 +51,32 @@ while :; do
   "$BIN" "${ARGS[@]}" --out-dir "$OUT" 2>>"$W/soak.stderr" &
   L=$!
   if [ "$setup_kills" -lt 2 ]; then
-    # During setup: after 0.3 to 2.3 s, before the inference child starts.
+    # The setup process, 0.3 to 2.3 s after it started.
+    S=""
+    while kill -0 "$L" 2>/dev/null; do
+      S=$(child_of "$L" setup); [ -n "$S" ] && break; sleep 0.02
+    done
     sleep_ms $((300 + RANDOM % 2000))
-    if [ -z "$(child_of "$L")" ] && kill -0 "$L" 2>/dev/null; then
-      kill -9 "$L"; wait "$L" 2>/dev/null
+    if [ -n "$S" ] && kill -9 "$S" 2>/dev/null; then
+      wait "$L"; rc=$?
       setup_kills=$((setup_kills + 1)); kills=$((kills + 1)); snapshot
-      log "kill $kills: setup process $L"
+      log "kill $kills: setup process $S (launcher rc $rc)"
       continue
     fi
   fi
   # Wait for the inference child.
   C=""
   while kill -0 "$L" 2>/dev/null; do
-    C=$(child_of "$L"); [ -n "$C" ] && break; sleep 0.05
+    C=$(child_of "$L" inference); [ -n "$C" ] && break; sleep 0.02
   done
   if [ -z "$C" ]; then wait "$L"; rc=$?; log "run $runs ended (rc $rc) without an inference phase"; break; fi
-  # The launcher last: its inference process is left to finish the CSV on its own.
+  # The launcher last: its inference process stops itself within 50 ms (exit_with_parent).
   if [ "$launcher_kills" -lt 1 ] && [ "$infer_kills" -ge 20 ]; then
     sleep_ms $((200 + RANDOM % 1500))
     if kill -0 "$L" 2>/dev/null; then
       kill -9 "$L"; wait "$L" 2>/dev/null
       launcher_kills=$((launcher_kills + 1)); kills=$((kills + 1))
-      log "kill $kills: launcher $L (inference $C left running)"
+      log "kill $kills: launcher $L (its inference process $C stops on its own)"
       while kill -0 "$C" 2>/dev/null; do sleep 0.1; done
       snapshot
       continue
@@ -74,9 +88,9 @@ while :; do
     # before a kill.
     sleep_ms $(( (RANDOM * 32768 + RANDOM) % ${KILL_MAX_MS:-15000} ))
     if kill -0 "$C" 2>/dev/null; then
-      kill -9 "$C"; wait "$L" 2>/dev/null
+      kill -9 "$C"; wait "$L"; rc=$?
       infer_kills=$((infer_kills + 1)); kills=$((kills + 1)); snapshot
-      log "kill $kills: inference process $C (launcher rc: killed child reported)"
+      log "kill $kills: inference process $C (launcher rc $rc)"
       continue
     fi
   fi
@@ -91,7 +105,7 @@ done
 log "kills: setup $setup_kills, launcher $launcher_kills, inference $infer_kills; runs $runs"
 
 python3 - "$W/clean/vosbench_summary.csv" "$CSV" "$SNAP" "$OUT" <<'PY'
-import csv, glob, os, sys
+import csv, glob, os, re, sys
 clean, final, snaps, out = sys.argv[1:5]
 def rows(p):
     with open(p, newline="") as f:
@@ -120,7 +134,8 @@ check(True, f"{kept} rows finished before a kill, all byte-identical in the fina
 cj = {key(r): r["JandF"] for r in c}
 same = sum(cj[key(r)] == r["JandF"] for r in s)
 check(same == len(s), f"J&F equal to the clean run's for {same} of {len(s)} rows")
-tmp = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs if f.endswith(".tmp")]
+# temp names end in .tmp and the writer's pid (vosbench_summary.csv.tmp1234)
+tmp = [os.path.join(d, f) for d, _, fs in os.walk(out) for f in fs if re.search(r"\.tmp\d*$", f)]
 check(not tmp, f"no temp files left ({tmp})")
 sys.exit(0 if ok else 1)
 PY
