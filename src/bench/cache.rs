@@ -44,12 +44,27 @@ pub struct CacheHeader {
 }
 
 impl CacheHeader {
+    /// Bytes of one frame. Only meaningful for a header [`CacheHeader::checked_file_bytes`]
+    /// accepts (every decoded header is one); saturates instead of overflowing otherwise.
     pub fn frame_bytes(&self) -> usize {
-        self.side * self.side * 3
+        self.side.saturating_mul(self.side).saturating_mul(3)
     }
 
+    /// Bytes of the whole file (saturating; see [`CacheHeader::checked_file_bytes`]).
     pub fn file_bytes(&self) -> u64 {
-        HEADER_LEN as u64 + self.frames as u64 * self.frame_bytes() as u64
+        self.checked_file_bytes().unwrap_or(u64::MAX)
+    }
+
+    /// Bytes of the whole file, `None` when the sizes overflow (a corrupt header: the fields
+    /// are u32 each, so `frames * side * side * 3` can exceed u64).
+    pub fn checked_file_bytes(&self) -> Option<u64> {
+        let frame = (self.side as u64)
+            .checked_mul(self.side as u64)?
+            .checked_mul(3)?;
+        usize::try_from(frame).ok()?;
+        (self.frames as u64)
+            .checked_mul(frame)?
+            .checked_add(HEADER_LEN as u64)
     }
 
     fn encode(&self) -> Result<[u8; HEADER_LEN]> {
@@ -90,11 +105,15 @@ impl CacheHeader {
         if h.frames == 0 || h.side == 0 || h.orig_width == 0 || h.orig_height == 0 {
             return Err(bad("empty video or zero size in header"));
         }
-        if b.len() as u64 != h.file_bytes() {
+        // Checked arithmetic: a corrupt header whose sizes overflow must not wrap around to
+        // the file's real length (frames would then be read past the end of the map).
+        let want = h
+            .checked_file_bytes()
+            .ok_or_else(|| bad("frame count and size overflow (corrupt header)"))?;
+        if b.len() as u64 != want {
             return Err(bad(&format!(
-                "{} bytes, the header says {} (truncated or stale file)",
-                b.len(),
-                h.file_bytes()
+                "{} bytes, the header says {want} (truncated or stale file)",
+                b.len()
             )));
         }
         Ok(h)

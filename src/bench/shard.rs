@@ -40,10 +40,13 @@ impl WorkUnit {
 }
 
 /// The clip end of an object (as phase B tracks it): `max_clip_frames` after the prompt frame,
-/// at most the video's end (0 = the video's end).
+/// at most the video's end (0 = the video's end). Saturating: both numbers come from files
+/// (metadata.json, inference_config.json) and their sum must not overflow.
 pub fn clip_end(video_frames: usize, prompt_frame: usize, max_clip_frames: usize) -> usize {
     if max_clip_frames > 0 {
-        (prompt_frame + max_clip_frames).min(video_frames)
+        prompt_frame
+            .saturating_add(max_clip_frames)
+            .min(video_frames)
     } else {
         video_frames
     }

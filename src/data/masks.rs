@@ -146,12 +146,26 @@ pub fn png_size(path: &Path) -> Result<(usize, usize)> {
 /// Read a mask PNG as raw values (see the module doc for the rules).
 pub fn read_label_png(path: &Path) -> Result<LabelMap> {
     let f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = f.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut dec = png::Decoder::new(BufReader::new(f));
     dec.set_transformations(png::Transformations::IDENTITY);
     let mut reader = dec.read_info().map_err(|e| png_err(path, e))?;
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| png_err(path, "image too large"))?;
+    // The header's dimensions are only a claim: the pixels have to come out of the file's
+    // zlib stream, and deflate expands at most ~1032:1. Refuse a size the file cannot hold
+    // before allocating for it (a 60-byte PNG may declare 65535 x 65535 pixels).
+    if size as u64 > max_inflated_bytes(file_len) {
+        return Err(png_err(
+            path,
+            format!(
+                "the header declares {}x{} pixels, more than a {file_len}-byte file can hold",
+                reader.info().width,
+                reader.info().height
+            ),
+        ));
+    }
     let mut buf = vec![0u8; size];
     let out = reader.next_frame(&mut buf).map_err(|e| png_err(path, e))?;
     let (w, h) = (out.width as usize, out.height as usize);
@@ -196,6 +210,12 @@ pub fn read_label_png(path: &Path) -> Result<LabelMap> {
         height: h,
         labels,
     })
+}
+
+/// The most bytes a zlib stream within `compressed` bytes can inflate to: deflate's best
+/// ratio is 1032:1 (a 258-byte match in under 2 bits), plus slack for tiny files.
+pub fn max_inflated_bytes(compressed: u64) -> u64 {
+    compressed.saturating_mul(1032).saturating_add(1 << 16)
 }
 
 /// Read a binary mask PNG (`> 0` is foreground).

@@ -139,22 +139,283 @@ fn torch_msg(e: &str) -> String {
 
 /// Read a `torch.save` zip: the state dict under "model" (the original SAM 2 / EdgeTAM layout), or
 /// the top-level dict when it holds the tensors itself.
+///
+/// candle's reader trusts the file: a pickle string length or a tensor shape is allocated
+/// before it is read. So the archive is checked first ([`check_torch_pickles`],
+/// [`check_torch_storages`]): every allocation that follows is bounded by the file's size.
 pub fn read_torch(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    check_torch_pickles(path)?;
     let with_key = guarded(path, || {
         candle_core::pickle::read_pth_tensor_info(path, false, Some("model"))
     });
     let key = match with_key {
-        Ok(infos) if !infos.is_empty() => Some("model"),
+        Ok(infos) if !infos.is_empty() => {
+            check_torch_storages(path, &infos)?;
+            Some("model")
+        }
         Ok(_) => None,
         Err(e) if e.to_string().contains("key model not found") => None,
         Err(e) => return Err(e),
     };
+    if key.is_none() {
+        let infos = guarded(path, || {
+            candle_core::pickle::read_pth_tensor_info(path, false, None)
+        })?;
+        check_torch_storages(path, &infos)?;
+    }
     let mut tensors = guarded(path, || candle_core::pickle::read_all_with_key(path, key))?;
     if tensors.is_empty() {
         return Err(bad(path, "the PyTorch file holds no tensors (expected a state dict, under \"model\" or at top level)"));
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(tensors)
+}
+
+fn open_zip(path: &Path) -> Result<(zip::ZipArchive<std::io::BufReader<std::fs::File>>, u64)> {
+    let f = open(path)?;
+    let len = f.metadata().map_err(|e| Error::io(path, e))?.len();
+    let z = zip::ZipArchive::new(std::io::BufReader::new(f))
+        .map_err(|e| bad(path, torch_msg(&e.to_string())))?;
+    Ok((z, len))
+}
+
+/// Walk every `data.pkl` of a torch zip the way candle's pickle reader will, refusing what
+/// would make it allocate more than the file can justify: a string length past the end of the
+/// pickle, or memo copies (`BINGET` clones the object) that grow the object tree beyond a
+/// bound linear in the pickle's size (a few bytes of pickle can otherwise double it again and
+/// again).
+pub fn check_torch_pickles(path: &Path) -> Result<()> {
+    let (mut z, file_len) = open_zip(path)?;
+    for i in 0..z.len() {
+        let mut entry = z
+            .by_index(i)
+            .map_err(|e| bad(path, torch_msg(&e.to_string())))?;
+        if !entry.name().is_ok_and(|n| n.ends_with("data.pkl")) {
+            continue;
+        }
+        let limit = entry
+            .size()
+            .min(crate::data::masks::max_inflated_bytes(file_len));
+        let mut data = Vec::new();
+        (&mut entry)
+            .take(limit)
+            .read_to_end(&mut data)
+            .map_err(|e| bad(path, format!("cannot read the pickle: {e}")))?;
+        scan_pickle(&data).map_err(|m| bad(path, format!("malformed PyTorch pickle data: {m}")))?;
+    }
+    Ok(())
+}
+
+/// The pickle walk of [`check_torch_pickles`]: the opcodes candle reads, with each stack item
+/// replaced by a weight (objects plus string bytes it holds), and the running total of what
+/// candle allocates. Stops at STOP or an opcode candle does not know (candle fails there
+/// itself).
+pub fn scan_pickle(data: &[u8]) -> std::result::Result<(), String> {
+    // candle's objects are tens of bytes each; valid checkpoints stay far below this
+    let budget = (data.len() as u64)
+        .saturating_mul(16)
+        .saturating_add(1 << 16);
+    const MARK: u64 = u64::MAX;
+    let mut stack: Vec<u64> = Vec::new();
+    let mut memo: HashMap<u32, u64> = HashMap::new();
+    let mut total: u64 = 0;
+    let mut pos = 0usize;
+    let take = |pos: &mut usize, n: usize| -> std::result::Result<&[u8], String> {
+        let end = pos
+            .checked_add(n)
+            .filter(|&e| e <= data.len())
+            .ok_or_else(|| format!("an argument of {n} bytes at offset {pos} runs past the end"))?;
+        let s = &data[*pos..end];
+        *pos = end;
+        Ok(s)
+    };
+    let pop = |stack: &mut Vec<u64>| -> std::result::Result<u64, String> {
+        match stack.pop() {
+            Some(MARK) | None => Err("stack underflow".into()),
+            Some(w) => Ok(w),
+        }
+    };
+    let pop_mark = |stack: &mut Vec<u64>| -> std::result::Result<u64, String> {
+        let mut sum = 0u64;
+        loop {
+            match stack.pop() {
+                None => return Err("no mark on the stack".into()),
+                Some(MARK) => return Ok(sum),
+                Some(w) => sum = sum.saturating_add(w),
+            }
+        }
+    };
+    while pos < data.len() {
+        let op = data[pos];
+        pos += 1;
+        // the weight pushed by this opcode, if any
+        let pushed: Option<u64> = match op {
+            0x80 => {
+                take(&mut pos, 1)?;
+                None
+            }
+            b'c' => {
+                for _ in 0..2 {
+                    let rest = &data[pos..];
+                    let n = rest
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(rest.len(), |i| i + 1);
+                    take(&mut pos, n)?;
+                }
+                Some(1)
+            }
+            b'K' | b'h' | b'q' => {
+                let a = take(&mut pos, 1)?[0] as u32;
+                match op {
+                    b'K' => Some(1),
+                    b'h' => Some(*memo.get(&a).ok_or("memo get of an unset slot")?),
+                    _ => {
+                        let w = *stack
+                            .last()
+                            .filter(|&&w| w != MARK)
+                            .ok_or("memo put of an empty stack")?;
+                        memo.insert(a, w);
+                        total = total.saturating_add(w);
+                        None
+                    }
+                }
+            }
+            b'M' => {
+                take(&mut pos, 2)?;
+                Some(1)
+            }
+            b'J' | b'j' | b'r' => {
+                let b = take(&mut pos, 4)?;
+                let a = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                match op {
+                    b'J' => Some(1),
+                    b'j' => Some(*memo.get(&a).ok_or("memo get of an unset slot")?),
+                    _ => {
+                        let w = *stack
+                            .last()
+                            .filter(|&&w| w != MARK)
+                            .ok_or("memo put of an empty stack")?;
+                        memo.insert(a, w);
+                        total = total.saturating_add(w);
+                        None
+                    }
+                }
+            }
+            b'G' => {
+                take(&mut pos, 8)?;
+                Some(1)
+            }
+            b'X' => {
+                let b = take(&mut pos, 4)?;
+                let n = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                take(&mut pos, n)?;
+                Some(1 + n as u64)
+            }
+            0x8a => {
+                let n = take(&mut pos, 1)?[0] as usize;
+                take(&mut pos, n)?;
+                Some(1)
+            }
+            b'Q' => Some(pop(&mut stack)?.saturating_add(1)),
+            b't' => Some(pop_mark(&mut stack)?.saturating_add(1)),
+            0x85..=0x87 => {
+                let mut w = 1u64;
+                for _ in 0..(op - 0x84) {
+                    w = w.saturating_add(pop(&mut stack)?);
+                }
+                Some(w)
+            }
+            b'R' | b'b' | 0x81 => {
+                let a = pop(&mut stack)?;
+                let b = pop(&mut stack)?;
+                Some(a.saturating_add(b).saturating_add(1))
+            }
+            b'a' | b's' | b'e' | b'u' => {
+                let added = match op {
+                    b'a' => pop(&mut stack)?,
+                    b's' => pop(&mut stack)?.saturating_add(pop(&mut stack)?),
+                    _ => pop_mark(&mut stack)?,
+                };
+                let top = stack
+                    .last_mut()
+                    .filter(|w| **w != MARK)
+                    .ok_or("append to an empty stack")?;
+                *top = top.saturating_add(added);
+                None
+            }
+            0x88 | 0x89 | b'N' | b'}' | b'd' | b')' | b']' => Some(1),
+            b'(' => {
+                stack.push(MARK);
+                None
+            }
+            b'.' => return Ok(()),
+            _ => return Ok(()),
+        };
+        if let Some(w) = pushed {
+            stack.push(w);
+            // what candle allocates anew: a copy for a memo get, else the new object itself (a
+            // container takes its items over, they were counted when pushed)
+            let new = match op {
+                b'h' | b'j' => w,
+                b'X' => w,
+                _ => 1,
+            };
+            total = total.saturating_add(new);
+        }
+        if total > budget {
+            return Err(format!(
+                "its objects grow past {budget} units for {} bytes of pickle",
+                data.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Check that the bytes each tensor reads lie inside its storage entry, and that the entry is
+/// no larger than the file can hold, before candle allocates the tensor from its shape.
+pub fn check_torch_storages(path: &Path, infos: &[candle_core::pickle::TensorInfo]) -> Result<()> {
+    let (mut z, file_len) = open_zip(path)?;
+    for ti in infos {
+        let need = ti
+            .layout
+            .start_offset()
+            .checked_add(
+                ti.layout
+                    .shape()
+                    .dims()
+                    .iter()
+                    .try_fold(1usize, |a, &d| a.checked_mul(d))
+                    .unwrap_or(usize::MAX),
+            )
+            .and_then(|n| n.checked_mul(ti.dtype.size_in_bytes()));
+        let entry = z.by_name(&ti.path).map_err(|e| {
+            bad(
+                path,
+                format!("tensor {}: storage {}: {e}", ti.name, ti.path),
+            )
+        })?;
+        let have = entry
+            .size()
+            .min(crate::data::masks::max_inflated_bytes(
+                entry.compressed_size(),
+            ))
+            .min(crate::data::masks::max_inflated_bytes(file_len));
+        if need.is_none_or(|n| n as u64 > have) {
+            return Err(bad(
+                path,
+                format!(
+                    "tensor {} of shape {:?} needs more bytes than its storage {} holds ({})",
+                    ti.name,
+                    ti.layout.shape().dims(),
+                    ti.path,
+                    entry.size()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Read every tensor of a safetensors file, with its header metadata.
