@@ -250,7 +250,7 @@ fn cuda_pool_accounting_tracks_tensors() {
     use vosbench::cuda::memory::Accounting;
     let dev = Device::new_cuda(0).unwrap();
     let mem = DeviceMemory::for_device(&dev).expect("CUDA device has memory accounting");
-    let r = probe(&dev).unwrap();
+    let r = probe(&dev, &vosbench::host::HostRoot::system()).unwrap();
     eprintln!("{}", vosbench::cli::probe::render(&r));
     assert_eq!(r.kind, "cuda");
     assert!(r.total_bytes.unwrap() > r.free_bytes.unwrap());
