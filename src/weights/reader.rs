@@ -265,11 +265,18 @@ pub fn scan_pickle(data: &[u8]) -> std::result::Result<(), String> {
                 }
                 Some(1)
             }
-            b'K' | b'h' | b'q' => {
-                let a = take(&mut pos, 1)?[0] as u32;
+            // BININT1/BININT (K, J), memo get (h, j) and memo put (q, r): a 1-byte
+            // argument for K, h, q and a 4-byte one for J, j, r
+            b'K' | b'h' | b'q' | b'J' | b'j' | b'r' => {
+                let a = if matches!(op, b'K' | b'h' | b'q') {
+                    take(&mut pos, 1)?[0] as u32
+                } else {
+                    let b = take(&mut pos, 4)?;
+                    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                };
                 match op {
-                    b'K' => Some(1),
-                    b'h' => Some(*memo.get(&a).ok_or("memo get of an unset slot")?),
+                    b'K' | b'J' => Some(1),
+                    b'h' | b'j' => Some(*memo.get(&a).ok_or("memo get of an unset slot")?),
                     _ => {
                         let w = *stack
                             .last()
@@ -284,23 +291,6 @@ pub fn scan_pickle(data: &[u8]) -> std::result::Result<(), String> {
             b'M' => {
                 take(&mut pos, 2)?;
                 Some(1)
-            }
-            b'J' | b'j' | b'r' => {
-                let b = take(&mut pos, 4)?;
-                let a = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                match op {
-                    b'J' => Some(1),
-                    b'j' => Some(*memo.get(&a).ok_or("memo get of an unset slot")?),
-                    _ => {
-                        let w = *stack
-                            .last()
-                            .filter(|&&w| w != MARK)
-                            .ok_or("memo put of an empty stack")?;
-                        memo.insert(a, w);
-                        total = total.saturating_add(w);
-                        None
-                    }
-                }
             }
             b'G' => {
                 take(&mut pos, 8)?;
