@@ -888,10 +888,57 @@ fn depthwise(c: &mut Criterion) {
     g.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Attention kernel
+
+/// `sdpa`: `nn::attention::sdpa` alone (fused kernel on CUDA where it covers the inputs, the
+/// unfused path elsewhere) at the shapes of a 1024 input: memory attention's cross-attention with
+/// a full bank and its self-attention (head dim 256), Hiera-T and Hiera-B+ global attention, in
+/// f32 and bf16. FLOPs: `4 * B*H * Nq * Nk * D` (`QK^T` and `AV`). On CPU the query count is a
+/// quarter (the unfused path at full size takes seconds per call); the case name gives the shape.
+fn sdpa_kernel(c: &mut Criterion) {
+    let mut g = group(c, "sdpa");
+    const SHAPES: [(&str, [usize; 4]); 4] = [
+        ("memory_cross", [1, 4096, 28736, 256]),
+        ("memory_self", [1, 4096, 4096, 256]),
+        ("hiera_t_global", [4, 4096, 4096, 96]),
+        ("hiera_bplus_global", [8, 4096, 4096, 56]),
+    ];
+    for dev in devices() {
+        for (name, [bh, nq, nk, d]) in SHAPES {
+            let nq = if dev.is_cuda() { nq } else { nq / 4 };
+            for dtype in [DType::F32, DType::BF16] {
+                let id = format!(
+                    "{}/{name}/{}x{nq}x{nk}x{d}/{}",
+                    dev_name(&dev),
+                    bh,
+                    if dtype == DType::F32 { "f32" } else { "bf16" }
+                );
+                let flops = 4 * (bh * nq) as u64 * nk as u64 * d as u64;
+                let dev2 = dev.clone();
+                bench_case(
+                    &mut g,
+                    &dev,
+                    id,
+                    flops,
+                    move || {
+                        let t = |n: usize| -> anyhow::Result<Tensor> {
+                            Ok(Tensor::randn(0f32, 1f32, (1, bh, n, d), &dev2)?.to_dtype(dtype)?)
+                        };
+                        Ok((t(nq)?, t(nk)?, t(nk)?))
+                    },
+                    |(q, k, v)| vosbench::nn::attention::sdpa(q, k, v, Some(1024), true),
+                );
+            }
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = criterion_config();
     targets = hiera_blocks, fpn_neck, prompt_encoder, mask_decoder, memory_encoder,
-        memory_attention, repvit_blocks, perceiver, conv_ops, depthwise
+        memory_attention, repvit_blocks, perceiver, conv_ops, depthwise, sdpa_kernel
 }
 criterion_main!(benches);

@@ -4,8 +4,9 @@
 //! Memory attention of SAM 2.1 attends 4096 queries to about 28,700 memory tokens; the unfused
 //! path (`nn::attention::sdpa_unfused`, and on other devices) writes the score matrix in query
 //! chunks and runs a softmax over it. This op never materialises scores: one block walks all keys for
-//! 64 queries with a running maximum and sum, the products on tensor cores, and when there are
-//! few query blocks it splits the keys over more blocks and merges their partial results.
+//! 64 queries with a running maximum and sum, the products on tensor cores, and when the query
+//! blocks alone leave the GPU part-empty it splits the keys over more blocks, as many as fill
+//! one wave ([`key_splits`]), and merges their partial results.
 //!
 //! Precision per input type:
 //! - bf16 / f16: products in the input type with f32 accumulation; probabilities rounded to the
@@ -139,8 +140,34 @@ struct Geometry {
     bn: usize,
     pad_qk: usize,
     pad_v: usize,
-    pad_p: usize,
+    /// padding of the shared probability tile; `None` where the probabilities stay in
+    /// registers (`flash_body16`)
+    pad_p: Option<usize>,
     elem: usize,
+}
+
+impl Geometry {
+    /// Dynamic shared memory of one block at padded head dim `dp`: the query tile, one key and
+    /// one value tile, and (f32 kernels) each warp's 16-row probability tile.
+    fn shared_bytes(&self, dp: usize) -> usize {
+        let p_tile = self.pad_p.map_or(0, |pad| 4 * 16 * (self.bn + pad));
+        self.elem
+            * (BM * (dp + self.pad_qk)
+                + self.bn * (dp + self.pad_qk)
+                + self.bn * (dp + self.pad_v)
+                + p_tile)
+    }
+}
+
+/// How many parts the keys are split into so that all blocks of the launch fill the GPU in
+/// one wave: `capacity` blocks run at once (multiprocessors x resident blocks each). With
+/// `tiles` query tiles (all heads) already filling a wave, no split; otherwise as many splits as
+/// fit in the wave beside the others, each keeping at least four key tiles of `bn` keys. A
+/// partial second wave would cost a whole wave's time for a fraction of the work.
+pub fn key_splits(tiles: usize, nk: usize, bn: usize, capacity: usize) -> usize {
+    let fit = (capacity / tiles.max(1)).max(1);
+    let max_splits = nk.div_ceil(4 * bn).max(1);
+    fit.min(max_splits)
 }
 
 impl FlashAttn {
@@ -151,7 +178,7 @@ impl FlashAttn {
             bn: 64,
             pad_qk: 8,
             pad_v: 8,
-            pad_p: 8,
+            pad_p: None,
             elem: 2,
         };
         let single = |prefix| Geometry {
@@ -160,7 +187,7 @@ impl FlashAttn {
             bn: 32,
             pad_qk: 4,
             pad_v: 8,
-            pad_p: 4,
+            pad_p: Some(4),
             elem: 4,
         };
         Ok(match dtype {
@@ -202,25 +229,20 @@ impl FlashAttn {
         let vs = v.as_cuda_slice::<T>()?.slice(vl.start_offset()..);
 
         let dp = padded(d);
-        let smem = geo.elem
-            * (BM * (dp + geo.pad_qk)
-                + geo.bn * (dp + geo.pad_qk)
-                + geo.bn * (dp + geo.pad_v)
-                + 4 * 16 * (geo.bn + geo.pad_p));
+        let smem = geo.shared_bytes(dp);
         let func = function(&dev, &format!("{}_d{d}", geo.prefix), smem)?;
         let stream = dev.cuda_stream();
 
-        // Enough blocks for every multiprocessor twice over: split the keys when the query tiles
-        // alone are too few, keeping at least four key tiles per split.
-        let q_tiles = nq.div_ceil(BM);
         let sms = dev
             .cuda_stream()
             .context()
             .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .w()? as usize;
-        let want = (2 * sms).div_ceil(q_tiles * bh).max(1);
-        let max_splits = nk.div_ceil(4 * geo.bn).max(1);
-        let splits = want.min(max_splits);
+        let per_sm = func
+            .occupancy_max_active_blocks_per_multiprocessor(THREADS, smem, None)
+            .w()? as usize;
+        let splits = key_splits(nq.div_ceil(BM) * bh, nk, geo.bn, sms * per_sm.max(1));
+        let q_tiles = nq.div_ceil(BM);
         let keys_per_split = nk.div_ceil(splits).div_ceil(geo.bn) * geo.bn;
         let splits = nk.div_ceil(keys_per_split);
 
@@ -311,5 +333,24 @@ impl CustomOp3 for FlashAttn {
             DType::BF16 => self.launch::<half::bf16>(q, ql, k, kl, v, vl),
             d => candle_core::bail!("flash attention: unsupported dtype {d:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_splits;
+
+    #[test]
+    fn key_splits_fill_one_wave() {
+        // SAM 2.1 memory attention on an H200 at head dim 256: 64 query tiles, 132 SMs x 2 blocks
+        assert_eq!(key_splits(64, 28736, 64, 264), 4);
+        // query tiles alone fill a wave (windowed attention): no split
+        assert_eq!(key_splits(600, 4096, 64, 264), 1);
+        assert_eq!(key_splits(264, 4096, 64, 264), 1);
+        // few keys: at least four key tiles per split
+        assert_eq!(key_splits(1, 300, 64, 264), 2);
+        assert_eq!(key_splits(1, 1, 64, 264), 1);
+        // degenerate inputs do not divide by zero
+        assert_eq!(key_splits(0, 100, 64, 0), 1);
     }
 }

@@ -5,7 +5,9 @@
 // q: [BH, Nq, D], k and v: [BH, Nk, D], contiguous; out: [BH, Nq, D] in the input type.
 // One block holds BM = 64 query rows (4 warps x 16 rows) and walks the keys in tiles of BN,
 // keeping a running row maximum and row sum (online softmax, base 2), so no score matrix is
-// ever written to memory. Products run on tensor cores through mma.sync:
+// ever written to memory (bf16/f16: `flash_body16`, asynchronous copies, ldmatrix, probabilities
+// kept in registers; f32: `flash_body`, through registers and a shared probability tile).
+// Products run on tensor cores through mma.sync:
 //   bf16 / f16: m16n8k16, f32 accumulation, probabilities rounded to the input type before P.V
 //               (as the unfused path and PyTorch's kernels do);
 //   f32 TF32:   m16n8k8 on TF32-rounded inputs (the user asked for TF32);
@@ -56,7 +58,37 @@ __device__ __forceinline__ void mma_f16(float (&c)[4], const uint32_t (&a)[4], c
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+
+// 16-byte global -> shared copy that bypasses registers; `valid == false` writes 16 zero bytes
+// (src-size 0 reads nothing).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+    const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::); }
+// Wait until at most N of this thread's committed copy groups are still in flight.
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N)); }
+
+// Four 8x8 16-bit matrices from shared memory; lanes 8i..8i+7 give the row addresses of matrix i.
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+    const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+// The same, each matrix transposed on the way into registers.
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+    const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
 #else
+__device__ __forceinline__ void cp_async16(void*, const void*, bool) { __trap(); }
+__device__ __forceinline__ void cp_async_commit() { __trap(); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { __trap(); }
+__device__ __forceinline__ void ldsm_x4(uint32_t (&)[4], const void*) { __trap(); }
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&)[4], const void*) { __trap(); }
 __device__ __forceinline__ uint32_t to_tf32(float x) { __trap(); return 0; }
 __device__ __forceinline__ void mma_tf32(float (&)[4], const uint32_t (&)[4], const uint32_t (&)[2]) { __trap(); }
 __device__ __forceinline__ void mma_bf16(float (&)[4], const uint32_t (&)[4], const uint32_t (&)[2]) { __trap(); }
@@ -176,6 +208,56 @@ __device__ __forceinline__ void load_tile(T* dst, int ld, const T* src, int row0
         int4 val = make_int4(0, 0, 0, 0);
         if (c < D && row0 + r < n_valid) val = *reinterpret_cast<const int4*>(src + (size_t)(row0 + r) * D + c);
         *reinterpret_cast<int4*>(dst + r * ld + c) = val;
+    }
+}
+
+// Write one warp's 16 output rows (r0 = its row g, r1 = r0 + 8): normalised into `out` when the
+// keys were not split, else the unnormalised sums with each row's max and sum for `combine_*`.
+template <typename T, typename F, int D, int DP>
+__device__ __forceinline__ void store_rows(const float (&o)[DP / 8][4], float m0, float m1, float l0, float l1,
+                                           T* __restrict__ out, float* __restrict__ opart, float* __restrict__ ml,
+                                           int bh, int nq, int r0, int r1, int split, int t) {
+    if (gridDim.z == 1) {
+        const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+        T* out0 = out + ((size_t)bh * nq + r0) * D;
+        T* out1 = out + ((size_t)bh * nq + r1) * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {  // the padded columns D..DP are not written
+            const int c = n * 8 + 2 * t;
+            if (r0 < nq) {
+                out0[c] = F::from_f32(o[n][0] * inv0);
+                out0[c + 1] = F::from_f32(o[n][1] * inv0);
+            }
+            if (r1 < nq) {
+                out1[c] = F::from_f32(o[n][2] * inv1);
+                out1[c + 1] = F::from_f32(o[n][3] * inv1);
+            }
+        }
+    } else {
+        const size_t rows = (size_t)gridDim.y * nq;
+        const size_t base = (size_t)split * rows + (size_t)bh * nq;
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+            const int c = n * 8 + 2 * t;
+            if (r0 < nq) {
+                opart[(base + r0) * D + c] = o[n][0];
+                opart[(base + r0) * D + c + 1] = o[n][1];
+            }
+            if (r1 < nq) {
+                opart[(base + r1) * D + c] = o[n][2];
+                opart[(base + r1) * D + c + 1] = o[n][3];
+            }
+        }
+        if (t == 0) {
+            if (r0 < nq) {
+                ml[(base + r0) * 2] = m0;
+                ml[(base + r0) * 2 + 1] = l0;
+            }
+            if (r1 < nq) {
+                ml[(base + r1) * 2] = m1;
+                ml[(base + r1) * 2 + 1] = l1;
+            }
+        }
     }
 }
 
@@ -300,49 +382,167 @@ __device__ void flash_body(const T* __restrict__ q, const T* __restrict__ k, con
         __syncwarp();
     }
 
-    const int r0 = q0 + wrow + g, r1 = r0 + 8;
-    if (gridDim.z == 1) {
-        const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
-        T* out0 = out + ((size_t)bh * nq + r0) * D;
-        T* out1 = out + ((size_t)bh * nq + r1) * D;
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n) {  // the padded columns D..DP are not written
-            const int c = n * 8 + 2 * t;
-            if (r0 < nq) {
-                out0[c] = F::from_f32(o[n][0] * inv0);
-                out0[c + 1] = F::from_f32(o[n][1] * inv0);
-            }
-            if (r1 < nq) {
-                out1[c] = F::from_f32(o[n][2] * inv1);
-                out1[c + 1] = F::from_f32(o[n][3] * inv1);
-            }
-        }
-    } else {
-        const size_t rows = (size_t)gridDim.y * nq;
-        const size_t base = (size_t)split * rows + (size_t)bh * nq;
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-            const int c = n * 8 + 2 * t;
-            if (r0 < nq) {
-                opart[(base + r0) * D + c] = o[n][0];
-                opart[(base + r0) * D + c + 1] = o[n][1];
-            }
-            if (r1 < nq) {
-                opart[(base + r1) * D + c] = o[n][2];
-                opart[(base + r1) * D + c + 1] = o[n][3];
-            }
-        }
-        if (t == 0) {
-            if (r0 < nq) {
-                ml[(base + r0) * 2] = m0;
-                ml[(base + r0) * 2 + 1] = l0;
-            }
-            if (r1 < nq) {
-                ml[(base + r1) * 2] = m1;
-                ml[(base + r1) * 2 + 1] = l1;
-            }
-        }
+    store_rows<T, F, D, DP>(o, m0, m1, l0, l1, out, opart, ml, bh, nq, q0 + wrow + g, q0 + wrow + g + 8, split, t);
+}
+
+// Copy rows [row0, row0 + rows) of a [n, D] 16-bit matrix into shared memory (leading dimension
+// ld, DP >= D columns) with asynchronous 16-byte copies; rows at or past n_valid and columns
+// D..DP are zero-filled. The caller commits and waits.
+template <typename T, int D, int DP>
+__device__ __forceinline__ void load_tile_async(T* dst, int ld, const T* src, int row0, int rows, int n_valid) {
+    static_assert(sizeof(T) == 2 && (D * 2) % 16 == 0 && DP % 8 == 0, "16-byte rows of a 16-bit type");
+    constexpr int PER_ROW = DP / 8;
+    for (int i = threadIdx.x; i < rows * PER_ROW; i += THREADS) {
+        const int r = i / PER_ROW;
+        const int c = (i % PER_ROW) * 8;
+        const bool valid = c < D && row0 + r < n_valid;
+        cp_async16(dst + r * ld + c, valid ? src + (size_t)(row0 + r) * D + c : src, valid);
     }
+}
+
+// The bf16/f16 kernel: scores and P.V on tensor cores with f32 accumulation, probabilities
+// rounded to T, row sums of the rounded probabilities (as `flash_body`); the running output is
+// rescaled first and each tile's P.V accumulates straight into it (f32 accumulators, which the
+// 16-bit inputs do not notice and which keeps the kernel within the register file at head dim
+// 256 without spills). Arranged for throughput:
+// - K and V tiles arrive by cp.async in separate groups: the next K tile loads while this tile's
+//   P.V runs, the next V tile while the next scores run (one buffer each);
+// - fragments come from shared memory by ldmatrix (V transposed on the way);
+// - the probabilities never leave registers: the score accumulators of two adjacent 8-key
+//   blocks are, element for element, the A operand of the next m16n8k16 (rows g and g + 8,
+//   keys 2t, 2t + 1 and 8 + 2t, 9 + 2t).
+template <typename T, typename F, int D, int DP>
+__device__ void flash_body16(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                             T* __restrict__ out, float* __restrict__ opart, float* __restrict__ ml, int nq, int nk,
+                             int keys_per_split, float scale_log2) {
+    constexpr int BN = 64;
+    constexpr int LD = DP + 8;  // row stride of LD / 2 == 4 (mod 32) words: conflict-free ldmatrix
+    static_assert((DP / 8) % 2 == 0 && DP % 16 == 0, "head dim in pairs of 8-column blocks");
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    T* Qs = reinterpret_cast<T*>(smem_raw);
+    T* Ks = Qs + BM * LD;
+    T* Vs = Ks + BN * LD;
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+    const int bh = blockIdx.y;
+    const int q0 = blockIdx.x * BM;
+    const int split = blockIdx.z;
+    const int k_begin = split * keys_per_split;
+    const int k_end = min(nk, k_begin + keys_per_split);
+    q += (size_t)bh * nq * D;
+    k += (size_t)bh * nk * D;
+    v += (size_t)bh * nk * D;
+    const int wrow = warp * 16;
+
+    load_tile_async<T, D, DP>(Qs, LD, q, q0, BM, nq);
+    load_tile_async<T, D, DP>(Ks, LD, k, k_begin, BN, k_end);
+    cp_async_commit();
+    load_tile_async<T, D, DP>(Vs, LD, v, k_begin, BN, k_end);
+    cp_async_commit();
+
+    // ldmatrix row addresses of this lane: Q as A (16 rows x 16 columns), K as B of two 8-key
+    // blocks (keys x head dim), V transposed as B of two 8-column blocks (keys x head dim).
+    const T* qa = Qs + (wrow + (lane & 15)) * LD + (lane >> 4) * 8;
+    const T* kb_ptr = Ks + ((lane & 7) + (lane >> 4) * 8) * LD + ((lane >> 3) & 1) * 8;
+    const T* vb_ptr = Vs + ((lane & 7) + ((lane >> 3) & 1) * 8) * LD + (lane >> 4) * 8;
+
+    float o[DP / 8][4];
+#pragma unroll
+    for (int n = 0; n < DP / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+
+    for (int kb = k_begin; kb < k_end; kb += BN) {
+        cp_async_wait<1>();  // Q and this K tile are in (this V tile may not be)
+        __syncthreads();
+
+        float s[BN / 8][4];
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < DP; kk += 16) {
+            uint32_t a[4];
+            ldsm_x4(a, qa + kk);
+#pragma unroll
+            for (int j = 0; j < BN / 8; j += 2) {
+                uint32_t b[4];
+                ldsm_x4(b, kb_ptr + j * 8 * LD + kk);
+                const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+                F::mma(s[j], a, b0);
+                F::mma(s[j + 1], a, b1);
+            }
+        }
+        __syncthreads();  // every warp is done with this K tile
+        if (kb + BN < k_end) load_tile_async<T, D, DP>(Ks, LD, k, kb + BN, BN, k_end);
+        cp_async_commit();  // an empty group on the last tile keeps the wait counts uniform
+
+        // online softmax on rows g (s[.][0..1]) and g + 8 (s[.][2..3]) of this warp
+        float mx0 = m0, mx1 = m1;
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j) {
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+                const bool valid = kb + j * 8 + 2 * t + c < k_end;
+                s[j][c] = valid ? s[j][c] * scale_log2 : -INFINITY;
+                s[j][2 + c] = valid ? s[j][2 + c] * scale_log2 : -INFINITY;
+                mx0 = fmaxf(mx0, s[j][c]);
+                mx1 = fmaxf(mx1, s[j][2 + c]);
+            }
+        }
+#pragma unroll
+        for (int off = 1; off < 4; off <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffff, mx0, off));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffff, mx1, off));
+        }
+        const float alpha0 = exp2f(m0 - mx0), alpha1 = exp2f(m1 - mx1);
+        m0 = mx0;
+        m1 = mx1;
+        float sum0 = 0.f, sum1 = 0.f;
+        uint32_t pa[BN / 16][4];
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j) {
+            const T p00 = F::from_f32(exp2f(s[j][0] - mx0)), p01 = F::from_f32(exp2f(s[j][1] - mx0));
+            const T p10 = F::from_f32(exp2f(s[j][2] - mx1)), p11 = F::from_f32(exp2f(s[j][3] - mx1));
+            // the row sum counts the probabilities as P.V will use them
+            sum0 += F::to_f32(p00) + F::to_f32(p01);
+            sum1 += F::to_f32(p10) + F::to_f32(p11);
+            pa[j / 2][(j & 1) * 2] = F::pack(p00, p01);
+            pa[j / 2][(j & 1) * 2 + 1] = F::pack(p10, p11);
+        }
+#pragma unroll
+        for (int off = 1; off < 4; off <<= 1) {
+            sum0 += __shfl_xor_sync(0xffffffff, sum0, off);
+            sum1 += __shfl_xor_sync(0xffffffff, sum1, off);
+        }
+        l0 = l0 * alpha0 + sum0;
+        l1 = l1 * alpha1 + sum1;
+
+        cp_async_wait<1>();  // this V tile is in (the next K tile may not be)
+        __syncthreads();
+#pragma unroll
+        for (int n = 0; n < DP / 8; ++n) {
+            o[n][0] *= alpha0;
+            o[n][1] *= alpha0;
+            o[n][2] *= alpha1;
+            o[n][3] *= alpha1;
+        }
+#pragma unroll
+        for (int n = 0; n < DP / 8; n += 2) {
+#pragma unroll
+            for (int kk = 0; kk < BN / 16; ++kk) {
+                uint32_t b[4];
+                ldsm_x4_t(b, vb_ptr + kk * 16 * LD + n * 8);
+                const uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
+                F::mma(o[n], pa[kk], b0);
+                F::mma(o[n + 1], pa[kk], b1);
+            }
+        }
+        __syncthreads();  // every warp is done with this V tile
+        if (kb + BN < k_end) load_tile_async<T, D, DP>(Vs, LD, v, kb + BN, BN, k_end);
+        cp_async_commit();
+    }
+    cp_async_wait<0>();
+
+    store_rows<T, F, D, DP>(o, m0, m1, l0, l1, out, opart, ml, bh, nq, q0 + wrow + g, q0 + wrow + g + 8, split, t);
 }
 
 // Merge the key splits of one row per block: out = sum_s 2^(m_s - M) o_s / sum_s 2^(m_s - M) l_s.
@@ -370,27 +570,32 @@ __device__ void combine_body(const float* __restrict__ opart, const float* __res
 
 }  // namespace
 
-#define FLASH_KERNEL(NAME, T, F, AT, D, DP)                                                                   \
+#define FLASH_KERNEL(NAME, T, F, AT, D, DP, BODY)                                                             \
     extern "C" __global__ void __launch_bounds__(THREADS) NAME(const T* q, const T* k, const T* v, T* out,  \
                                                                float* opart, float* ml, int nq, int nk,      \
                                                                int keys_per_split, float scale_log2) {       \
-        flash_body<T, F, AT, D, DP>(q, k, v, out, opart, ml, nq, nk, keys_per_split, scale_log2);           \
+        BODY(q, k, v, out, opart, ml, nq, nk, keys_per_split, scale_log2);                                  \
     }
 
 // Head dims (padded to a multiple of 16): 56 Hiera-B+, 72 Hiera-L, 96 Hiera-T/S, 256 memory
 // attention, and 64 / 128 for other models.
-#define FLASH_DIMS(PREFIX, T, F, AT)              \
-    FLASH_KERNEL(PREFIX##_d56, T, F, AT, 56, 64)   \
-    FLASH_KERNEL(PREFIX##_d64, T, F, AT, 64, 64)   \
-    FLASH_KERNEL(PREFIX##_d72, T, F, AT, 72, 80)   \
-    FLASH_KERNEL(PREFIX##_d96, T, F, AT, 96, 96)   \
-    FLASH_KERNEL(PREFIX##_d128, T, F, AT, 128, 128) \
-    FLASH_KERNEL(PREFIX##_d256, T, F, AT, 256, 256)
+#define FLASH_DIMS(PREFIX, T, F, AT, BODY)                                              \
+    FLASH_KERNEL(PREFIX##_d56, T, F, AT, 56, 64, (BODY<56, 64>))      \
+    FLASH_KERNEL(PREFIX##_d64, T, F, AT, 64, 64, (BODY<64, 64>))      \
+    FLASH_KERNEL(PREFIX##_d72, T, F, AT, 72, 80, (BODY<72, 80>))      \
+    FLASH_KERNEL(PREFIX##_d96, T, F, AT, 96, 96, (BODY<96, 96>))      \
+    FLASH_KERNEL(PREFIX##_d128, T, F, AT, 128, 128, (BODY<128, 128>)) \
+    FLASH_KERNEL(PREFIX##_d256, T, F, AT, 256, 256, (BODY<256, 256>))
 
-FLASH_DIMS(flash_attn_bf16, __nv_bfloat16, Frag<__nv_bfloat16>, uint32_t)
-FLASH_DIMS(flash_attn_f16, __half, Frag<__half>, uint32_t)
-FLASH_DIMS(flash_attn_tf32, float, FragF32<false>, float)
-FLASH_DIMS(flash_attn_f32, float, FragF32<true>, float)
+template <int D, int DP> constexpr auto body_bf16 = flash_body16<__nv_bfloat16, Frag<__nv_bfloat16>, D, DP>;
+template <int D, int DP> constexpr auto body_f16 = flash_body16<__half, Frag<__half>, D, DP>;
+template <int D, int DP> constexpr auto body_tf32 = flash_body<float, FragF32<false>, float, D, DP>;
+template <int D, int DP> constexpr auto body_f32 = flash_body<float, FragF32<true>, float, D, DP>;
+
+FLASH_DIMS(flash_attn_bf16, __nv_bfloat16, Frag<__nv_bfloat16>, uint32_t, body_bf16)
+FLASH_DIMS(flash_attn_f16, __half, Frag<__half>, uint32_t, body_f16)
+FLASH_DIMS(flash_attn_tf32, float, FragF32<false>, float, body_tf32)
+FLASH_DIMS(flash_attn_f32, float, FragF32<true>, float, body_f32)
 
 extern "C" __global__ void flash_combine_bf16(const float* opart, const float* ml, __nv_bfloat16* out, int splits,
                                               int rows, int d) {
