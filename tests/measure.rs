@@ -160,6 +160,7 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         precision: "f32".into(),
         tf32: false,
         check_attention: false,
+        check_kernels: false,
         json: Some(out.clone()),
         host_root: None,
     })
@@ -181,6 +182,7 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         precision: "f32".into(),
         tf32: false,
         check_attention: false,
+        check_kernels: false,
         json: None,
         host_root: None,
     })
@@ -201,12 +203,30 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         precision: "f32".into(),
         tf32: false,
         check_attention: true,
+        check_kernels: false,
         json: Some(out2.clone()),
         host_root: None,
     })
     .unwrap_err();
     assert_eq!(e.exit_code(), 2);
     assert!(e.to_string().contains("--check-attention"), "{e}");
+    assert!(!out2.exists());
+    // So does the kernel check, and its error names its own flag.
+    let e = vosbench::cli::probe::run(vosbench::cli::probe::Args {
+        device: Some("cpu".into()),
+        workspace_mb: None,
+        models: vec![],
+        imgsz: None,
+        precision: "f32".into(),
+        tf32: false,
+        check_attention: false,
+        check_kernels: true,
+        json: Some(out2.clone()),
+        host_root: None,
+    })
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().contains("--check-kernels"), "{e}");
     assert!(!out2.exists());
 }
 

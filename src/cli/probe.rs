@@ -23,6 +23,8 @@ use std::sync::Arc;
 
 #[cfg(feature = "cuda")]
 pub mod attention;
+#[cfg(feature = "cuda")]
+pub mod kernels;
 
 /// What the JSON file holds: the device report and the convolution tuning.
 #[derive(Debug, serde::Serialize)]
@@ -33,14 +35,23 @@ pub struct ProbeOutput {
     /// `--check-attention`: the fused attention kernel against the unfused path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attention_check: Option<Vec<AttentionCheckRow>>,
+    /// `--check-kernels`: the bias-add and RoPE kernels against the unfused path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_check: Option<Vec<KernelCheckRow>>,
 }
 
 #[cfg(feature = "cuda")]
 pub use attention::CheckRow as AttentionCheckRow;
+#[cfg(feature = "cuda")]
+pub use kernels::KernelCheckRow;
 /// (CPU builds never run the attention check.)
 #[cfg(not(feature = "cuda"))]
 #[derive(Debug, serde::Serialize)]
 pub struct AttentionCheckRow;
+/// (CPU builds never run the kernel check.)
+#[cfg(not(feature = "cuda"))]
+#[derive(Debug, serde::Serialize)]
+pub struct KernelCheckRow;
 
 #[derive(Debug, serde::Serialize)]
 pub struct TuningStatus {
@@ -78,6 +89,11 @@ pub struct Args {
     /// the models' shapes and odd sizes) and time both; exit 1 if a case is out of tolerance.
     #[arg(long)]
     pub check_attention: bool,
+    /// Check every vosbench CUDA kernel against the unfused path: the attention check above,
+    /// plus the bias-add and RoPE kernels in f32, f16 and bf16 (timed at the models' shapes);
+    /// exit 1 if a case is out of tolerance.
+    #[arg(long)]
+    pub check_kernels: bool,
     /// Write the report (and the tuning table) as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -302,16 +318,30 @@ pub fn run_with(args: Args, switches: &EnvSwitches) -> Result<()> {
     } else if let Some(r) = &reason {
         println!("{:<24}not run: {r}", "convolution tuning");
     }
-    let attention_check = if args.check_attention {
-        Some(check_attention(&device)?)
+    let attention_check = if args.check_attention || args.check_kernels {
+        let flag = if args.check_kernels {
+            "--check-kernels"
+        } else {
+            "--check-attention"
+        };
+        Some(check_attention(&device, flag)?)
+    } else {
+        None
+    };
+    let kernel_check = if args.check_kernels {
+        Some(check_kernels(&device)?)
     } else {
         None
     };
     let failed = attention_check
         .as_ref()
-        .map_or(0, |rows| rows.iter().filter(|r| !attention_ok(r)).count());
+        .map_or(0, |rows| rows.iter().filter(|r| !attention_ok(r)).count())
+        + kernel_check
+            .as_ref()
+            .map_or(0, |rows| rows.iter().filter(|r| !kernel_ok(r)).count());
     let out = ProbeOutput {
         attention_check,
+        kernel_check,
         device: report,
         convolution_tuning: TuningStatus {
             ran: reason.is_none(),
@@ -329,18 +359,19 @@ pub fn run_with(args: Args, switches: &EnvSwitches) -> Result<()> {
     }
     if failed > 0 {
         return Err(Error::Other(format!(
-            "fused attention check: {failed} case(s) outside tolerance (table above)"
+            "kernel check: {failed} case(s) outside tolerance (tables above)"
         )));
     }
     Ok(())
 }
 
+/// `flag` names the option that asked for the check, for the error.
 #[cfg(feature = "cuda")]
-fn check_attention(device: &Device) -> Result<Vec<AttentionCheckRow>> {
+fn check_attention(device: &Device, flag: &str) -> Result<Vec<AttentionCheckRow>> {
     if !device.is_cuda() {
-        return Err(Error::Input(
-            "--check-attention needs a CUDA device (--device cuda)".into(),
-        ));
+        return Err(Error::Input(format!(
+            "{flag} needs a CUDA device (--device cuda)"
+        )));
     }
     let rows = attention::check(device, true)?;
     println!("\nfused attention against the unfused path (pure f32 reference):");
@@ -349,10 +380,10 @@ fn check_attention(device: &Device) -> Result<Vec<AttentionCheckRow>> {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn check_attention(_device: &Device) -> Result<Vec<AttentionCheckRow>> {
-    Err(Error::Input(
-        "--check-attention needs a CUDA build (--features cuda) and device".into(),
-    ))
+fn check_attention(_device: &Device, flag: &str) -> Result<Vec<AttentionCheckRow>> {
+    Err(Error::Input(format!(
+        "{flag} needs a CUDA build (--features cuda) and device"
+    )))
 }
 
 #[cfg(feature = "cuda")]
@@ -362,5 +393,35 @@ fn attention_ok(r: &AttentionCheckRow) -> bool {
 
 #[cfg(not(feature = "cuda"))]
 fn attention_ok(_: &AttentionCheckRow) -> bool {
+    false
+}
+
+#[cfg(feature = "cuda")]
+fn check_kernels(device: &Device) -> Result<Vec<KernelCheckRow>> {
+    if !device.is_cuda() {
+        return Err(Error::Input(
+            "--check-kernels needs a CUDA device (--device cuda)".into(),
+        ));
+    }
+    let rows = kernels::check(device, true)?;
+    println!("\nelementwise kernels against the unfused path:");
+    print!("{}", kernels::render_check(&rows));
+    Ok(rows)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn check_kernels(_device: &Device) -> Result<Vec<KernelCheckRow>> {
+    Err(Error::Input(
+        "--check-kernels needs a CUDA build (--features cuda) and device".into(),
+    ))
+}
+
+#[cfg(feature = "cuda")]
+fn kernel_ok(r: &KernelCheckRow) -> bool {
+    r.ok
+}
+
+#[cfg(not(feature = "cuda"))]
+fn kernel_ok(_: &KernelCheckRow) -> bool {
     false
 }

@@ -47,17 +47,27 @@ impl BiasAdd {
         let dev = x.device().clone();
         let n = xl.shape().elem_count();
         let cols = bl.shape().elem_count();
-        let name = match x.dtype() {
-            DType::F32 => "bias_add_f32",
-            DType::F16 => "bias_add_f16",
-            _ => "bias_add_bf16",
+        let suffix = match x.dtype() {
+            DType::F32 => "f32",
+            DType::F16 => "f16",
+            _ => "bf16",
         };
-        let func = super::kernels::function(&dev, "bias_add", FATBIN, name, 0)?;
+        // 16-byte vectors when rows are whole vectors and both starts are 16-byte aligned (the
+        // allocations themselves are).
+        let vec = 16 / std::mem::size_of::<T>();
+        let aligned = |l: &Layout| (l.start_offset() * std::mem::size_of::<T>()).is_multiple_of(16);
+        let vectorised = cols.is_multiple_of(vec) && aligned(xl) && aligned(bl);
+        let (name, n_arg, cols_arg) = if vectorised {
+            (format!("bias_add_vec_{suffix}"), n / vec, cols / vec)
+        } else {
+            (format!("bias_add_{suffix}"), n, cols)
+        };
+        let func = super::kernels::function(&dev, "bias_add", FATBIN, &name, 0)?;
         let bs = b.as_cuda_slice::<T>()?.slice(bl.start_offset()..);
         let mut xs = x
             .as_cuda_slice_mut::<T>()?
             .slice_mut(xl.start_offset()..xl.start_offset() + n);
-        let (n_u, cols_u) = (n as u32, cols as u32);
+        let (n_u, cols_u) = (n_arg as u32, cols_arg as u32);
         let cfg = super::kernels::grid_1d(n_u);
         let stream = dev.cuda_stream();
         let mut builder = stream.launch_builder(&func);

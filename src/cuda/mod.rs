@@ -14,6 +14,8 @@ pub mod kernels;
 pub mod memory;
 pub mod probe;
 #[cfg(feature = "cuda")]
+pub mod rope;
+#[cfg(feature = "cuda")]
 pub mod softmax;
 #[cfg(feature = "cuda")]
 pub mod strided_copy;

@@ -205,6 +205,51 @@ where
     Tensor::cat(&[&head, &x.narrow(2, n_rope, num_exclude)?], 2)
 }
 
+/// Rotate the first `N - num_exclude` tokens of `x: [B, H, N, D]` with `table` (tiled over them
+/// when `repeat`: keys of several memory frames), leaving the last `num_exclude` tokens (object
+/// pointers) as they are. This is `rotate_leading(x, num_exclude, rotate or rotate_repeated)`;
+/// on CUDA it runs as one kernel (`crate::cuda::rope`) with the same arithmetic, elsewhere as
+/// those functions.
+pub fn rotate_tokens(
+    x: &Tensor,
+    table: &RopeTable,
+    num_exclude: usize,
+    repeat: bool,
+) -> Result<Tensor> {
+    let (_b, _h, n, d) = x.dims4()?;
+    if num_exclude > n {
+        bail!("RoPE: cannot exclude {num_exclude} of {n} key tokens");
+    }
+    let n_rope = n - num_exclude;
+    if n_rope == 0 {
+        return Ok(x.clone());
+    }
+    let period = table.len();
+    let fits = if repeat {
+        period > 0 && n_rope.is_multiple_of(period)
+    } else {
+        period == n_rope
+    };
+    if !fits || table.cos.dims()[1] * 2 != d {
+        bail!(
+            "RoPE table [{period}, {}] does not fit {n_rope} rotated tokens of width {d}{}",
+            table.cos.dims()[1],
+            if repeat { " (repeated per frame)" } else { "" }
+        );
+    }
+    #[cfg(feature = "cuda")]
+    if crate::cuda::rope::supports(x, &table.cos) {
+        return crate::cuda::rope::rotate(x, &table.cos, &table.sin, n_rope);
+    }
+    rotate_leading(x, num_exclude, |x| {
+        if repeat {
+            rotate_repeated(x, table)
+        } else {
+            rotate(x, table)
+        }
+    })
+}
+
 /// EdgeTAM's `apply_rotary_enc_v2(x, freqs_cis, repeat_freqs)`: x `[B, H, N, D]` holds
 /// `repeat_freqs` frames of `N / repeat_freqs` tokens. When a frame is exactly the table's size
 /// every token is rotated; otherwise each frame's leading `N/repeat - table.len()` tokens (the

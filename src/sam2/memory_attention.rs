@@ -177,14 +177,8 @@ impl RoPEAttention {
                 if nq != nk && !repeat_k {
                     bail!("RoPEAttention: {nq} queries and {nk} keys need rope_k_repeat");
                 }
-                let q = rope::rotate(q, &table)?;
-                let k = rope::rotate_leading(k, num_k_exclude_rope, |k| {
-                    if repeat_k {
-                        rope::rotate_repeated(k, &table)
-                    } else {
-                        rope::rotate(k, &table)
-                    }
-                })?;
+                let q = rope::rotate_tokens(q, &table, 0, false)?;
+                let k = rope::rotate_tokens(k, &table, num_k_exclude_rope, repeat_k)?;
                 Ok((q, k))
             }
             RopeLayout::V2 { q_sizes, k_sizes } => {
