@@ -25,16 +25,54 @@ pub fn supports(x: &Tensor, b: &Tensor) -> bool {
         && x.elem_count() < u32::MAX as usize
 }
 
+/// What the kernel applies after the bias: nothing, or the Linear's activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epilogue {
+    None,
+    /// `max(x, 0)`, as candle's `relu`
+    Relu,
+    /// `x * normcdf(x)`, as candle's `gelu_erf`
+    GeluErf,
+}
+
+/// Whether [`add_bias_act_inplace`] takes `x` and `b`: [`supports`], with rows of whole 16-byte
+/// vectors and both tensors starting 16-byte aligned (the activations have a vector kernel only).
+pub fn supports_epilogue(x: &Tensor, b: &Tensor) -> bool {
+    let size = x.dtype().size_in_bytes();
+    let vec = 16 / size.max(1);
+    let aligned = |t: &Tensor| (t.layout().start_offset() * size).is_multiple_of(16);
+    supports(x, b) && b.elem_count().is_multiple_of(vec) && aligned(x) && aligned(b)
+}
+
 /// Add `b` to every row of `x`, in place. `x` must be the only handle on its storage (a fresh
 /// matmul output), as candle's in-place ops require.
 pub fn add_bias_inplace(x: &Tensor, b: &Tensor) -> Result<()> {
     if !supports(x, b) {
         candle_core::bail!("bias add: unsupported {:?} + {:?}", x.dims(), b.dims())
     }
-    x.inplace_op2(b, &BiasAdd)
+    x.inplace_op2(
+        b,
+        &BiasAdd {
+            epilogue: Epilogue::None,
+        },
+    )
 }
 
-struct BiasAdd;
+/// `x = act(x + b)` in place, one pass ([`supports_epilogue`] inputs only).
+pub fn add_bias_act_inplace(x: &Tensor, b: &Tensor, epilogue: Epilogue) -> Result<()> {
+    if !supports_epilogue(x, b) {
+        candle_core::bail!(
+            "bias add with {epilogue:?}: unsupported {:?} + {:?}",
+            x.dims(),
+            b.dims()
+        )
+    }
+    x.inplace_op2(b, &BiasAdd { epilogue })
+}
+
+struct BiasAdd {
+    epilogue: Epilogue,
+}
 
 impl BiasAdd {
     fn launch<T: CudaDType + DeviceRepr>(
@@ -57,10 +95,12 @@ impl BiasAdd {
         let vec = 16 / std::mem::size_of::<T>();
         let aligned = |l: &Layout| (l.start_offset() * std::mem::size_of::<T>()).is_multiple_of(16);
         let vectorised = cols.is_multiple_of(vec) && aligned(xl) && aligned(bl);
-        let (name, n_arg, cols_arg) = if vectorised {
-            (format!("bias_add_vec_{suffix}"), n / vec, cols / vec)
-        } else {
-            (format!("bias_add_{suffix}"), n, cols)
+        let (name, n_arg, cols_arg) = match (vectorised, self.epilogue) {
+            (true, Epilogue::None) => (format!("bias_add_vec_{suffix}"), n / vec, cols / vec),
+            (true, Epilogue::Relu) => (format!("bias_relu_vec_{suffix}"), n / vec, cols / vec),
+            (true, Epilogue::GeluErf) => (format!("bias_gelu_vec_{suffix}"), n / vec, cols / vec),
+            (false, Epilogue::None) => (format!("bias_add_{suffix}"), n, cols),
+            (false, e) => candle_core::bail!("bias add with {e:?} needs whole aligned vectors"),
         };
         let func = super::kernels::function(&dev, "bias_add", FATBIN, &name, 0)?;
         let bs = b.as_cuda_slice::<T>()?.slice(bl.start_offset()..);

@@ -41,7 +41,10 @@ fn merged(dims: &[usize], strides: &[usize]) -> Vec<(usize, usize)> {
 }
 
 fn strided(l: &Layout) -> Option<Strided> {
-    let m = merged(l.dims(), l.stride());
+    to_strided(&merged(l.dims(), l.stride()))
+}
+
+fn to_strided(m: &[(usize, usize)]) -> Option<Strided> {
     if m.len() > MAX_RANK {
         return None;
     }
@@ -54,6 +57,35 @@ fn strided(l: &Layout) -> Option<Strided> {
         s.strides[i] = u32::try_from(*st).ok()?;
     }
     Some(s)
+}
+
+/// The widest move (16, 8 bytes, else one element of `elem` bytes) for copying merged layout
+/// `m` starting at element `start`: the innermost dim contiguous, and its length, every other
+/// stride and the start all whole vectors. Returns the bytes per move and the layout in those
+/// units (innermost dim and the other strides divided by the elements per move).
+fn widest(m: &[(usize, usize)], start: usize, elem: usize) -> (usize, Vec<(usize, usize)>) {
+    let Some(&(inner, inner_stride)) = m.last() else {
+        return (elem, m.to_vec());
+    };
+    for bytes in [16, 8] {
+        let k = bytes / elem;
+        if k <= 1 {
+            continue;
+        }
+        let fits = inner_stride == 1
+            && inner.is_multiple_of(k)
+            && start.is_multiple_of(k)
+            && m[..m.len() - 1].iter().all(|&(_, st)| st.is_multiple_of(k));
+        if fits {
+            let mut v: Vec<(usize, usize)> = m[..m.len() - 1]
+                .iter()
+                .map(|&(d, st)| (d, st / k))
+                .collect();
+            v.push((inner / k, 1));
+            return (bytes, v);
+        }
+    }
+    (elem, m.to_vec())
 }
 
 /// `x.contiguous()`, through the fast kernel for non-contiguous CUDA f32/f16/bf16 tensors of
@@ -81,18 +113,23 @@ impl StridedCopy {
         x: &CudaStorage,
         l: &Layout,
     ) -> Result<(CudaStorage, Shape)> {
-        let s = strided(l).ok_or_else(|| candle_core::Error::Msg("strided copy: layout".into()))?;
+        let elem = std::mem::size_of::<T>();
+        let (bytes, m) = widest(&merged(l.dims(), l.stride()), l.start_offset(), elem);
+        let s =
+            to_strided(&m).ok_or_else(|| candle_core::Error::Msg("strided copy: layout".into()))?;
         let dev = x.device().clone();
         let n = l.shape().elem_count();
-        let name = if std::mem::size_of::<T>() == 2 {
-            "strided_copy_b16"
-        } else {
-            "strided_copy_b32"
+        let name = match bytes {
+            16 => "strided_copy_b128",
+            8 => "strided_copy_b64",
+            4 => "strided_copy_b32",
+            _ => "strided_copy_b16",
         };
         let func = super::kernels::function(&dev, "strided_copy", FATBIN, name, 0)?;
         let src = x.as_cuda_slice::<T>()?.slice(l.start_offset()..);
         let out = unsafe { dev.alloc::<T>(n) }?;
-        let n_u = n as u32;
+        // moves of `bytes` bytes; the kernel reads the buffers in those units
+        let n_u = (n * elem / bytes) as u32;
         let cfg = super::kernels::grid_1d(n_u);
         let stream = dev.cuda_stream();
         let mut b = stream.launch_builder(&func);
@@ -126,7 +163,24 @@ impl CustomOp1 for StridedCopy {
 
 #[cfg(test)]
 mod tests {
-    use super::merged;
+    use super::{merged, widest};
+
+    #[test]
+    fn widest_move_fits_the_layout() {
+        // window partition of a bf16 map, channels (96) innermost and contiguous: 16-byte moves
+        let m = vec![(8, 96 * 64 * 8), (8, 96 * 8), (64, 96 * 64), (96, 1)];
+        let (bytes, v) = widest(&m, 0, 2);
+        assert_eq!(bytes, 16);
+        assert_eq!(v, vec![(8, 96 * 64), (8, 96), (64, 96 * 8), (12, 1)]);
+        // 4 contiguous bf16 at the inside: 8-byte moves
+        assert_eq!(widest(&[(5, 40), (4, 1)], 0, 2).0, 8);
+        // a start that is not a whole vector, or a strided inside: element moves
+        assert_eq!(widest(&[(5, 40), (8, 1)], 3, 2).0, 2);
+        assert_eq!(widest(&[(5, 1), (8, 5)], 0, 2).0, 2);
+        // f32 needs 4 (16 bytes) or 2 (8 bytes) floats
+        assert_eq!(widest(&[(3, 6), (2, 1)], 0, 4).0, 8);
+        assert_eq!(widest(&[(3, 6), (3, 1)], 0, 4).0, 4);
+    }
 
     #[test]
     fn merging_keeps_the_element_order() {

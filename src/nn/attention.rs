@@ -61,8 +61,8 @@ pub fn sdpa_unfused(q: &Tensor, k: &Tensor, v: &Tensor, chunk: Option<usize>) ->
     let scale = 1.0 / (d as f64).sqrt();
     // Keys and values of several objects arrive interleaved (the memory bank is [L, B, C]), a
     // layout candle's CUDA matmul refuses; one object's are contiguous and are not copied.
-    let kt = k.contiguous()?.t()?;
-    let v = &v.contiguous()?;
+    let kt = k.contiguous_fast()?.t()?;
+    let v = &v.contiguous_fast()?;
     match chunk {
         Some(0) => candle_core::bail!("sdpa: query chunk size must be positive"),
         Some(n) if n < nq => {

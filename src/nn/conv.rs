@@ -176,7 +176,7 @@ impl Module for Conv2d {
                 groups: c.groups,
                 tuner: &self.tuner,
             };
-            let x = x.contiguous()?;
+            let x = crate::nn::ContiguousExt::contiguous_fast(x)?;
             return match &self.bias {
                 Some(b) => x.apply_op3_no_bwd(&self.weight, b, &op),
                 None => x.apply_op2_no_bwd(&self.weight, &op),

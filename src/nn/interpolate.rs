@@ -9,6 +9,7 @@
 //!
 //! Inputs in f16/bf16 are resized in f32 and cast back.
 
+use crate::nn::ContiguousExt;
 use candle_core::{DType, Device, Result, Tensor};
 use std::sync::Mutex;
 
@@ -177,7 +178,7 @@ fn weights_t(kind: Kind, n_in: usize, n_out: usize, dtype: DType, dev: &Device) 
         Tensor::from_vec(m, (n_out, n_in), dev)?
             .to_dtype(dtype)?
             .t()?
-            .contiguous()
+            .contiguous_fast()
     })
 }
 
@@ -196,10 +197,16 @@ fn apply_separable(x: &Tensor, kind: Kind, out_hw: (usize, usize)) -> Result<Ten
     let ww_t = weights_t(kind, w, ow, work, dev)?;
     let y = x.reshape((b * c * h, w))?.matmul(&ww_t)?;
     // Height pass on the transposed layout: [B*C*out_w, H] @ [H, out_h]
-    let y = y.reshape((b * c, h, ow))?.transpose(1, 2)?.contiguous()?;
+    let y = y
+        .reshape((b * c, h, ow))?
+        .transpose(1, 2)?
+        .contiguous_fast()?;
     let wh_t = weights_t(kind, h, oh, work, dev)?;
     let y = y.reshape((b * c * ow, h))?.matmul(&wh_t)?;
-    let y = y.reshape((b, c, ow, oh))?.transpose(2, 3)?.contiguous()?;
+    let y = y
+        .reshape((b, c, ow, oh))?
+        .transpose(2, 3)?
+        .contiguous_fast()?;
     y.to_dtype(orig)
 }
 

@@ -2,6 +2,7 @@
 //! where it applies, and by candle's broadcast add everywhere else (the CPU path is unchanged).
 //! Same weight keys (`weight` [out, in], `bias` [out]) and the same matmul as `candle_nn::Linear`.
 
+use crate::nn::ContiguousExt;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -41,6 +42,23 @@ pub fn linear_no_bias(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<L
     Ok(Linear::new(l.weight().clone(), None))
 }
 
+/// The activation right after a Linear, for [`Linear::forward_act`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    Relu,
+    /// exact (erf) GELU, `nn.GELU()`
+    GeluErf,
+}
+
+impl Activation {
+    fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::GeluErf => x.gelu_erf(),
+        }
+    }
+}
+
 /// `y + b` over the last axis, in place on CUDA when the fast kernel applies (y must be a fresh
 /// tensor: its storage is modified).
 fn add_bias(y: Tensor, b: &Tensor) -> Result<Tensor> {
@@ -52,12 +70,37 @@ fn add_bias(y: Tensor, b: &Tensor) -> Result<Tensor> {
     y.broadcast_add(b)
 }
 
+impl Linear {
+    /// `act(self.forward(x))`. On CUDA the bias and the activation run as one pass over the
+    /// output (`crate::cuda::bias_add`, the same rounding as the separate ops); elsewhere, and
+    /// where that kernel does not apply, as the two ops.
+    pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        let y = self.inner.forward(&x.contiguous_fast()?)?;
+        #[cfg(feature = "cuda")]
+        if let Some(b) = &self.bias {
+            if crate::cuda::bias_add::supports_epilogue(&y, b) {
+                let e = match act {
+                    Activation::Relu => crate::cuda::bias_add::Epilogue::Relu,
+                    Activation::GeluErf => crate::cuda::bias_add::Epilogue::GeluErf,
+                };
+                crate::cuda::bias_add::add_bias_act_inplace(&y, b, e)?;
+                return Ok(y);
+            }
+        }
+        let y = match &self.bias {
+            Some(b) => add_bias(y, b)?,
+            None => y,
+        };
+        act.apply(&y)
+    }
+}
+
 impl Module for Linear {
     /// x: [.., in_dim] -> [.., out_dim]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // candle's CUDA matmul takes only row-contiguous operands: a token sliced out of a batch
         // (the mask decoder's per-object tokens) is copied first; a contiguous input is not.
-        let y = self.inner.forward(&x.contiguous()?)?;
+        let y = self.inner.forward(&x.contiguous_fast()?)?;
         match &self.bias {
             Some(b) => add_bias(y, b),
             None => Ok(y),
@@ -77,8 +120,13 @@ mod tests {
         let b = Tensor::new(&[0.5f32, -1., 2.], &dev)?;
         let x = Tensor::arange(0f32, 24., &dev)?.reshape((2, 3, 4))?;
         let ours = Linear::new(w.clone(), Some(b.clone())).forward(&x)?;
-        let theirs = candle_nn::Linear::new(w.clone(), Some(b)).forward(&x)?;
+        let theirs = candle_nn::Linear::new(w.clone(), Some(b.clone())).forward(&x)?;
         assert_eq!(ours.to_vec3::<f32>()?, theirs.to_vec3::<f32>()?);
+        for act in [Activation::Relu, Activation::GeluErf] {
+            let fused = Linear::new(w.clone(), Some(b.clone())).forward_act(&x, act)?;
+            let separate = act.apply(&ours)?;
+            assert_eq!(fused.to_vec3::<f32>()?, separate.to_vec3::<f32>()?);
+        }
         let nb = Linear::new(w.clone(), None).forward(&x)?;
         let want = candle_nn::Linear::new(w, None).forward(&x)?;
         assert_eq!(nb.to_vec3::<f32>()?, want.to_vec3::<f32>()?);

@@ -1,7 +1,7 @@
 //! `MLP` of `sam2/modeling/sam2_utils.py`: `num_layers` linear layers with ReLU between them and
 //! an optional sigmoid on the output.
 
-use crate::nn::linear::Linear;
+use crate::nn::linear::{Activation, Linear};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -48,10 +48,11 @@ impl Module for Mlp {
         let mut x = x.clone();
         let n = self.layers.len();
         for (i, l) in self.layers.iter().enumerate() {
-            x = l.forward(&x)?;
-            if i + 1 < n {
-                x = x.relu()?;
-            }
+            x = if i + 1 < n {
+                l.forward_act(&x, Activation::Relu)?
+            } else {
+                l.forward(&x)?
+            };
         }
         if self.sigmoid_output {
             x = candle_nn::ops::sigmoid(&x)?;

@@ -5,6 +5,7 @@
 //! The sine tables depend only on the map size, so they are computed once on the host in f32,
 //! exactly as PyTorch does, and uploaded; the per-call work is a cached tensor.
 
+use crate::nn::ContiguousExt;
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use std::collections::HashMap;
@@ -80,7 +81,7 @@ impl PositionEmbeddingSine {
         let pe = self.encoding(h, w, x.device())?;
         pe.unsqueeze(0)?
             .broadcast_as((b, 2 * self.half, h, w))?
-            .contiguous()
+            .contiguous_fast()
     }
 
     /// The `[2F, H, W]` encoding on `device`, cached per size.
@@ -128,7 +129,9 @@ impl PositionEmbeddingRandom {
             }
         }
         let coords = Tensor::from_vec(xy, (h, w, 2), device)?;
-        self.pe_encoding(&coords)?.permute((2, 0, 1))?.contiguous()
+        self.pe_encoding(&coords)?
+            .permute((2, 0, 1))?
+            .contiguous_fast()
     }
 
     /// Points in input-image pixels: `[B, N, 2]` (x, y) -> `[B, N, C]`.

@@ -14,6 +14,7 @@ use crate::nn::conv::{conv2d, conv_transpose2d, Conv2d, ConvTranspose2d};
 use crate::nn::linear::Linear;
 use crate::nn::mlp::Mlp;
 use crate::nn::norm::LayerNorm2d;
+use crate::nn::ContiguousExt;
 use crate::nn::ModelOptions;
 use crate::sam2::transformer::TwoWayTransformer;
 use candle_core::{DType, Module, Result, Tensor};
@@ -242,10 +243,10 @@ impl MaskDecoder {
         let n_out = out_tokens.dim(0)?;
         let out_tokens = out_tokens.unsqueeze(0)?.broadcast_as((b, n_out, c))?;
         let tokens = if sparse_prompt_embeddings.dim(1)? == 0 {
-            out_tokens.contiguous()?
+            out_tokens.contiguous_fast()?
         } else {
             let sparse = sparse_prompt_embeddings.to_dtype(out_tokens.dtype())?;
-            Tensor::cat(&[&out_tokens.contiguous()?, &sparse], 1)?
+            Tensor::cat(&[&out_tokens.contiguous_fast()?, &sparse], 1)?
         };
 
         let (bi, ci, h, w) = image_embeddings.dims4()?;
@@ -259,7 +260,9 @@ impl MaskDecoder {
                     "mask decoder: repeat_image needs one image embedding, got {bi}"
                 );
             }
-            image_embeddings.broadcast_as((b, c, h, w))?.contiguous()?
+            image_embeddings
+                .broadcast_as((b, c, h, w))?
+                .contiguous_fast()?
         } else {
             if bi != b {
                 candle_core::bail!("mask decoder: {bi} image embeddings for {b} prompt sets");

@@ -11,7 +11,7 @@
 use crate::config::{FencePoint, MemoryAttentionConfig, RopeAttentionConfig, RopeKind};
 use crate::exec::ExecCtx;
 use crate::nn::attention::Attention;
-use crate::nn::linear::Linear;
+use crate::nn::linear::{Activation, Linear};
 use crate::nn::norm::layer_norm;
 use crate::nn::rope::{self, AxialRope};
 use crate::nn::{ContiguousExt, ModelOptions};
@@ -300,7 +300,9 @@ impl MemoryAttentionLayer {
         let tgt = (tgt + ca)?;
         // Feed-forward.
         let t2 = self.norm3.forward(&tgt)?;
-        let t2 = self.linear2.forward(&self.linear1.forward(&t2)?.relu()?)?;
+        let t2 = self
+            .linear2
+            .forward(&self.linear1.forward_act(&t2, Activation::Relu)?)?;
         tgt + t2
     }
 }

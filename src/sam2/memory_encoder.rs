@@ -8,9 +8,10 @@
 
 use crate::config::{FuserConfig, MaskDownSamplerConfig, MemoryEncoderConfig};
 use crate::nn::conv::{conv2d, Conv2d};
-use crate::nn::linear::Linear;
+use crate::nn::linear::{Activation, Linear};
 use crate::nn::norm::LayerNorm2d;
 use crate::nn::position_encoding::PositionEmbeddingSine;
+use crate::nn::ContiguousExt;
 use crate::nn::ModelOptions;
 use candle_core::{bail, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
@@ -130,8 +131,8 @@ impl Module for CXBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = self.norm.forward(&self.dwconv.forward(x)?)?;
         // contiguous: CUDA matmul needs a dense left operand (CPU accepts the strided view)
-        let y = y.permute((0, 2, 3, 1))?.contiguous()?;
-        let y = self.pwconv1.forward(&y)?.gelu_erf()?;
+        let y = y.permute((0, 2, 3, 1))?.contiguous_fast()?;
+        let y = self.pwconv1.forward_act(&y, Activation::GeluErf)?;
         let y = self.pwconv2.forward(&y)?.broadcast_mul(&self.gamma)?;
         x + y.permute((0, 3, 1, 2))?
     }

@@ -16,9 +16,10 @@
 
 use crate::config::PerceiverConfig;
 use crate::nn::attention::{recombine_heads, sdpa, separate_heads};
-use crate::nn::linear::{linear_no_bias, Linear};
+use crate::nn::linear::{linear_no_bias, Activation, Linear};
 use crate::nn::norm::layer_norm;
 use crate::nn::position_encoding::PositionEmbeddingSine;
+use crate::nn::ContiguousExt;
 use crate::nn::ModelOptions;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{LayerNorm, VarBuilder};
@@ -51,7 +52,9 @@ impl FeedForward {
 impl Module for FeedForward {
     /// x: [B, N, dim] -> [B, N, dim]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.fc1.forward(&self.norm.forward(x)?)?.gelu_erf()?;
+        let h = self
+            .fc1
+            .forward_act(&self.norm.forward(x)?, Activation::GeluErf)?;
         self.fc2.forward(&h)
     }
 }
@@ -292,7 +295,10 @@ impl PerceiverResampler {
         let mut poss = Vec::with_capacity(2);
         if let Some(lat) = &self.latents {
             let n = lat.dim(0)?;
-            let mut l = lat.unsqueeze(0)?.broadcast_as((b, n, c))?.contiguous()?;
+            let mut l = lat
+                .unsqueeze(0)?
+                .broadcast_as((b, n, c))?
+                .contiguous_fast()?;
             let xs = x.permute((0, 2, 3, 1))?.reshape((b, h * w, c))?;
             let ps = pos
                 .permute((0, 2, 3, 1))?

@@ -11,6 +11,7 @@ use crate::config::ModelConfig;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::norm::LayerNorm2d;
 use crate::nn::position_encoding::PositionEmbeddingRandom;
+use crate::nn::ContiguousExt;
 use crate::nn::ModelOptions;
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, VarBuilder};
@@ -235,7 +236,7 @@ impl PromptEncoder {
                 self.no_mask_embed
                     .reshape((1, self.embed_dim, 1, 1))?
                     .broadcast_as((bs, self.embed_dim, e, e))?
-                    .contiguous()?
+                    .contiguous_fast()?
             }
         };
         Ok((sparse, dense))

@@ -514,7 +514,10 @@ impl Sam2Base {
         let n = per_object.len();
         if self.cfg.tracker.num_maskmem == 0 {
             let (_, c, h, w) = feats.vision_feat.dims4()?;
-            return feats.vision_feat.broadcast_as((n, c, h, w))?.contiguous();
+            return feats
+                .vision_feat
+                .broadcast_as((n, c, h, w))?
+                .contiguous_fast();
         }
         self.attend_memories(feats, per_object, num_frames, ctx)
     }

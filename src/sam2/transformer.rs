@@ -7,6 +7,7 @@
 use crate::nn::attention::Attention;
 use crate::nn::mlp::Mlp;
 use crate::nn::norm::layer_norm;
+use crate::nn::ContiguousExt;
 use crate::nn::ModelOptions;
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
@@ -157,8 +158,11 @@ impl TwoWayTransformer {
         let image_embedding = image_embedding
             .flatten_from(2)?
             .transpose(1, 2)?
-            .contiguous()?;
-        let image_pe = image_pe.flatten_from(2)?.transpose(1, 2)?.contiguous()?;
+            .contiguous_fast()?;
+        let image_pe = image_pe
+            .flatten_from(2)?
+            .transpose(1, 2)?
+            .contiguous_fast()?;
         let mut queries = point_embedding.clone();
         let mut keys = image_embedding;
         for layer in &self.layers {

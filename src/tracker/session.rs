@@ -25,6 +25,7 @@ use crate::data::masks::Mask;
 use crate::error::{Error, Result};
 use crate::exec::ExecCtx;
 use crate::nn::interpolate;
+use crate::nn::ContiguousExt;
 use crate::profile::Profiler;
 use crate::sam2::sam2_base::{FrameFeatures, Memory, PointInputs, Sam2Base, NO_OBJ_SCORE};
 use crate::tracker::features::FeatureCache;
@@ -507,7 +508,10 @@ impl<'m> Session<'m> {
                 ObjectBatching::Batched if list.len() > 1 => {
                     let n = list.len();
                     let (_, c, h, w) = feats.vision_feat.dims4()?;
-                    let vision = feats.vision_feat.broadcast_as((n, c, h, w))?.contiguous()?;
+                    let vision = feats
+                        .vision_feat
+                        .broadcast_as((n, c, h, w))?
+                        .contiguous_fast()?;
                     let m = step.encode_memory(
                         &vision,
                         &Tensor::cat(&masks, 0)?,

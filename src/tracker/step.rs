@@ -13,6 +13,7 @@
 use crate::config::{FencePoint, PostProcessing};
 use crate::error::Result;
 use crate::exec::ExecCtx;
+use crate::nn::ContiguousExt;
 use crate::sam2::sam2_base::{FrameFeatures, Memory, PointInputs, Sam2Base, SamOutputs};
 use crate::tracker::memory_bank::{FrameOutput, OutputStore};
 use crate::tracker::postprocess::fill_holes_in_mask_scores;
@@ -173,7 +174,7 @@ impl FrameStep<'_> {
                 .feats
                 .vision_feat
                 .broadcast_as((n, c, h, w))?
-                .contiguous()?;
+                .contiguous_fast()?;
             Some(self.encode_memory(
                 &vision,
                 &sam.high_res_masks,

@@ -3,14 +3,18 @@
 //! odd sizes, timing both at the real shapes. The fused attention kernel has its own check
 //! (`attention.rs`), which `--check-kernels` runs too.
 //!
-//! - bias add (`cuda::bias_add`, vectorised and one-element paths) against `broadcast_add`:
-//!   the same rounding, so the tolerance is zero;
+//! - bias add (`cuda::bias_add`, vectorised and one-element paths) against `broadcast_add`,
+//!   and bias + ReLU / bias + erf-GELU in one pass against `broadcast_add` then candle's `relu` /
+//!   `gelu_erf`: the same rounding, so the tolerance is zero;
+//! - strided -> contiguous copies (`cuda::strided_copy`, vector and element moves) against
+//!   candle's copy: bit-exact, tolerance zero;
 //! - RoPE (`cuda::rope`) against `nn::rope::rotate_leading` over `rotate`/`rotate_repeated`
 //!   (copy, cast to f32, candle's `rope_i`, cast back, concatenation): the same f32 formula,
 //!   where the compiler may contract a product into a fused multiply-add differently, so a
 //!   value can differ in its last f32 bit and, rarely, by one unit of the 16-bit types.
 
-use crate::cuda::{bias_add, rope as rope_kernel};
+use crate::cuda::bias_add::{self, Epilogue};
+use crate::cuda::rope as rope_kernel;
 use crate::nn::rope::{self, AxialRope};
 use candle_core::{DType, Device, Result, Tensor};
 
@@ -71,6 +75,39 @@ pub fn check(dev: &Device, timed: bool) -> Result<Vec<KernelCheckRow>> {
             rows.push(row(
                 "bias_add", name, &shape, &got, &want, 0.0, fused_ms, unfused_ms,
             )?);
+            // bias + activation in one pass (vector path only) against the two candle ops
+            if !bias_add::supports_epilogue(&x, &b) {
+                continue;
+            }
+            for (kernel, epilogue) in [
+                ("bias_relu", Epilogue::Relu),
+                ("bias_gelu", Epilogue::GeluErf),
+            ] {
+                let fused = |x: &Tensor| -> Result<Tensor> {
+                    let y = x.copy()?;
+                    bias_add::add_bias_act_inplace(&y, &b, epilogue)?;
+                    Ok(y)
+                };
+                let unfused = |x: &Tensor| -> Result<Tensor> {
+                    let y = x.broadcast_add(&b)?;
+                    match epilogue {
+                        Epilogue::Relu => y.relu(),
+                        _ => y.gelu_erf(),
+                    }
+                };
+                let (got, want) = (fused(&x)?, unfused(&x)?);
+                let (fused_ms, unfused_ms) = if timed && time_it {
+                    (
+                        Some(time_ms(dev, || fused(&x).map(|_| ()))?),
+                        Some(time_ms(dev, || unfused(&x).map(|_| ()))?),
+                    )
+                } else {
+                    (None, None)
+                };
+                rows.push(row(
+                    kernel, name, &shape, &got, &want, 0.0, fused_ms, unfused_ms,
+                )?);
+            }
         }
     }
     // RoPE: memory attention's keys (7 frames of 64x64 tokens, 64 object pointers), its queries,
@@ -114,6 +151,50 @@ pub fn check(dev: &Device, timed: bool) -> Result<Vec<KernelCheckRow>> {
             };
             rows.push(row(
                 "rope", name, &shape, &got, &want, tol, fused_ms, unfused_ms,
+            )?);
+        }
+    }
+    // strided copies (`cuda::strided_copy`, 16/8-byte moves where the layout allows, else one
+    // element) against candle's copy: Hiera-T's window partition of its stage-1 map (channels
+    // innermost), a head split, a narrowed view at an odd offset (element moves), a transpose
+    // with a strided inside (element moves)
+    for (shape, time_it) in [
+        (vec![1, 32, 8, 32, 8, 96], true),
+        (vec![1, 4096, 4, 96], true),
+        (vec![3, 37, 10], false),
+        (vec![64, 48], false),
+    ] {
+        let x = Tensor::randn(0f32, 1f32, shape.as_slice(), dev)?;
+        for (dtype, name) in DTYPES {
+            let x = x.to_dtype(dtype)?;
+            let view = match shape.len() {
+                6 => x.permute((0, 1, 3, 2, 4, 5))?,
+                4 => x.transpose(1, 2)?,
+                3 => x.narrow(1, 1, 35)?.narrow(2, 1, 8)?,
+                _ => x.t()?,
+            };
+            let got = crate::cuda::strided_copy::contiguous(&view)?;
+            let want = view.contiguous()?;
+            let (fused_ms, unfused_ms) = if timed && time_it {
+                (
+                    Some(time_ms(dev, || {
+                        crate::cuda::strided_copy::contiguous(&view).map(|_| ())
+                    })?),
+                    Some(time_ms(dev, || view.contiguous().map(|_| ()))?),
+                )
+            } else {
+                (None, None)
+            };
+            let shown: Vec<usize> = view.dims().to_vec();
+            rows.push(row(
+                "strided_copy",
+                name,
+                &shown,
+                &got,
+                &want,
+                0.0,
+                fused_ms,
+                unfused_ms,
             )?);
         }
     }

@@ -7,6 +7,10 @@
 // `bias_add_*` takes one element per thread; `bias_add_vec_*` 16 bytes per thread (8 halves or 4
 // floats), for rows whose length is a multiple of that and 16-byte aligned x and b: one vector
 // load of x and of b and one store, and one index division per vector instead of per element.
+// `bias_relu_vec_*` and `bias_gelu_vec_*` apply the Linear's activation in the same pass, with
+// candle's arithmetic for it on the rounded sum: relu = max(x, 0) (NaN kept in f16/bf16, as
+// `__hmax_nan`; fmaxf in f32), gelu = x * normcdf(x) with normcdf evaluated in f32 and, for
+// f16/bf16, rounded before the (rounded) product.
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -23,8 +27,25 @@ __device__ __forceinline__ void bias_add_body(T* x, const T* b, uint32_t n, uint
     }
 }
 
+__device__ __forceinline__ float relu(float a) { return fmaxf(a, 0.f); }
+__device__ __forceinline__ __half relu(__half a) { return __hmax_nan(a, __float2half(0.f)); }
+__device__ __forceinline__ __nv_bfloat16 relu(__nv_bfloat16 a) { return __hmax_nan(a, __float2bfloat16(0.f)); }
+__device__ __forceinline__ float gelu(float a) { return a * normcdff(a); }
+__device__ __forceinline__ __half gelu(__half a) { return __hmul(a, __float2half(normcdff(__half2float(a)))); }
+__device__ __forceinline__ __nv_bfloat16 gelu(__nv_bfloat16 a) {
+    return __hmul(a, __float2bfloat16(normcdff(__bfloat162float(a))));
+}
+
+enum class Act { None, Relu, Gelu };
+
+template <Act A, typename T> __device__ __forceinline__ T act(T v) {
+    if constexpr (A == Act::Relu) return relu(v);
+    else if constexpr (A == Act::Gelu) return gelu(v);
+    else return v;
+}
+
 // n_vec = n / VEC vectors, cols_vec = cols / VEC vectors per row.
-template <typename T>
+template <typename T, Act A = Act::None>
 __device__ __forceinline__ void bias_add_vec_body(T* x, const T* b, uint32_t n_vec, uint32_t cols_vec) {
     constexpr int VEC = 16 / sizeof(T);
     int4* xv = reinterpret_cast<int4*>(x);
@@ -35,7 +56,7 @@ __device__ __forceinline__ void bias_add_vec_body(T* x, const T* b, uint32_t n_v
         T* xe = reinterpret_cast<T*>(&xi);
         const T* be = reinterpret_cast<const T*>(&bi);
 #pragma unroll
-        for (int e = 0; e < VEC; ++e) xe[e] = add(xe[e], be[e]);
+        for (int e = 0; e < VEC; ++e) xe[e] = act<A>(add(xe[e], be[e]));
         xv[i] = xi;
     }
 }
@@ -45,7 +66,13 @@ __device__ __forceinline__ void bias_add_vec_body(T* x, const T* b, uint32_t n_v
         bias_add_body(x, b, n, cols);                                                                       \
     }                                                                                                       \
     extern "C" __global__ void bias_add_vec_##SUFFIX(T* x, const T* b, uint32_t n_vec, uint32_t cols_vec) { \
-        bias_add_vec_body(x, b, n_vec, cols_vec);                                                           \
+        bias_add_vec_body<T, Act::None>(x, b, n_vec, cols_vec);                                             \
+    }                                                                                                       \
+    extern "C" __global__ void bias_relu_vec_##SUFFIX(T* x, const T* b, uint32_t n_vec, uint32_t cols_vec) { \
+        bias_add_vec_body<T, Act::Relu>(x, b, n_vec, cols_vec);                                             \
+    }                                                                                                       \
+    extern "C" __global__ void bias_gelu_vec_##SUFFIX(T* x, const T* b, uint32_t n_vec, uint32_t cols_vec) { \
+        bias_add_vec_body<T, Act::Gelu>(x, b, n_vec, cols_vec);                                             \
     }
 
 BIAS_ADD(f32, float)

@@ -10,7 +10,7 @@ use crate::exec::ExecCtx;
 use crate::nn::attention::sdpa;
 use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::interpolate::bicubic;
-use crate::nn::linear::Linear;
+use crate::nn::linear::{Activation, Linear};
 use crate::nn::norm::layer_norm;
 use crate::nn::{ContiguousExt, ModelOptions};
 use candle_core::{Module, Result, Tensor};
@@ -21,10 +21,19 @@ const LN_EPS: f64 = 1e-6;
 
 /// Apply a Linear to the last axis of any-rank x through a single 2D matmul.
 fn linear_last(l: &Linear, x: &Tensor) -> Result<Tensor> {
+    linear_last_act(l, x, None)
+}
+
+/// [`linear_last`] followed by `act` (one pass with the bias on CUDA, `Linear::forward_act`).
+fn linear_last_act(l: &Linear, x: &Tensor, act: Option<Activation>) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let cin = dims[dims.len() - 1];
     let rows: usize = dims[..dims.len() - 1].iter().product();
-    let y = l.forward(&x.reshape((rows, cin))?)?;
+    let x2 = x.reshape((rows, cin))?;
+    let y = match act {
+        Some(a) => l.forward_act(&x2, a)?,
+        None => l.forward(&x2)?,
+    };
     let cout = y.dim(1)?;
     let mut out_dims = dims;
     let last = out_dims.len() - 1;
@@ -305,7 +314,11 @@ impl MultiScaleBlock {
         }
         let x = (shortcut + y)?;
         ctx.stage("hiera.mlp", dev, || {
-            let m = linear_last(&self.mlp_in, &self.norm2.forward(&x)?)?.gelu_erf()?;
+            let m = linear_last_act(
+                &self.mlp_in,
+                &self.norm2.forward(&x)?,
+                Some(Activation::GeluErf),
+            )?;
             let m = linear_last(&self.mlp_out, &m)?;
             x + m
         })
