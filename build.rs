@@ -23,7 +23,15 @@ fn cuda_kernels() {
     let cc = cudaforge::detect_compute_cap()
         .unwrap_or_else(|e| panic!("set CUDA_COMPUTE_CAP (e.g. 90, or 87 for Jetson Orin): {e}"))
         .base();
-    for name in ["flash_attn", "bias_add", "strided_copy", "softmax", "rope"] {
+    for name in [
+        "flash_attn",
+        "bias_add",
+        "strided_copy",
+        "softmax",
+        "rope",
+        "layer_norm2d",
+        "max_pool",
+    ] {
         let src = format!("src/cuda/kernels/{name}.cu");
         let dst = out.join(format!("{name}.fatbin"));
         let status = std::process::Command::new(&nvcc)

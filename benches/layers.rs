@@ -935,10 +935,82 @@ fn sdpa_kernel(c: &mut Criterion) {
     g.finish();
 }
 
+/// `elementwise`: vosbench's memory-bound kernels through their `nn` entry points (the CUDA
+/// kernel where it applies, candle's ops on CPU) at model shapes, in bf16 on CUDA and f32 on CPU.
+/// Throughput is the bytes one call must read and write at least (input and output once), so
+/// read `GiB/s` against the device's memory bandwidth.
+fn elementwise(c: &mut Criterion) {
+    use vosbench::nn::linear::{Activation, Linear};
+    use vosbench::nn::norm::LayerNorm2d;
+    let mut g = group(c, "elementwise");
+    for dev in devices() {
+        let dt = if dev.is_cuda() {
+            DType::BF16
+        } else {
+            DType::F32
+        };
+        let es = dt.size_in_bytes() as u64;
+        let name = |case: &str| format!("{}/{case}", dev_name(&dev));
+        let rnd = |shape: &[usize]| -> anyhow::Result<Tensor> {
+            Ok(Tensor::randn(0f32, 1f32, shape, &dev)?.to_dtype(dt)?)
+        };
+        let mut case = |id: String, bytes: u64, f: Box<dyn Fn() -> CResult<Tensor>>| {
+            g.throughput(Throughput::Bytes(bytes));
+            g.bench_function(id, |b| {
+                b.iter(|| {
+                    let y = f().expect("forward");
+                    sync(&dev);
+                    y
+                })
+            });
+        };
+        // LayerNorm2d + GELU of the memory encoder's mask downsampler (last level)
+        let (x, w, bias) = (
+            rnd(&[1, 256, 64, 64]).unwrap(),
+            rnd(&[256]).unwrap(),
+            rnd(&[256]).unwrap(),
+        );
+        let ln = LayerNorm2d::from_parts(w, bias, 1e-6);
+        let n = 256 * 64 * 64;
+        case(
+            name("layer_norm2d_gelu/1x256x64x64"),
+            2 * n * es,
+            Box::new(move || ln.forward_gelu(&x)),
+        );
+        // Hiera-T's first q-pool
+        let x = rnd(&[1, 256, 256, 96]).unwrap();
+        let n = 256 * 256 * 96;
+        case(
+            name("max_pool_nhwc/1x256x256x96"),
+            n * es + n / 4 * es,
+            Box::new(move || vosbench::nn::pool::max_pool_nhwc(&x, (2, 2))),
+        );
+        // RoPE of memory attention's keys: 7 frames of a 64x64 table, 64 object pointers
+        let rope = vosbench::nn::rope::AxialRope::new(256, 10000.0).unwrap();
+        let table = rope.table(64, 64, &dev).unwrap();
+        let x = rnd(&[1, 1, 28736, 256]).unwrap();
+        let n = 28736 * 256;
+        case(
+            name("rope_keys/1x1x28736x256"),
+            2 * n * es,
+            Box::new(move || vosbench::nn::rope::rotate_tokens(&x, &table, 64, true)),
+        );
+        // Hiera-T stage-1 MLP input layer with its GELU (bias and activation in one pass on CUDA)
+        let lin = Linear::new(rnd(&[384, 96]).unwrap(), Some(rnd(&[384]).unwrap()));
+        let x = rnd(&[65536, 96]).unwrap();
+        case(
+            name("linear_gelu/65536x96->384"),
+            (65536 * 96 + 65536 * 384) as u64 * es,
+            Box::new(move || lin.forward_act(&x, Activation::GeluErf)),
+        );
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = criterion_config();
     targets = hiera_blocks, fpn_neck, prompt_encoder, mask_decoder, memory_encoder,
-        memory_attention, repvit_blocks, perceiver, conv_ops, depthwise, sdpa_kernel
+        memory_attention, repvit_blocks, perceiver, conv_ops, depthwise, sdpa_kernel, elementwise
 }
 criterion_main!(benches);

@@ -11,6 +11,10 @@ pub mod flash_attn;
 pub mod graph;
 #[cfg(feature = "cuda")]
 pub mod kernels;
+#[cfg(feature = "cuda")]
+pub mod layer_norm2d;
+#[cfg(feature = "cuda")]
+pub mod max_pool;
 pub mod memory;
 pub mod probe;
 #[cfg(feature = "cuda")]

@@ -7,6 +7,7 @@ pub mod interpolate;
 pub mod linear;
 pub mod mlp;
 pub mod norm;
+pub mod pool;
 pub mod position_encoding;
 pub mod rope;
 

@@ -13,6 +13,11 @@ pub struct LayerNorm2d {
 }
 
 impl LayerNorm2d {
+    /// From its tensors (`weight` and `bias` [C]).
+    pub fn from_parts(weight: Tensor, bias: Tensor, eps: f64) -> Self {
+        Self { weight, bias, eps }
+    }
+
     pub fn new(channels: usize, eps: f64, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
             weight: vb.get(channels, "weight")?,
@@ -22,9 +27,25 @@ impl LayerNorm2d {
     }
 }
 
-impl Module for LayerNorm2d {
-    /// x: [B, C, H, W] -> [B, C, H, W]
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl LayerNorm2d {
+    /// `gelu_erf(self.forward(x))`: one kernel on CUDA (`crate::cuda::layer_norm2d`), the two
+    /// steps elsewhere.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if crate::cuda::layer_norm2d::supports(x, &self.weight, &self.bias) {
+            return crate::cuda::layer_norm2d::layer_norm2d(
+                x,
+                &self.weight,
+                &self.bias,
+                self.eps,
+                true,
+            );
+        }
+        self.forward(x)?.gelu_erf()
+    }
+
+    /// The unfused computation (every device): the reference of the CUDA kernel's check.
+    pub fn forward_unfused(&self, x: &Tensor) -> Result<Tensor> {
         let dtype = x.dtype();
         let x = x.to_dtype(DType::F32)?;
         let u = x.mean_keepdim(1)?;
@@ -35,6 +56,24 @@ impl Module for LayerNorm2d {
         let w = self.weight.to_dtype(DType::F32)?.reshape((1, c, 1, 1))?;
         let b = self.bias.to_dtype(DType::F32)?.reshape((1, c, 1, 1))?;
         xn.broadcast_mul(&w)?.broadcast_add(&b)?.to_dtype(dtype)
+    }
+}
+
+impl Module for LayerNorm2d {
+    /// x: [B, C, H, W] -> [B, C, H, W]; one kernel on CUDA (`crate::cuda::layer_norm2d`, f32
+    /// arithmetic as below, sums in another order), [`LayerNorm2d::forward_unfused`] elsewhere.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        #[cfg(feature = "cuda")]
+        if crate::cuda::layer_norm2d::supports(x, &self.weight, &self.bias) {
+            return crate::cuda::layer_norm2d::layer_norm2d(
+                x,
+                &self.weight,
+                &self.bias,
+                self.eps,
+                false,
+            );
+        }
+        self.forward_unfused(x)
     }
 }
 

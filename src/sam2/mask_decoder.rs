@@ -286,7 +286,7 @@ impl MaskDecoder {
             Some((_, feat_s1)) => up.broadcast_add(feat_s1)?,
             None => up,
         };
-        let up = self.upscale_norm.forward(&up)?.gelu_erf()?;
+        let up = self.upscale_norm.forward_gelu(&up)?;
         let up = self.upscale_conv2.forward(&up)?;
         let up = match high_res_features {
             Some((feat_s0, _)) => up.broadcast_add(feat_s0)?,

@@ -91,7 +91,7 @@ impl Module for MaskDownSampler {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
         for (conv, norm) in &self.blocks {
-            x = norm.forward(&conv.forward(&x)?)?.gelu_erf()?;
+            x = norm.forward_gelu(&conv.forward(&x)?)?;
         }
         self.proj.forward(&x)
     }

@@ -62,8 +62,8 @@ impl MaskDownscaling {
 impl Module for MaskDownscaling {
     /// x: [B, 1, 4e, 4e] -> [B, C, e, e]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.norm1.forward(&self.conv0.forward(x)?)?.gelu_erf()?;
-        let x = self.norm4.forward(&self.conv3.forward(&x)?)?.gelu_erf()?;
+        let x = self.norm1.forward_gelu(&self.conv0.forward(x)?)?;
+        let x = self.norm4.forward_gelu(&self.conv3.forward(&x)?)?;
         self.conv6.forward(&x)
     }
 }

@@ -8,6 +8,10 @@
 //!   `gelu_erf`: the same rounding, so the tolerance is zero;
 //! - strided -> contiguous copies (`cuda::strided_copy`, vector and element moves) against
 //!   candle's copy: bit-exact, tolerance zero;
+//! - LayerNorm2d (`cuda::layer_norm2d`, alone and with the GELU after it) against the unfused
+//!   f32 path: sums in another order, so last-bit f32 differences and, after rounding, one
+//!   unit of f16/bf16;
+//! - Hiera's q-pool (`cuda::max_pool`) against pairwise maxima of views: bit-exact;
 //! - RoPE (`cuda::rope`) against `nn::rope::rotate_leading` over `rotate`/`rotate_repeated`
 //!   (copy, cast to f32, candle's `rope_i`, cast back, concatenation): the same f32 formula,
 //!   where the compiler may contract a product into a fused multiply-add differently, so a
@@ -15,6 +19,8 @@
 
 use crate::cuda::bias_add::{self, Epilogue};
 use crate::cuda::rope as rope_kernel;
+use crate::nn::norm::LayerNorm2d;
+use crate::nn::pool;
 use crate::nn::rope::{self, AxialRope};
 use candle_core::{DType, Device, Result, Tensor};
 
@@ -195,6 +201,78 @@ pub fn check(dev: &Device, timed: bool) -> Result<Vec<KernelCheckRow>> {
                 0.0,
                 fused_ms,
                 unfused_ms,
+            )?);
+        }
+    }
+    // LayerNorm2d (with and without the GELU after it) against the unfused f32 path: the mask
+    // downsampler's first and last levels, the memory encoder's CXBlock map, an odd size
+    for (shape, time_it) in [
+        ([1, 4, 512, 512], true),
+        ([1, 256, 64, 64], true),
+        ([2, 24, 7, 9], false),
+    ] {
+        let c = shape[1];
+        let x = Tensor::randn(0f32, 1f32, &shape, dev)?.affine(2.0, 0.5)?;
+        let w = Tensor::randn(0f32, 1f32, c, dev)?.affine(0.1, 1.0)?;
+        let b = (Tensor::randn(0f32, 1f32, c, dev)? * 0.1)?;
+        for (dtype, name) in DTYPES {
+            let (x, w, b) = (x.to_dtype(dtype)?, w.to_dtype(dtype)?, b.to_dtype(dtype)?);
+            let ln = LayerNorm2d::from_parts(w.clone(), b.clone(), 1e-6);
+            let tol = match dtype {
+                DType::F32 => 1e-6,
+                DType::F16 => 1e-3,
+                _ => 8e-3,
+            };
+            for gelu in [false, true] {
+                let fused = || crate::cuda::layer_norm2d::layer_norm2d(&x, &w, &b, 1e-6, gelu);
+                let unfused = || -> Result<Tensor> {
+                    let y = ln.forward_unfused(&x)?;
+                    if gelu {
+                        y.gelu_erf()
+                    } else {
+                        Ok(y)
+                    }
+                };
+                let (got, want) = (fused()?, unfused()?);
+                let (fused_ms, unfused_ms) = if timed && time_it {
+                    (
+                        Some(time_ms(dev, || fused().map(|_| ()))?),
+                        Some(time_ms(dev, || unfused().map(|_| ()))?),
+                    )
+                } else {
+                    (None, None)
+                };
+                let kernel = if gelu { "ln2d_gelu" } else { "ln2d" };
+                rows.push(row(
+                    kernel, name, &shape, &got, &want, tol, fused_ms, unfused_ms,
+                )?);
+            }
+        }
+    }
+    // q-pool: Hiera-T's stage-1 map and a 2x3 window over an odd map (floor), bit-exact
+    for (shape, stride, time_it) in [
+        ([1, 256, 256, 96], (2, 2), true),
+        ([2, 7, 10, 16], (2, 3), false),
+    ] {
+        let x = Tensor::randn(0f32, 1f32, &shape, dev)?;
+        for (dtype, name) in DTYPES {
+            let x = x.to_dtype(dtype)?;
+            let got = crate::cuda::max_pool::max_pool_nhwc(&x, stride)?;
+            let want = pool::max_pool_nhwc_unfused(&x, stride)?;
+            let (fused_ms, unfused_ms) = if timed && time_it {
+                (
+                    Some(time_ms(dev, || {
+                        crate::cuda::max_pool::max_pool_nhwc(&x, stride).map(|_| ())
+                    })?),
+                    Some(time_ms(dev, || {
+                        pool::max_pool_nhwc_unfused(&x, stride).map(|_| ())
+                    })?),
+                )
+            } else {
+                (None, None)
+            };
+            rows.push(row(
+                "max_pool", name, &shape, &got, &want, 0.0, fused_ms, unfused_ms,
             )?);
         }
     }

@@ -12,6 +12,7 @@ use crate::nn::conv::{conv2d, Conv2d};
 use crate::nn::interpolate::bicubic;
 use crate::nn::linear::{Activation, Linear};
 use crate::nn::norm::layer_norm;
+use crate::nn::pool::max_pool_nhwc;
 use crate::nn::{ContiguousExt, ModelOptions};
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{Conv2dConfig, LayerNorm, VarBuilder};
@@ -39,42 +40,6 @@ fn linear_last_act(l: &Linear, x: &Tensor, act: Option<Activation>) -> Result<Te
     let last = out_dims.len() - 1;
     out_dims[last] = cout;
     y.reshape(out_dims)
-}
-
-/// 2x2-style max-pool (kernel = stride, floor mode) of a channel-last map.
-/// x: [B, H, W, C] -> [B, H/sh, W/sw, C]
-fn max_pool_nhwc(x: &Tensor, stride: (usize, usize)) -> Result<Tensor> {
-    let (b, h, w, c) = x.dims4()?;
-    let (sh, sw) = stride;
-    let (ho, wo) = (h / sh, w / sw);
-    if ho == 0 || wo == 0 {
-        candle_core::bail!("q-pool: map {h}x{w} smaller than stride {sh}x{sw}")
-    }
-    let x = if ho * sh != h || wo * sw != w {
-        x.narrow(1, 0, ho * sh)?.narrow(2, 0, wo * sw)?
-    } else {
-        x.clone()
-    };
-    // An elementwise maximum over the sh*sw strided views: candle's reduction over a middle axis
-    // of a 6-D tensor was the slowest op of the whole trunk on CUDA (milliseconds per call).
-    let x6 = x.reshape((b, ho, sh, wo, sw, c))?;
-    let mut acc: Option<Tensor> = None;
-    for i in 0..sh {
-        for j in 0..sw {
-            let v = x6
-                .narrow(2, i, 1)?
-                .narrow(4, j, 1)?
-                .reshape((b, ho, wo, c))?;
-            acc = Some(match acc {
-                None => v,
-                Some(a) => a.maximum(&v)?,
-            });
-        }
-    }
-    match acc {
-        Some(a) => a.contiguous_fast(),
-        None => candle_core::bail!("q-pool: empty stride"),
-    }
 }
 
 /// Zero-pad the bottom/right to a multiple of `ws` and cut into windows (row-major order).
@@ -642,16 +607,5 @@ mod tests {
             .to_scalar()
             .unwrap();
         assert_eq!(d, 0.0);
-    }
-
-    #[test]
-    fn max_pool_floors_odd_sizes() {
-        let x = Tensor::arange(0f32, 15.0, &candle_core::Device::Cpu)
-            .unwrap()
-            .reshape((1, 3, 5, 1))
-            .unwrap();
-        let y = max_pool_nhwc(&x, (2, 2)).unwrap();
-        let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
-        assert_eq!(v, vec![6.0, 8.0]);
     }
 }
