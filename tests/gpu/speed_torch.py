@@ -180,7 +180,7 @@ def make_weights(variant, out, seed, shift=None):
     print(f"wrote {out}/model.pt: {variant}, seed {seed}, {len(sd)} tensors, {info['params']} float values")
 
 
-def build_predictor(torch, variant, ckpt, device):
+def build_predictor(torch, variant, ckpt, device, compiled=False):
     """The official video predictor with the checkpoint loaded strictly, on `device`."""
     threads = torch.get_num_threads()
     _reference_modules()
@@ -198,8 +198,11 @@ def build_predictor(torch, variant, ckpt, device):
             yaml, overrides = base.VARIANT_YAML[variant], []
         else:  # the small test variant: the JSON written over the tiny yaml
             yaml, overrides = base.BASE_YAML, base.overrides_from_json(cfg)
+        # compiled: the official `vos_optimized` predictor (SAM2VideoPredictorVOS, torch.compile
+        # of the image encoder, memory attention/encoder and heads in its default mode)
         predictor = build_sam2_video_predictor(yaml, ckpt_path=ckpt, device=device,
-                                               hydra_overrides_extra=overrides)
+                                               hydra_overrides_extra=overrides,
+                                               vos_optimized=compiled)
     _undo_fixture_settings(torch, threads)
     return predictor.eval()
 
@@ -316,7 +319,9 @@ def run(a):
             torch.cuda.synchronize(dev)
 
     t0 = time.perf_counter()
-    predictor = build_predictor(torch, variant, a.weights, dev)
+    if a.compiled and is_edgetam(variant):
+        raise SystemExit("--compiled: the official vos_optimized predictor is SAM 2.1 only")
+    predictor = build_predictor(torch, variant, a.weights, dev, compiled=a.compiled)
     # after the build: importing the fixture modules turns TF32 off
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
@@ -378,6 +383,7 @@ def run(a):
         "model": variant,
         "precision": a.precision,
         "tf32": tf32,
+        "compiled": bool(a.compiled),
         "device": a.device,
         "device_name": torch.cuda.get_device_name(dev) if cuda else "cpu",
         "torch_version": torch.__version__,
@@ -469,9 +475,10 @@ def fps_from_frame(r, frame):
 
 def _mode(r):
     p = r.get("precision", "?")
+    c = " compiled" if r.get("compiled") else ""
     if r.get("engine") == "pytorch" and p == "bf16":
-        return "bf16 autocast"
-    return p + (" +tf32" if r.get("tf32") and p == "f32" else "")
+        return "bf16 autocast" + c
+    return p + (" +tf32" if r.get("tf32") and p == "f32" else "") + c
 
 
 def _fmt(v, spec):
@@ -515,12 +522,12 @@ def table(a):
             f"{_fmt(None if not frac else 100 * frac[1], '6.1f')}  {r.get('device_name', '')}")
     # against the PyTorch run of the same variant and precision (targets: docs/performance.md)
     ratio_lines = []
-    torch_runs = {(r["model"], r.get("precision")): r for r in recs
+    torch_runs = {(r["model"], r.get("precision"), bool(r.get("compiled"))): r for r in recs
                   if r.get("engine") == "pytorch" and not r.get("error")}
-    for r in recs:
-        if r.get("engine") != "vosbench" or r.get("error"):
-            continue
-        t = torch_runs.get((r["model"], r.get("precision")))
+    pairs = [(r, torch_runs.get((r["model"], r.get("precision"), compiled)))
+             for compiled in (False, True)
+             for r in recs if r.get("engine") == "vosbench" and not r.get("error")]
+    for r, t in pairs:
         if t is None:
             continue
 
@@ -537,7 +544,7 @@ def table(a):
         start = ratio("start_to_first_mask_ms")
         ok = lambda v, good: "-" if v is None else ("ok" if good(v) else "MISSED")  # noqa: E731
         ratio_lines.append(
-            f"{r['model']:<24} vosbench {_mode(r):<9} vs pytorch {_mode(t):<14}: "
+            f"{r['model']:<24} vosbench {_mode(r):<9} vs pytorch {_mode(t):<22}: "
             f"FPS x{_fmt(fps, '.2f')} ({ok(fps, lambda v: v >= 1.0)}, target >= 1; "
             f"frames {FULL_BANK_FRAME}+ x{_fmt(fps16, '.2f')}), "
             f"peak memory x{_fmt(mem, '.2f')} ({ok(mem, lambda v: v <= 0.7)}, target <= 0.7), "
@@ -567,6 +574,9 @@ def main():
     r.add_argument("--point", required=True, help="X,Y of a positive click on frame 0, video pixels")
     r.add_argument("--precision", choices=["f32", "bf16"], default="f32")
     r.add_argument("--tf32", choices=["on", "off"], default="on")
+    r.add_argument("--compiled", action="store_true",
+                   help="the official vos_optimized predictor (torch.compile, default mode; SAM 2.1 "
+                        "only); its compile time falls in the first mask")
     r.add_argument("--device", default="cuda", help="cuda, cuda:N, or cpu (for testing the script)")
     r.add_argument("--warmup-frames", type=int, default=5)
     r.add_argument("--max-frames", type=int, default=None,

@@ -11,7 +11,9 @@
 #        bash tests/gpu/speed_vs_torch.sh [VARIANT...]   (default: sam2.1_hiera_tiny
 #                                                         sam2.1_hiera_base_plus edgetam)
 # Settings (environment): FRAMES (64), SIZE (854x480), DEVICE (cuda), WARMUP (5),
-#   TORCH_MODES ("f32 bf16"), VOS_MODES ("f32 f32-tf32 bf16"), RUN_TIMEOUT (seconds per run, 600),
+#   TORCH_MODES ("f32 bf16"; add "bf16-compiled" / "f32-compiled" for the official vos_optimized
+#   predictor under torch.compile in its default mode, SAM 2.1 variants only, compile time in its
+#   first mask), VOS_MODES ("f32 f32-tf32 bf16"), RUN_TIMEOUT (seconds per run, 600),
 #   VOS_FLAGS (extra `vosbench track` flags, e.g. --enable-cudnn-tuning), PYTHON (python3),
 #   VOSBENCH (.gpu/vosbench), SAM2_PY / EDGETAM_PY (PYTHONPATH of the official packages),
 #   PROFILE (set: torch.profiler tables of frames 16-24 in $OUT/*_profile.txt, and vosbench's
@@ -63,7 +65,7 @@ one() {
 all_failed() { # variant log
   for m in $TORCH_MODES; do
     "$PY" "$SPEED" fail --json "$out/${1}_pytorch_$m.json" --engine pytorch --variant "$1" \
-      --precision "$m" --tf32 --log "$2"
+      --precision "${m%-compiled}" --tf32 --log "$2"
   done
   for m in $VOS_MODES; do
     local tf=()
@@ -85,9 +87,13 @@ for v in "$@"; do
   fi
   cp "$w/weights.json" "$out/${v}_weights.json.txt" 2>/dev/null
   for m in $TORCH_MODES; do
-    one "$out/${v}_pytorch_$m.json" pytorch "$v" "$m" 1 \
+    # bf16-compiled / f32-compiled: the official vos_optimized predictor (SAM 2.1 only)
+    comp=()
+    [ "${m%-compiled}" != "$m" ] && comp=(--compiled)
+    case "$v" in edgetam*) [ ${#comp[@]} -gt 0 ] && continue ;; esac
+    one "$out/${v}_pytorch_$m.json" pytorch "$v" "${m%-compiled}" 1 \
       env PYTHONPATH=$pyp "$PY" "$SPEED" run --variant "$v" --weights "$w/model.pt" \
-      --frames "$frames" --point "$point" --precision "$m" --device "$DEVICE" \
+      --frames "$frames" --point "$point" --precision "${m%-compiled}" "${comp[@]}" --device "$DEVICE" \
       --warmup-frames "$WARMUP" --json "$out/${v}_pytorch_$m.json" \
       ${PROFILE:+--profile "$out/${v}_pytorch_${m}_profile.txt"}
   done
