@@ -321,6 +321,20 @@ def run(a):
     t0 = time.perf_counter()
     if a.compiled and is_edgetam(variant):
         raise SystemExit("--compiled: the official vos_optimized predictor is SAM 2.1 only")
+    compile_mode = None
+    if a.compiled and a.compile_mode == "default":
+        # The official predictor asks torch.compile for mode="max-autotune", whose kernel search
+        # did not finish within a device call (150 s for tiny); this drops the mode argument so
+        # every component compiles in torch's default mode. Everything else stays official.
+        orig_compile = torch.compile
+
+        def compile_default(*args, **kwargs):
+            kwargs.pop("mode", None)
+            return orig_compile(*args, **kwargs)
+
+        torch.compile = compile_default
+    if a.compiled:
+        compile_mode = a.compile_mode
     predictor = build_predictor(torch, variant, a.weights, dev, compiled=a.compiled)
     # after the build: importing the fixture modules turns TF32 off
     torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -384,6 +398,7 @@ def run(a):
         "precision": a.precision,
         "tf32": tf32,
         "compiled": bool(a.compiled),
+        "compile_mode": compile_mode,
         "device": a.device,
         "device_name": torch.cuda.get_device_name(dev) if cuda else "cpu",
         "torch_version": torch.__version__,
@@ -577,6 +592,9 @@ def main():
     r.add_argument("--compiled", action="store_true",
                    help="the official vos_optimized predictor (torch.compile, default mode; SAM 2.1 "
                         "only); its compile time falls in the first mask")
+    r.add_argument("--compile-mode", choices=["default", "max-autotune"], default="default",
+                   help="torch.compile mode of --compiled: torch's default (the official code asks "
+                        "for max-autotune, whose search did not finish within a device call)")
     r.add_argument("--device", default="cuda", help="cuda, cuda:N, or cpu (for testing the script)")
     r.add_argument("--warmup-frames", type=int, default=5)
     r.add_argument("--max-frames", type=int, default=None,

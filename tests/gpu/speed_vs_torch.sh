@@ -12,8 +12,9 @@
 #                                                         sam2.1_hiera_base_plus edgetam)
 # Settings (environment): FRAMES (64), SIZE (854x480), DEVICE (cuda), WARMUP (5),
 #   TORCH_MODES ("f32 bf16"; add "bf16-compiled" / "f32-compiled" for the official vos_optimized
-#   predictor under torch.compile in its default mode, SAM 2.1 variants only, compile time in its
-#   first mask), VOS_MODES ("f32 f32-tf32 bf16"), RUN_TIMEOUT (seconds per run, 600),
+#   predictor with torch.compile in torch's default mode instead of the max-autotune it asks for,
+#   which did not finish within a device call; SAM 2.1 variants only, compile time in its first
+#   mask; RUN_TIMEOUT must leave room for the compile), VOS_MODES ("f32 f32-tf32 bf16"), RUN_TIMEOUT (seconds per run, 600),
 #   VOS_FLAGS (extra `vosbench track` flags, e.g. --enable-cudnn-tuning), PYTHON (python3),
 #   VOSBENCH (.gpu/vosbench), SAM2_PY / EDGETAM_PY (PYTHONPATH of the official packages),
 #   PROFILE (set: torch.profiler tables of frames 16-24 in $OUT/*_profile.txt, and vosbench's
