@@ -10,6 +10,7 @@ mod common;
 mod attention_cuda;
 mod edgetam;
 mod image_encoder;
+mod kernels_cuda;
 mod memory;
 mod multi_object;
 mod precision;
