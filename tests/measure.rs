@@ -192,42 +192,30 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         v.get("attention_check").is_none(),
         "not asked for, not reported"
     );
-    // The fused-attention check needs a CUDA device: on the CPU it is the user's error, and it
-    // fails before anything is written.
+    // The fused-attention check and the kernel check need a CUDA device: on the CPU each is the
+    // user's error, named by its own flag, and fails before anything is written.
     let out2 = dir.path().join("probe2.json");
-    let e = vosbench::cli::probe::run(vosbench::cli::probe::Args {
-        device: Some("cpu".into()),
-        workspace_mb: None,
-        models: vec![],
-        imgsz: None,
-        precision: "f32".into(),
-        tf32: false,
-        check_attention: true,
-        check_kernels: false,
-        json: Some(out2.clone()),
-        host_root: None,
-    })
-    .unwrap_err();
-    assert_eq!(e.exit_code(), 2);
-    assert!(e.to_string().contains("--check-attention"), "{e}");
-    assert!(!out2.exists());
-    // So does the kernel check, and its error names its own flag.
-    let e = vosbench::cli::probe::run(vosbench::cli::probe::Args {
-        device: Some("cpu".into()),
-        workspace_mb: None,
-        models: vec![],
-        imgsz: None,
-        precision: "f32".into(),
-        tf32: false,
-        check_attention: false,
-        check_kernels: true,
-        json: Some(out2.clone()),
-        host_root: None,
-    })
-    .unwrap_err();
-    assert_eq!(e.exit_code(), 2);
-    assert!(e.to_string().contains("--check-kernels"), "{e}");
-    assert!(!out2.exists());
+    for (attention, kernels, flag) in [
+        (true, false, "--check-attention"),
+        (false, true, "--check-kernels"),
+    ] {
+        let e = vosbench::cli::probe::run(vosbench::cli::probe::Args {
+            device: Some("cpu".into()),
+            workspace_mb: None,
+            models: vec![],
+            imgsz: None,
+            precision: "f32".into(),
+            tf32: false,
+            check_attention: attention,
+            check_kernels: kernels,
+            json: Some(out2.clone()),
+            host_root: None,
+        })
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains(flag), "{e}");
+        assert!(!out2.exists());
+    }
 }
 
 #[test]

@@ -32,16 +32,18 @@ impl LayerNorm2d {
     /// steps elsewhere.
     pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
         #[cfg(feature = "cuda")]
-        if crate::cuda::layer_norm2d::supports(x, &self.weight, &self.bias) {
-            return crate::cuda::layer_norm2d::layer_norm2d(
-                x,
-                &self.weight,
-                &self.bias,
-                self.eps,
-                true,
-            );
+        if let Some(y) = self.fused(x, true) {
+            return y;
         }
         self.forward(x)?.gelu_erf()
+    }
+
+    /// The CUDA kernel, where it takes `x`.
+    #[cfg(feature = "cuda")]
+    fn fused(&self, x: &Tensor, gelu: bool) -> Option<Result<Tensor>> {
+        let (w, b) = (&self.weight, &self.bias);
+        crate::cuda::layer_norm2d::supports(x, w, b)
+            .then(|| crate::cuda::layer_norm2d::layer_norm2d(x, w, b, self.eps, gelu))
     }
 
     /// The unfused computation (every device): the reference of the CUDA kernel's check.
@@ -64,14 +66,8 @@ impl Module for LayerNorm2d {
     /// arithmetic as below, sums in another order), [`LayerNorm2d::forward_unfused`] elsewhere.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         #[cfg(feature = "cuda")]
-        if crate::cuda::layer_norm2d::supports(x, &self.weight, &self.bias) {
-            return crate::cuda::layer_norm2d::layer_norm2d(
-                x,
-                &self.weight,
-                &self.bias,
-                self.eps,
-                false,
-            );
+        if let Some(y) = self.fused(x, false) {
+            return y;
         }
         self.forward_unfused(x)
     }

@@ -108,7 +108,8 @@ fn check_all(dev: &candle_core::Device, timed: bool) -> Result<Vec<CheckRow>> {
     Ok(rows)
 }
 
-fn time_ms(dev: &candle_core::Device, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+/// Mean ms of one call of `f` over 5 calls after one warm-up, the device synchronised around them.
+pub(super) fn time_ms(dev: &candle_core::Device, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?;
     dev.synchronize()?;
     let t = std::time::Instant::now();

@@ -17,6 +17,7 @@
 //!   where the compiler may contract a product into a fused multiply-add differently, so a
 //!   value can differ in its last f32 bit and, rarely, by one unit of the 16-bit types.
 
+use super::attention::time_ms;
 use crate::cuda::bias_add::{self, Epilogue};
 use crate::cuda::rope as rope_kernel;
 use crate::nn::norm::LayerNorm2d;
@@ -304,18 +305,6 @@ fn row(
         fused_ms,
         unfused_ms,
     })
-}
-
-fn time_ms(dev: &Device, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
-    dev.synchronize()?;
-    let t = std::time::Instant::now();
-    const N: usize = 5;
-    for _ in 0..N {
-        f()?;
-    }
-    dev.synchronize()?;
-    Ok(t.elapsed().as_secs_f64() * 1e3 / N as f64)
 }
 
 /// The check as a table.

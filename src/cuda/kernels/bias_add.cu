@@ -16,6 +16,8 @@
 #include <cuda_fp16.h>
 #include <stdint.h>
 
+#include "elementwise.cuh"
+
 __device__ __forceinline__ float add(float a, float c) { return a + c; }
 __device__ __forceinline__ __half add(__half a, __half c) { return __hadd(a, c); }
 __device__ __forceinline__ __nv_bfloat16 add(__nv_bfloat16 a, __nv_bfloat16 c) { return __hadd(a, c); }
@@ -25,15 +27,6 @@ __device__ __forceinline__ void bias_add_body(T* x, const T* b, uint32_t n, uint
     for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         x[i] = add(x[i], b[i % cols]);
     }
-}
-
-__device__ __forceinline__ float relu(float a) { return fmaxf(a, 0.f); }
-__device__ __forceinline__ __half relu(__half a) { return __hmax_nan(a, __float2half(0.f)); }
-__device__ __forceinline__ __nv_bfloat16 relu(__nv_bfloat16 a) { return __hmax_nan(a, __float2bfloat16(0.f)); }
-__device__ __forceinline__ float gelu(float a) { return a * normcdff(a); }
-__device__ __forceinline__ __half gelu(__half a) { return __hmul(a, __float2half(normcdff(__half2float(a)))); }
-__device__ __forceinline__ __nv_bfloat16 gelu(__nv_bfloat16 a) {
-    return __hmul(a, __float2bfloat16(normcdff(__bfloat162float(a))));
 }
 
 enum class Act { None, Relu, Gelu };

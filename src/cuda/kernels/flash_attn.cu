@@ -95,39 +95,14 @@ __device__ __forceinline__ void mma_bf16(float (&)[4], const uint32_t (&)[4], co
 __device__ __forceinline__ void mma_f16(float (&)[4], const uint32_t (&)[4], const uint32_t (&)[2]) { __trap(); }
 #endif
 
-// Per element type: the k extent of one mma, shared-memory padding, fragment loads and the mma.
-// Fragment layouts are PTX's (g = lane / 4, t = lane % 4). Shared arrays are row-major with
-// leading dimension `ld` (elements).
+// Per element type: the mma and conversions (16-bit types, used by `flash_body16`, which loads
+// its fragments with ldmatrix), or also the k extent of one mma, shared-memory padding and
+// fragment loads (f32, `FragF32`, used by `flash_body`). Fragment layouts are PTX's
+// (g = lane / 4, t = lane % 4). Shared arrays are row-major with leading dimension `ld` (elements).
 template <typename T> struct Frag;
-template <typename T> struct Frag16;
 
-// 16-bit types: A 16x16 row-major, B 16x8 "col" (k contiguous).
+// 16-bit types: two values packed into the 32-bit register of an mma operand (low half first).
 template <typename T> struct Frag16 {
-    static constexpr int KSTEP = 16;
-    static constexpr int PAD_QK = 8;  // row stride LD/2 words == 4 (mod 8): conflict-free
-    static constexpr int PAD_V = 8;
-    static constexpr int PAD_P = 8;
-    static constexpr int BN = 64;
-    __device__ static void load_a(uint32_t (&a)[4], const T* s, int ld, int row0, int k0, int g, int t) {
-        const T* p0 = s + (row0 + g) * ld + k0 + 2 * t;
-        const T* p1 = p0 + 8 * ld;
-        a[0] = *reinterpret_cast<const uint32_t*>(p0);
-        a[1] = *reinterpret_cast<const uint32_t*>(p1);
-        a[2] = *reinterpret_cast<const uint32_t*>(p0 + 8);
-        a[3] = *reinterpret_cast<const uint32_t*>(p1 + 8);
-    }
-    // B[k][n] = S[n][k] (keys as n, head dim as k)
-    __device__ static void load_b_nk(uint32_t (&b)[2], const T* s, int ld, int n0, int k0, int g, int t) {
-        const T* p = s + (n0 + g) * ld + k0 + 2 * t;
-        b[0] = *reinterpret_cast<const uint32_t*>(p);
-        b[1] = *reinterpret_cast<const uint32_t*>(p + 8);
-    }
-    // B[k][n] = S[k][n] (keys as k, head dim as n)
-    __device__ static void load_b_kn(uint32_t (&b)[2], const T* s, int ld, int k0, int n0, int g, int t) {
-        const T* p = s + (k0 + 2 * t) * ld + n0 + g;
-        b[0] = pack(p[0], p[ld]);
-        b[1] = pack(p[8 * ld], p[9 * ld]);
-    }
     __device__ static uint32_t pack(T lo, T hi) {
         uint16_t l = *reinterpret_cast<const uint16_t*>(&lo);
         uint16_t h = *reinterpret_cast<const uint16_t*>(&hi);
