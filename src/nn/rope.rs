@@ -346,6 +346,22 @@ mod tests {
             &data[r * n * d..],
             "pointer tokens must not rotate"
         );
+        // the entry point memory attention calls gives the same values
+        let z = rotate_tokens(&x, &table, excl, true)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        assert_eq!(z, y);
+        // and refuses tables that do not fit the rotated tokens
+        assert!(rotate_tokens(&x, &table, excl + 1, true).is_err());
+        assert!(rotate_tokens(&x, &table, excl, false).is_err());
+        assert!(rotate_tokens(&x, &table, total + 1, true).is_err());
+        let q = x.narrow(2, 0, n)?;
+        assert_eq!(
+            rotate_tokens(&q, &table, 0, false)?
+                .flatten_all()?
+                .to_vec1::<f32>()?,
+            y[..n * d].to_vec()
+        );
         Ok(())
     }
 
