@@ -85,11 +85,7 @@ impl BiasAdd {
         let dev = x.device().clone();
         let n = xl.shape().elem_count();
         let cols = bl.shape().elem_count();
-        let suffix = match x.dtype() {
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            _ => "bf16",
-        };
+        let suffix = super::kernels::type_suffix(x.dtype());
         // 16-byte vectors when rows are whole vectors and both starts are 16-byte aligned (the
         // allocations themselves are).
         let vec = 16 / std::mem::size_of::<T>();

@@ -56,6 +56,17 @@ pub fn function(
     Ok(f)
 }
 
+/// The name suffix of a kernel instantiated per float type (`rope_bf16`, `bias_add_vec_f16`, ...):
+/// `f32`, `f16`, or `bf16` for the remaining type. Callers launch only for these three (their
+/// `cuda_fwd` refuses any other dtype first).
+pub fn type_suffix(dtype: candle_core::DType) -> &'static str {
+    match dtype {
+        candle_core::DType::F32 => "f32",
+        candle_core::DType::F16 => "f16",
+        _ => "bf16",
+    }
+}
+
 /// Launch shape of the grid-stride elementwise kernels: 256 threads a block, enough blocks for
 /// `n` elements up to a cap (the kernels loop over the rest).
 pub fn grid_1d(n: u32) -> LaunchConfig {

@@ -76,11 +76,7 @@ impl LayerNorm2d {
         let (n, c, h, wd) = xl.shape().dims4()?;
         let hw = h * wd;
         let dev = x.device().clone();
-        let suffix = match x.dtype() {
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            _ => "bf16",
-        };
+        let suffix = super::kernels::type_suffix(x.dtype());
         let name = if self.gelu {
             format!("layer_norm2d_gelu_{suffix}")
         } else {

@@ -54,11 +54,7 @@ impl MaxPool {
         let n = b * ho * wo * c;
         let vec = 16 / std::mem::size_of::<T>();
         let dev = x.device().clone();
-        let suffix = match x.dtype() {
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            _ => "bf16",
-        };
+        let suffix = super::kernels::type_suffix(x.dtype());
         let func = super::kernels::function(
             &dev,
             "max_pool",

@@ -86,11 +86,7 @@ impl Rope {
         let dev = x.device().clone();
         let n = xl.shape().elem_count();
         let vec = 16 / size;
-        let suffix = match x.dtype() {
-            DType::F32 => "f32",
-            DType::F16 => "f16",
-            _ => "bf16",
-        };
+        let suffix = super::kernels::type_suffix(x.dtype());
         let func = super::kernels::function(&dev, "rope", FATBIN, &format!("rope_{suffix}"), 0)?;
         let xs = x.as_cuda_slice::<T>()?.slice(xl.start_offset()..);
         let cs = c.as_cuda_slice::<f32>()?.slice(cl.start_offset()..);

@@ -5,15 +5,20 @@
 use crate::nn::ContiguousExt;
 use candle_core::{Result, Tensor};
 
+/// The output grid `(H/sh, W/sw)` of pooling `x: [B, H, W, C]`, refused when it is empty (or the
+/// stride is zero).
+fn pooled_size(x: &Tensor, (sh, sw): (usize, usize)) -> Result<(usize, usize)> {
+    let (_, h, w, _) = x.dims4()?;
+    match (h.checked_div(sh), w.checked_div(sw)) {
+        (Some(ho), Some(wo)) if ho > 0 && wo > 0 => Ok((ho, wo)),
+        _ => candle_core::bail!("q-pool: map {h}x{w} smaller than stride {sh}x{sw}"),
+    }
+}
+
 /// 2x2-style max-pool (kernel = stride, floor mode) of a channel-last map.
 /// x: [B, H, W, C] -> [B, H/sh, W/sw, C]
 pub fn max_pool_nhwc(x: &Tensor, stride: (usize, usize)) -> Result<Tensor> {
-    let (_, h, w, _) = x.dims4()?;
-    let (sh, sw) = stride;
-    let (ho, wo) = (h / sh, w / sw);
-    if ho == 0 || wo == 0 {
-        candle_core::bail!("q-pool: map {h}x{w} smaller than stride {sh}x{sw}")
-    }
+    pooled_size(x, stride)?;
     #[cfg(feature = "cuda")]
     if crate::cuda::max_pool::supports(x) {
         return crate::cuda::max_pool::max_pool_nhwc(x, stride);
@@ -26,10 +31,7 @@ pub fn max_pool_nhwc(x: &Tensor, stride: (usize, usize)) -> Result<Tensor> {
 pub fn max_pool_nhwc_unfused(x: &Tensor, stride: (usize, usize)) -> Result<Tensor> {
     let (b, h, w, c) = x.dims4()?;
     let (sh, sw) = stride;
-    let (ho, wo) = (h / sh, w / sw);
-    if ho == 0 || wo == 0 {
-        candle_core::bail!("q-pool: map {h}x{w} smaller than stride {sh}x{sw}")
-    }
+    let (ho, wo) = pooled_size(x, stride)?;
     let x = if ho * sh != h || wo * sw != w {
         x.narrow(1, 0, ho * sh)?.narrow(2, 0, wo * sw)?
     } else {
@@ -70,5 +72,8 @@ mod tests {
         let y = max_pool_nhwc(&x, (2, 2)).unwrap();
         let v: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(v, vec![6.0, 8.0]);
+        // an empty output or a zero stride is an error, not a panic
+        assert!(max_pool_nhwc(&x, (4, 2)).is_err());
+        assert!(max_pool_nhwc(&x, (0, 2)).is_err());
     }
 }

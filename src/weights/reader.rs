@@ -339,7 +339,7 @@ pub fn scan_pickle(data: &[u8]) -> std::result::Result<(), String> {
                 stack.push(MARK);
                 None
             }
-            b'.' => return Ok(()),
+            // STOP, or an opcode candle does not read (it fails there itself)
             _ => return Ok(()),
         };
         if let Some(w) = pushed {
@@ -347,8 +347,7 @@ pub fn scan_pickle(data: &[u8]) -> std::result::Result<(), String> {
             // what candle allocates anew: a copy for a memo get, else the new object itself (a
             // container takes its items over, they were counted when pushed)
             let new = match op {
-                b'h' | b'j' => w,
-                b'X' => w,
+                b'h' | b'j' | b'X' => w,
                 _ => 1,
             };
             total = total.saturating_add(new);
