@@ -472,26 +472,12 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
         .map_err(|e| Error::Input(format!("{} does not parse: {e}", path.display())))
 }
 
-/// Remove the temp files of `path` (`<name>.tmp<pid>`) whose process was killed before it
-/// renamed them.
-pub fn remove_dead_temps_of(path: &Path) {
-    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
-        let marker = format!("{}.tmp", name.to_string_lossy());
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        crate::host::disk::remove_dead_temps(dir, &marker);
-    }
-}
-
 /// Write JSON atomically (temp + rename). Temp files of this name that a killed process left
 /// are removed first.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Other(format!("cannot serialize {}: {e}", path.display())))?;
-    remove_dead_temps_of(path);
+    crate::host::disk::remove_dead_temps_of(path);
     // a temp name of this process: two processes writing the same file never share a temp file
     let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
     let res = std::fs::write(&tmp, text)

@@ -177,7 +177,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
 pub fn write_rows(path: &Path, rows: &[Row]) -> Result<()> {
     // a temp name of this process: two processes writing the same file never share a temp file;
     // those of killed processes go
-    crate::bench::plan::remove_dead_temps_of(path);
+    crate::host::disk::remove_dead_temps_of(path);
     let tmp = path.with_extension(format!("csv.tmp{}", std::process::id()));
     let res = write_rows_to(path, &tmp, rows);
     if res.is_err() {

@@ -476,22 +476,24 @@ mod tests {
     use crate::data::masks::{write_mask_png, write_palette_png, LabelMap};
     use crate::data::synth::{write_split, SynthOptions};
 
+    /// A synthetic SA-V split of 48x32 frames (seed 1) under `root`.
+    fn small_split(root: &Path, videos: usize, frames: usize, objects: usize) {
+        let opts = SynthOptions {
+            videos,
+            frames,
+            width: 48,
+            height: 32,
+            seed: 1,
+            objects,
+        };
+        write_split(root, &opts).unwrap();
+    }
+
     #[test]
     fn reads_synthetic_sav_split_and_reports_broken_items() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
-        write_split(
-            root,
-            &SynthOptions {
-                videos: 2,
-                frames: 9,
-                width: 48,
-                height: 32,
-                seed: 1,
-                objects: 2,
-            },
-        )
-        .unwrap();
+        small_split(root, 2, 9, 2);
         // Break things: a mis-sized mask, an annotation for a missing frame, a garbage frame name,
         // a video listed but absent, an unreadable mask.
         let a = root.join("Annotations_6fps/synth_000/000");
@@ -586,18 +588,7 @@ mod tests {
     fn a_broken_first_annotation_is_its_own_problem() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
-        write_split(
-            root,
-            &SynthOptions {
-                videos: 1,
-                frames: 9,
-                width: 48,
-                height: 32,
-                seed: 1,
-                objects: 2,
-            },
-        )
-        .unwrap();
+        small_split(root, 1, 9, 2);
         let a = root.join("Annotations_6fps/synth_000");
         write_mask_png(&a.join("000/00000.png"), &Mask::empty(10, 10)).unwrap();
         std::fs::write(a.join("001/00000.png"), b"not a png").unwrap();
@@ -624,18 +615,7 @@ mod tests {
     fn a_truncated_first_frame_is_one_line_naming_the_video() {
         let d = tempfile::tempdir().unwrap();
         let root = d.path();
-        write_split(
-            root,
-            &SynthOptions {
-                videos: 2,
-                frames: 4,
-                width: 48,
-                height: 32,
-                seed: 1,
-                objects: 1,
-            },
-        )
-        .unwrap();
+        small_split(root, 2, 4, 1);
         let f = root.join("JPEGImages_24fps/synth_000/00000.jpg");
         let bytes = std::fs::read(&f).unwrap();
         std::fs::write(&f, &bytes[..100]).unwrap();

@@ -56,6 +56,20 @@ pub fn remove_dead_temps(dir: &Path, marker: &str) -> usize {
         .count()
 }
 
+/// Remove the temp files of `path` (`<name>.tmp<pid>`) whose process was killed before it
+/// renamed them.
+pub fn remove_dead_temps_of(path: &Path) {
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        let marker = format!("{}.tmp", name.to_string_lossy());
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        remove_dead_temps(dir, &marker);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
