@@ -2,7 +2,7 @@
 //!
 //! An [`ExecCtx`] holds what may differ between two sessions running the same model in one
 //! process: where a frame waits for the device (the memory fences), whether the image encoder's
-//! trunk replays as a CUDA graph, and which stage profiler (if any) records the frame. A
+//! trunk and a tracked frame's step replay as CUDA graphs, and which stage profiler (if any) records the frame. A
 //! `tracker::session::Session` builds one when it opens, from its `SessionOptions`, and passes
 //! `&ctx` to the model's forward methods (`Sam2Base::forward_image_ctx`,
 //! `memory_conditioned_features_ctx`), which pass it on to the image encoder, the Hiera blocks and
@@ -52,6 +52,13 @@ impl ExecCtx {
     /// inside the trunk, which a graph capture cannot contain, so profiling keeps it eager).
     pub fn graph_trunk(&self) -> bool {
         self.trunk_graph && self.profiler.is_none()
+    }
+
+    /// Whether the step of a tracked frame (memory attention, SAM heads, memory encoder;
+    /// `tracker::step`) is graphed now: the session's one CUDA-graph switch covers it with the
+    /// trunk, under the same rule.
+    pub fn graph_step(&self) -> bool {
+        self.graph_trunk()
     }
 
     /// The stage profiler this session reports to.

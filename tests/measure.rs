@@ -161,6 +161,7 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         tf32: false,
         check_attention: false,
         check_kernels: false,
+        check_graphs: false,
         json: Some(out.clone()),
         host_root: None,
     })
@@ -183,6 +184,7 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         tf32: false,
         check_attention: false,
         check_kernels: false,
+        check_graphs: false,
         json: None,
         host_root: None,
     })
@@ -192,12 +194,13 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
         v.get("attention_check").is_none(),
         "not asked for, not reported"
     );
-    // The fused-attention check and the kernel check need a CUDA device: on the CPU each is the
+    // The fused-attention, kernel and graph checks need a CUDA device: on the CPU each is the
     // user's error, named by its own flag, and fails before anything is written.
     let out2 = dir.path().join("probe2.json");
-    for (attention, kernels, flag) in [
-        (true, false, "--check-attention"),
-        (false, true, "--check-kernels"),
+    for (attention, kernels, graphs, flag) in [
+        (true, false, false, "--check-attention"),
+        (false, true, false, "--check-kernels"),
+        (false, false, true, "--check-graphs"),
     ] {
         let e = vosbench::cli::probe::run(vosbench::cli::probe::Args {
             device: Some("cpu".into()),
@@ -208,6 +211,7 @@ fn probe_cli_writes_json_and_no_tuning_table_on_cpu() {
             tf32: false,
             check_attention: attention,
             check_kernels: kernels,
+            check_graphs: graphs,
             json: Some(out2.clone()),
             host_root: None,
         })

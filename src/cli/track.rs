@@ -139,7 +139,8 @@ pub struct Timing {
     pub workspace_mb: usize,
     /// The `--memory-fence` points in force (`off` for none).
     pub memory_fences: FenceSet,
-    /// The trunk's CUDA graph at the end: `off`, `eager`, `captured` or `failed: <why>`.
+    /// The CUDA graphs at the end, `trunk <state>; step <state>`, each state `off`, `eager`,
+    /// `captured` or `failed: <why>`.
     pub cuda_graph: String,
     pub cudnn_tuning: bool,
     pub device: String,
@@ -477,7 +478,11 @@ pub fn run(args: Args, switches: &EnvSwitches) -> Result<()> {
             tf32: args.tf32,
             workspace_mb: args.workspace_mb,
             memory_fences,
-            cuda_graph: model.image_encoder.trunk_graph_status(),
+            cuda_graph: format!(
+                "trunk {}; step {}",
+                model.image_encoder.trunk_graph_status(),
+                session.step_graph_status()
+            ),
             cudnn_tuning: args.enable_cudnn_tuning,
             device: args.device.clone(),
             device_name: report.name.clone().unwrap_or(report.kind),

@@ -83,6 +83,20 @@ impl FrameFeatures {
 
 /// One encoded memory frame: token-major so SAM 2.1 (e*e tokens) and EdgeTAM (512 perceiver
 /// latents) are stored alike.
+/// The memory token sequences memory attention reads, objects on the batch dimension
+/// ([`Sam2Base::memory_tokens_batch`]).
+#[derive(Debug, Clone)]
+pub struct MemoryTokens {
+    /// [M, N, Cm]: the memory frames' tokens, then the object pointers' tokens.
+    pub memory: Tensor,
+    /// [M, N, Cm]: their spatial + temporal position encodings.
+    pub pos: Tensor,
+    /// Pointer tokens at the end of `memory` (not rotated by RoPE).
+    pub num_obj_ptr_tokens: usize,
+    /// Memory frames at the start of `memory`.
+    pub num_spatial_mem: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Memory {
     /// [B, N, Cm], bf16 when the variant stores memories in bf16 (as the official predictor does)
@@ -601,8 +615,27 @@ impl Sam2Base {
         num_frames: usize,
         ctx: &ExecCtx,
     ) -> Result<Tensor> {
-        let (b, c, h, w) = feats.vision_feat.dims4()?;
-        let dev = feats.vision_feat.device();
+        let tokens = self.memory_tokens_batch(
+            per_object,
+            num_frames,
+            feats.vision_feat.dim(0)?,
+            feats.vision_feat.device(),
+        )?;
+        self.attend_tokens(&feats.vision_feat, &feats.vision_pos, &tokens, ctx)
+    }
+
+    /// The memory tokens of the objects in `per_object` side by side on the batch dimension,
+    /// for a frame whose features have batch `b` (several objects share a frame of batch 1).
+    /// Every object must have the same layout (memory frames, pointers). This is the part of
+    /// `_prepare_memory_conditioned_features` that reads host values (temporal slots, pointer
+    /// distances); [`Self::attend_tokens`] is a function of tensors only.
+    pub fn memory_tokens_batch(
+        &self,
+        per_object: &[(&[MemoryRef], &[PointerRef])],
+        num_frames: usize,
+        b: usize,
+        dev: &candle_core::Device,
+    ) -> Result<MemoryTokens> {
         let n = per_object.len();
         if n == 0 {
             candle_core::bail!("memory attention needs at least one object")
@@ -630,16 +663,38 @@ impl Sam2Base {
         let Some((_, num_obj_ptr_tokens, num_spatial_mem)) = layout else {
             candle_core::bail!("memory attention needs at least one object")
         };
-        let (memory, memory_pos) = if n == 1 {
+        let (memory, pos) = if n == 1 {
             (memory.remove(0), memory_pos.remove(0))
         } else {
             (Tensor::cat(&memory, 1)?, Tensor::cat(&memory_pos, 1)?)
         };
-        let bn = b * n;
+        Ok(MemoryTokens {
+            memory,
+            pos,
+            num_obj_ptr_tokens,
+            num_spatial_mem,
+        })
+    }
+
+    /// Memory attention of a frame's features to prepared memory tokens, one output row per
+    /// batch row of the tokens. vision_feat, vision_pos: [B, C, e, e] (B = 1 is shared by every
+    /// row) -> [N, C, e, e] with N = the tokens' batch.
+    pub fn attend_tokens(
+        &self,
+        vision_feat: &Tensor,
+        vision_pos: &Tensor,
+        tokens: &MemoryTokens,
+        ctx: &ExecCtx,
+    ) -> Result<Tensor> {
+        let (b, c, h, w) = vision_feat.dims4()?;
+        let bn = tokens.memory.dim(1)?;
+        if bn != b && b != 1 {
+            candle_core::bail!("memory tokens of batch {bn} for features of batch {b}")
+        }
         // [B, C, h, w] -> [hw, B, C], one row per object
-        let curr = feats.vision_feat.flatten_from(2)?.permute((2, 0, 1))?;
-        let curr_pos = feats.vision_pos.flatten_from(2)?.permute((2, 0, 1))?;
-        let (curr, curr_pos) = if n == 1 {
+        let curr = vision_feat.flatten_from(2)?.permute((2, 0, 1))?;
+        let curr_pos = vision_pos.flatten_from(2)?.permute((2, 0, 1))?;
+        let (curr, curr_pos) = if bn == b {
             (curr, curr_pos)
         } else {
             (
@@ -649,11 +704,11 @@ impl Sam2Base {
         };
         let out = self.memory_attention.forward_with_frames_ctx(
             &curr,
-            &memory,
+            &tokens.memory,
             &curr_pos,
-            &memory_pos,
-            num_obj_ptr_tokens,
-            Some(num_spatial_mem),
+            &tokens.pos,
+            tokens.num_obj_ptr_tokens,
+            Some(tokens.num_spatial_mem),
             ctx,
         )?;
         out.permute((1, 2, 0))?

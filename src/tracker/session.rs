@@ -21,6 +21,7 @@
 //! for every frame and object, is stored once.
 
 use crate::config::{FenceSet, ObjectBatching, PostProcessing};
+use crate::cuda::graph::GraphedFn;
 use crate::data::masks::Mask;
 use crate::error::{Error, Result};
 use crate::exec::ExecCtx;
@@ -54,8 +55,8 @@ pub struct SessionOptions {
     /// Where each frame waits for the device so the memory pool can reuse what the frame freed
     /// (CUDA; [`ExecCtx::fence`]). None: [`FenceSet::auto`] for the model's dtype.
     pub memory_fences: Option<FenceSet>,
-    /// Replay the image encoder's trunk as a CUDA graph (`crate::cuda::graph`; kept eager while
-    /// profiling).
+    /// Replay the image encoder's trunk and the step of a tracked frame (memory attention, SAM
+    /// heads, memory encoder) as CUDA graphs (`crate::cuda::graph`; kept eager while profiling).
     pub cuda_graph: bool,
     /// The stage profiler this session's frames report to (`VOSBENCH_PROFILE`, owned by the
     /// CLI); None: nothing is timed.
@@ -182,6 +183,9 @@ pub struct Session<'m> {
     /// The memories' position encoding ([1, N, Cm]), identical for every frame and object:
     /// stored once (the official predictor keeps it as a session constant too).
     memory_pos: Option<Tensor>,
+    /// The step of a tracked frame as a CUDA graph, this session's own (its shapes are its
+    /// objects' and its bank's).
+    step_graph: GraphedFn,
 }
 
 fn temp_get(v: &[(usize, FrameOutput)], f: usize) -> Option<&FrameOutput> {
@@ -237,6 +241,7 @@ impl<'m> Session<'m> {
             objects: Vec::new(),
             features: FeatureCache::default(),
             memory_pos: None,
+            step_graph: GraphedFn::default(),
         }
     }
 
@@ -267,6 +272,12 @@ impl<'m> Session<'m> {
     /// Every object of the session, in the order they were first prompted.
     pub fn obj_ids(&self) -> Vec<u32> {
         self.objects.iter().map(|o| o.obj_id).collect()
+    }
+
+    /// Whether the step of a tracked frame runs as a CUDA graph: `off`, `eager` (warming up),
+    /// `captured` or `failed: <why>` (`crate::cuda::graph`).
+    pub fn step_graph_status(&self) -> String {
+        self.step_graph.status()
     }
 
     /// Image-encoder (trunk + neck) passes this session has run: one per frame it needed,
@@ -318,6 +329,7 @@ impl<'m> Session<'m> {
             num_frames: self.num_frames(),
             reverse,
             post: self.opts.postprocessing,
+            graph: &self.step_graph,
         }
     }
 

@@ -9,12 +9,21 @@
 //! fewer for a while), so objects are grouped by layout and each group is one call; no padding,
 //! so each row computes exactly what the one-object call computes. The results equal the
 //! per-object loop up to floating-point summation order (measured by the session tests).
+//!
+//! CUDA graph: a tracked frame of one memory layout (every object of a frame, once their banks
+//! are full) is memory attention, SAM heads and memory encoder on fixed shapes. The token
+//! sequence is assembled eagerly (it reads the tracker's host values: temporal slots, pointer
+//! distances); the rest is a function of tensors that the session's [`GraphedFn`] replays when
+//! the context graphs (`crate::cuda::graph`). Off the GPU, or eager, it is the same code.
 
 use crate::config::{FencePoint, PostProcessing};
+use crate::cuda::graph::GraphedFn;
 use crate::error::Result;
 use crate::exec::ExecCtx;
 use crate::nn::ContiguousExt;
-use crate::sam2::sam2_base::{FrameFeatures, Memory, PointInputs, Sam2Base, SamOutputs};
+use crate::sam2::sam2_base::{
+    FrameFeatures, Memory, MemoryRef, MemoryTokens, PointInputs, PointerRef, Sam2Base,
+};
 use crate::tracker::memory_bank::{FrameOutput, OutputStore};
 use crate::tracker::postprocess::fill_holes_in_mask_scores;
 use candle_core::Tensor;
@@ -29,6 +38,19 @@ pub struct FrameStep<'a> {
     pub num_frames: usize,
     pub reverse: bool,
     pub post: PostProcessing,
+    /// The session's graph of a tracked frame's step, replayed when `ctx` graphs.
+    pub graph: &'a GraphedFn,
+}
+
+/// What the SAM heads and the memory encoder give a tracked frame of `n` objects (batch n).
+struct HeadsOut {
+    /// [n, 1, S/4, S/4] logits, before hole filling
+    low_res_masks: Tensor,
+    /// [n, C]
+    obj_ptr: Tensor,
+    /// [n, 1]
+    object_score_logits: Tensor,
+    memory: Option<Memory>,
 }
 
 impl FrameStep<'_> {
@@ -87,7 +109,15 @@ impl FrameStep<'_> {
         } else {
             None
         };
-        let mut outs = self.outputs(sam, memory, 1)?;
+        let mut outs = self.outputs(
+            HeadsOut {
+                low_res_masks: sam.low_res_masks,
+                obj_ptr: sam.obj_ptr,
+                object_score_logits: sam.object_score_logits,
+                memory,
+            },
+            1,
+        )?;
         Ok(outs.remove(0))
     }
 
@@ -103,14 +133,28 @@ impl FrameStep<'_> {
                 self.post,
             )
         })?;
-        let mut outs = self.outputs(sam, None, 1)?;
+        let mut outs = self.outputs(
+            HeadsOut {
+                low_res_masks: sam.low_res_masks,
+                obj_ptr: sam.obj_ptr,
+                object_score_logits: sam.object_score_logits,
+                memory: None,
+            },
+            1,
+        )?;
         Ok(outs.remove(0))
     }
 
     /// A tracked (non-conditioning) frame of one object: [`Self::run_one`] without prompts,
     /// memory encoded.
     pub fn track_one(&self, store: &OutputStore) -> Result<FrameOutput> {
-        self.run_one(store, false, None, None, true)
+        let tcfg = &self.model.cfg.tracker;
+        if tcfg.num_maskmem == 0 {
+            return self.run_one(store, false, None, None, true);
+        }
+        let (mems, ptrs) = store.select(tcfg, self.frame_idx, self.num_frames, self.reverse);
+        let mut outs = self.track_group(&[(mems.as_slice(), ptrs.as_slice())])?;
+        Ok(outs.remove(0))
     }
 
     /// [`Self::track_one`] for several objects at once, objects on the batch dimension (see the
@@ -136,6 +180,15 @@ impl FrameStep<'_> {
                 None => groups.push((key, vec![i])),
             }
         }
+        if groups.len() == 1 && tcfg.num_maskmem > 0 {
+            let per: Vec<_> = selections
+                .iter()
+                .map(|(m, p)| (m.as_slice(), p.as_slice()))
+                .collect();
+            return self.track_group(&per);
+        }
+        // Several layouts (an object joined later): one memory attention per layout, then the
+        // heads and the memory encoder for all objects at once, eagerly.
         let mut rows: Vec<Option<Tensor>> = vec![None; n];
         let mut whole = None;
         for (_, members) in &groups {
@@ -162,19 +215,108 @@ impl FrameStep<'_> {
             }
         };
         ctx.fence(&dev, FencePoint::MemoryConditioning)?;
-        let multimask = model.use_multimask(false, 0);
         let high_res = model.high_res_pair(self.feats);
+        let heads = self.heads_and_memory(&self.feats.vision_feat, &pix_feat, high_res)?;
+        self.outputs(heads, n)
+    }
+
+    /// A tracked frame of objects whose memories have one layout (`per[i]`: object i's memory
+    /// frames and pointers): memory tokens eagerly, then memory attention, SAM heads and memory
+    /// encoder through the session's graph (see the module docs). Output i is object i's.
+    fn track_group(&self, per: &[(&[MemoryRef], &[PointerRef])]) -> Result<Vec<FrameOutput>> {
+        let (model, ctx) = (self.model, self.ctx);
+        let n = per.len();
+        let feats = self.feats;
+        let dev = feats.vision_feat.device().clone();
+        let tokens = ctx.stage("memory_tokens", &dev, || {
+            model.memory_tokens_batch(per, self.num_frames, feats.vision_feat.dim(0)?, &dev)
+        })?;
+        let high_res = model.high_res_pair(feats);
+        let mut inputs = vec![
+            feats.vision_feat.clone(),
+            feats.vision_pos.clone(),
+            tokens.memory.clone(),
+            tokens.pos.clone(),
+        ];
+        if let Some((a, b)) = high_res {
+            inputs.push(a.clone());
+            inputs.push(b.clone());
+        }
+        // Every host value the step reads besides the input shapes.
+        let tag = [
+            tokens.num_obj_ptr_tokens,
+            tokens.num_spatial_mem,
+            usize::from(self.post == PostProcessing::On),
+        ];
+        let step = |xs: &[Tensor]| -> candle_core::Result<Vec<Tensor>> {
+            let toks = MemoryTokens {
+                memory: xs[2].clone(),
+                pos: xs[3].clone(),
+                ..tokens.clone()
+            };
+            let pix_feat = ctx.stage("memory_conditioning", &dev, || {
+                model.attend_tokens(&xs[0], &xs[1], &toks, ctx)
+            })?;
+            ctx.fence(&dev, FencePoint::MemoryConditioning)?;
+            let high_res = (xs.len() == 6).then(|| (&xs[4], &xs[5]));
+            let h = self
+                .heads_and_memory(&xs[0], &pix_feat, high_res)
+                .map_err(candle_core::Error::wrap)?;
+            let mut out = vec![h.low_res_masks, h.obj_ptr, h.object_score_logits];
+            if let Some(m) = h.memory {
+                out.push(m.features);
+                out.push(m.pos);
+            }
+            Ok(out)
+        };
+        let mut out = self
+            .graph
+            .run_with(&inputs, &tag, ctx.graph_step(), &step)?
+            .into_iter();
+        let mut next = || {
+            out.next()
+                .ok_or_else(|| candle_core::Error::Msg("graphed step: missing output".into()))
+        };
+        let (low_res_masks, obj_ptr, object_score_logits) = (next()?, next()?, next()?);
+        let memory = match (next(), next()) {
+            (Ok(features), Ok(pos)) => Some(Memory { features, pos }),
+            _ => None,
+        };
+        self.outputs(
+            HeadsOut {
+                low_res_masks,
+                obj_ptr,
+                object_score_logits,
+                memory,
+            },
+            n,
+        )
+    }
+
+    /// The SAM heads without prompts and the memory encoder of a tracked frame, objects on the
+    /// batch dimension. vision_feat: [1, C, e, e] (the frame's, shared); pix_feat: [n, C, e, e]
+    /// memory-conditioned.
+    fn heads_and_memory(
+        &self,
+        vision_feat: &Tensor,
+        pix_feat: &Tensor,
+        high_res: Option<(&Tensor, &Tensor)>,
+    ) -> Result<HeadsOut> {
+        let (model, ctx) = (self.model, self.ctx);
+        let dev = pix_feat.device().clone();
+        let n = pix_feat.dim(0)?;
+        let multimask = model.use_multimask(false, 0);
         let sam = ctx.stage("sam_heads", &dev, || {
-            model.forward_sam_heads(&pix_feat, None, None, high_res, multimask, self.post)
+            model.forward_sam_heads(pix_feat, None, None, high_res, multimask, self.post)
         })?;
         ctx.fence(&dev, FencePoint::Heads)?;
-        let memory = if tcfg.num_maskmem > 0 {
-            let (_, c, h, w) = self.feats.vision_feat.dims4()?;
-            let vision = self
-                .feats
-                .vision_feat
-                .broadcast_as((n, c, h, w))?
-                .contiguous_fast()?;
+        let memory = if model.cfg.tracker.num_maskmem > 0 {
+            let (_, c, h, w) = vision_feat.dims4()?;
+            let vision = if n == 1 {
+                vision_feat.clone()
+            } else {
+                vision_feat.broadcast_as((n, c, h, w))?.contiguous_fast()?
+            };
             Some(self.encode_memory(
                 &vision,
                 &sam.high_res_masks,
@@ -184,7 +326,12 @@ impl FrameStep<'_> {
         } else {
             None
         };
-        self.outputs(sam, memory, n)
+        Ok(HeadsOut {
+            low_res_masks: sam.low_res_masks,
+            obj_ptr: sam.obj_ptr,
+            object_score_logits: sam.object_score_logits,
+            memory,
+        })
     }
 
     /// `_encode_new_memory` of `n` objects (batch n), rounded for storage as the official
@@ -212,24 +359,19 @@ impl FrameStep<'_> {
     /// The compact per-object outputs of a batch of `n` objects: hole-filled low-res logits,
     /// pointer, score and memory, each object's own copy (a slice of a batch would keep the whole
     /// batch alive as long as any object keeps its slice).
-    fn outputs(
-        &self,
-        sam: SamOutputs,
-        memory: Option<Memory>,
-        n: usize,
-    ) -> Result<Vec<FrameOutput>> {
-        let dev = sam.low_res_masks.device().clone();
+    fn outputs(&self, heads: HeadsOut, n: usize) -> Result<Vec<FrameOutput>> {
+        let dev = heads.low_res_masks.device().clone();
         let area = self.post.fill_hole_area(&self.model.cfg.tracker);
         let pred_masks = if area > 0 {
             self.ctx.stage("fill_holes", &dev, || {
-                fill_holes_in_mask_scores(&sam.low_res_masks, area)
+                fill_holes_in_mask_scores(&heads.low_res_masks, area)
             })?
         } else {
-            sam.low_res_masks
+            heads.low_res_masks
         };
         (0..n)
             .map(|i| {
-                let memory = match &memory {
+                let memory = match &heads.memory {
                     Some(m) => Some(Memory {
                         features: row(&m.features, i, n)?,
                         pos: row(&m.pos, i, n)?,
@@ -239,8 +381,8 @@ impl FrameStep<'_> {
                 Ok(FrameOutput {
                     memory,
                     pred_masks: Some(row(&pred_masks, i, n)?),
-                    obj_ptr: sam.obj_ptr.narrow(0, i, 1)?,
-                    object_score_logits: sam.object_score_logits.narrow(0, i, 1)?,
+                    obj_ptr: heads.obj_ptr.narrow(0, i, 1)?,
+                    object_score_logits: heads.object_score_logits.narrow(0, i, 1)?,
                 })
             })
             .collect()

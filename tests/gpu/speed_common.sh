@@ -3,7 +3,13 @@
 source .gpu/gpu-env.sh
 mkdir -p "$out" "$work"
 export SAM2_BUILD_CUDA=0 PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
+# PyTorch runs without gpu-env.sh's LD_LIBRARY_PATH: that path puts the system's cuDNN (9.14)
+# ahead of the one torch is built against and bundles (9.19), and torch then runs on the older
+# library (its version check prints an error; until 2026-12-04 every PyTorch figure ran so).
+# vosbench keeps the path it needs.
+PY=$work/torch-python
+printf '#!/bin/sh\nunset LD_LIBRARY_PATH\nexec %s "$@"\n' "${PYTHON:-python3}" > "$PY"
+chmod +x "$PY"
 BIN=${VOSBENCH:-.gpu/vosbench}
 FRAMES=${FRAMES:-64}
 SIZE=${SIZE:-854x480}

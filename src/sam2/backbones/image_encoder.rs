@@ -172,7 +172,7 @@ pub struct ImageEncoder {
     trunk: Box<dyn Trunk>,
     neck: FpnNeck,
     scalp: usize,
-    /// The trunk replayed as a CUDA graph when the session's context asks for it.
+    /// The trunk and the neck replayed as one CUDA graph when the session's context asks for it.
     trunk_graph: crate::cuda::graph::GraphedFn,
 }
 
@@ -232,7 +232,7 @@ impl ImageEncoder {
         }
     }
 
-    /// Whether the trunk runs as a CUDA graph: `off`, `eager` (warming up), `captured` or
+    /// Whether the trunk (with the neck) runs as a CUDA graph: `off`, `eager` (warming up), `captured` or
     /// `failed: <why>` (`crate::cuda::graph`).
     pub fn trunk_graph_status(&self) -> String {
         self.trunk_graph.status()
@@ -250,14 +250,23 @@ impl ImageEncoder {
     /// the trunk graphed when `ctx` says so, the trunk and neck fences and stages of `ctx`.
     pub fn forward_ctx(&self, image: &Tensor, ctx: &ExecCtx) -> Result<ImageEncoderOutput> {
         let dev = image.device();
-        let xs = ctx.stage("image_encoder.trunk", dev, || {
-            self.trunk_graph.run(image, ctx.graph_trunk(), &|x| {
-                self.trunk.forward_ctx(x, ctx)
-            })
-        })?;
-        ctx.fence(dev, FencePoint::Trunk)?;
-        let (mut features, mut pos) =
-            ctx.stage("image_encoder.neck", dev, || self.neck.forward(&xs))?;
+        let (mut features, mut pos) = if ctx.graph_trunk() && dev.is_cuda() {
+            // trunk and neck in one graph (no profiler here: graphs are off while profiling)
+            let mut out = self.trunk_graph.run(image, true, &|x| {
+                let xs = self.trunk.forward_ctx(x, ctx)?;
+                let (mut features, pos) = self.neck.forward(&xs)?;
+                features.extend(pos);
+                Ok(features)
+            })?;
+            let pos = out.split_off(out.len() / 2);
+            (out, pos)
+        } else {
+            let xs = ctx.stage("image_encoder.trunk", dev, || {
+                self.trunk.forward_ctx(image, ctx)
+            })?;
+            ctx.fence(dev, FencePoint::Trunk)?;
+            ctx.stage("image_encoder.neck", dev, || self.neck.forward(&xs))?
+        };
         ctx.fence(dev, FencePoint::Neck)?;
         let keep = features.len().saturating_sub(self.scalp);
         features.truncate(keep);
