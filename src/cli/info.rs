@@ -1,4 +1,7 @@
-//! `vosbench info`: a variant's configuration, parameter count and checkpoint status.
+//! `vosbench info`: a variant's configuration, parameter count and checkpoint status; with
+//! `--flops`, the FLOPs of one tracked frame (`flops.rs`).
+
+pub mod flops;
 
 use crate::config::{ModelConfig, Registry, TrunkConfig};
 use crate::weights::hub::{converted_path, manual_url, original_path, status, Status};
@@ -17,6 +20,16 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Count the FLOPs of one steady tracked frame of each variant (seeded random weights, a
+    /// synthetic video, run eagerly on --device) instead of describing it.
+    #[arg(long)]
+    pub flops: bool,
+    /// With --flops: the device to run on (cpu, cuda, cuda:N).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// With --flops: input side instead of the variant's.
+    #[arg(long)]
+    pub imgsz: Option<usize>,
 }
 
 fn trunk_summary(cfg: &ModelConfig) -> String {
@@ -110,6 +123,27 @@ pub fn run(args: Args) -> crate::Result<()> {
             .map(|m| registry.resolve(m))
             .collect::<crate::Result<_>>()?
     };
+    if args.flops {
+        let device = crate::cli::common::parse_device(&args.device)?;
+        let mut rows = Vec::new();
+        for c in &cfgs {
+            let c = match args.imgsz {
+                Some(s) => c.clone().with_image_size(s)?,
+                None => c.clone(),
+            };
+            rows.push(flops::count(&c, &device)?);
+        }
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rows)
+                    .map_err(|e| crate::Error::Other(e.to_string()))?
+            );
+        } else {
+            print!("{}", flops::render(&rows));
+        }
+        return Ok(());
+    }
     let infos = cfgs
         .iter()
         .map(|c| describe(c, &args.weights_dir))

@@ -37,6 +37,12 @@ pub fn sdpa(
     chunk: Option<usize>,
     fused: bool,
 ) -> Result<Tensor> {
+    if let (Ok((b, h, nq, d)), Ok((_, _, nk, _)), Ok(dv)) = (q.dims4(), k.dims4(), v.dim(3)) {
+        // scores q k^T and the weighted sum p v
+        let kind = crate::nn::flops::Kind::Attention;
+        crate::nn::flops::add_matmul(kind, b * h, nq, d, nk);
+        crate::nn::flops::add_matmul(kind, b * h, nq, nk, dv);
+    }
     #[cfg(feature = "cuda")]
     if fused && crate::cuda::flash_attn::supports(q, k, v) {
         return crate::cuda::flash_attn::sdpa(q, k, v);

@@ -165,6 +165,20 @@ impl Conv2d {
 impl Module for Conv2d {
     /// x: [B, Cin, H, W] -> [B, Cout, H', W']
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if let (Ok((b, _, h, w)), Ok((cout, cin_g, kh, kw))) = (x.dims4(), self.weight.dims4()) {
+            let c = self.config;
+            let out = |n: usize, k: usize| {
+                (n + 2 * c.padding).saturating_sub(c.dilation * (k - 1) + 1) / c.stride.max(1) + 1
+            };
+            // every output value is a dot product of cin/groups * kh * kw taps
+            crate::nn::flops::add_matmul(
+                crate::nn::flops::Kind::Conv,
+                b,
+                out(h, kh) * out(w, kw),
+                cin_g * kh * kw,
+                cout,
+            );
+        }
         #[cfg(feature = "cudnn")]
         if x.device().is_cuda() {
             // vosbench's cuDNN engine: cached plans, tuned or budgeted algorithms, native groups.
@@ -299,8 +313,10 @@ impl ConvTranspose2d {
 impl Module for ConvTranspose2d {
     /// x: [B, Cin, H, W] -> [B, Cout, (H-1)*s + kh, (W-1)*s + kw]
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, cin, _, _) = x.dims4()?;
-        let (cin_w, _, kh, kw) = self.weight.dims4()?;
+        let (b, cin, h, w) = x.dims4()?;
+        let (cin_w, cout, kh, kw) = self.weight.dims4()?;
+        // every input pixel times every tap of every output channel
+        crate::nn::flops::add_matmul(crate::nn::flops::Kind::Conv, b, h * w, cin, cout * kh * kw);
         if cin != cin_w {
             candle_core::bail!("conv_transpose2d: input has {cin} channels, weight expects {cin_w}")
         }

@@ -193,6 +193,10 @@ fn apply_separable(x: &Tensor, kind: Kind, out_hw: (usize, usize)) -> Result<Ten
     };
     let dev = x.device();
     let x = x.to_dtype(work)?;
+    // two dense products (counted as such: they run as GEMMs, zeros and all)
+    let counted = crate::nn::flops::Kind::Matmul;
+    crate::nn::flops::add_matmul(counted, 1, b * c * h, w, ow);
+    crate::nn::flops::add_matmul(counted, 1, b * c * ow, h, oh);
     // Width pass: [B*C*H, W] @ [W, out_w]
     let ww_t = weights_t(kind, w, ow, work, dev)?;
     let y = x.reshape((b * c * h, w))?.matmul(&ww_t)?;

@@ -28,6 +28,19 @@ impl Linear {
     pub fn bias(&self) -> Option<&Tensor> {
         self.bias.as_ref()
     }
+
+    /// `x @ weight^T` (counted in `crate::nn::flops`).
+    fn matmul(&self, x: &Tensor) -> Result<Tensor> {
+        let (n, k) = self.inner.weight().dims2()?;
+        crate::nn::flops::add_matmul(
+            crate::nn::flops::Kind::Matmul,
+            1,
+            x.elem_count() / k.max(1),
+            k,
+            n,
+        );
+        self.inner.forward(&x.contiguous_fast()?)
+    }
 }
 
 /// Weights `weight` [out_dim, in_dim] and `bias` [out_dim] under `vb`.
@@ -75,7 +88,7 @@ impl Linear {
     /// output (`crate::cuda::bias_add`, the same rounding as the separate ops); elsewhere, and
     /// where that kernel does not apply, as the two ops.
     pub fn forward_act(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
-        let y = self.inner.forward(&x.contiguous_fast()?)?;
+        let y = self.matmul(x)?;
         #[cfg(feature = "cuda")]
         if let Some(b) = &self.bias {
             if crate::cuda::bias_add::supports_epilogue(&y, b) {
@@ -100,7 +113,7 @@ impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // candle's CUDA matmul takes only row-contiguous operands: a token sliced out of a batch
         // (the mask decoder's per-object tokens) is copied first; a contiguous input is not.
-        let y = self.inner.forward(&x.contiguous_fast()?)?;
+        let y = self.matmul(x)?;
         match &self.bias {
             Some(b) => add_bias(y, b),
             None => Ok(y),

@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod conv;
+pub mod flops;
 pub mod interpolate;
 pub mod linear;
 pub mod mlp;

@@ -302,6 +302,13 @@ impl MaskDecoder {
             .collect::<Result<Vec<_>>>()?;
         let hyper_in = Tensor::cat(&hyper_in, 1)?;
         let (_, cu, hu, wu) = up.dims4()?;
+        crate::nn::flops::add_matmul(
+            crate::nn::flops::Kind::Matmul,
+            bs,
+            self.num_mask_tokens,
+            cu,
+            hu * wu,
+        );
         let masks = hyper_in.matmul(&up.reshape((bs, cu, hu * wu))?)?.reshape((
             bs,
             self.num_mask_tokens,
