@@ -9,7 +9,7 @@
 //! - [`tracker`]: video sessions, memory bank, frame sources, hole filling.
 //! - [`sam2`]: the networks (SAM 2.1 and EdgeTAM), one file per PyTorch module.
 //! - [`nn`]: layers both networks share, and the options a model is built with.
-//! - [`exec`]: a session's execution policy (fences, trunk graph, profiler), passed down the
+//! - [`exec`]: a session's execution policy (fences, CUDA graphs, profiler), passed down the
 //!   forward.
 //! - [`profile`], [`weights`], [`eval`]: the stage profiler; checkpoint reading, conversion,
 //!   validation and download; the official J&F.

@@ -241,7 +241,7 @@ impl BenchOptions {
             .unwrap_or_else(|| SessionObjects::default_for(kind))
     }
 
-    /// The session options of every tracked clip: fences and trunk graph resolved for the
+    /// The session options of every tracked clip: fences and CUDA graphs resolved for the
     /// precision.
     pub fn session_options(&self) -> SessionOptions {
         let dtype = self.precision.dtype();

@@ -444,16 +444,14 @@ fn warm_up(
     meter.reset_peak()?;
     let frames = CachedFrames::open(cache_file, opts.max_frames_in_mem)?;
     let n = v.frames.len();
-    let warm = (cfg.tracker.num_maskmem + 1).min(n - o.prompt_frame);
-    // The same fences and trunk graph as phase B, so the measured peak (graph memory pool
+    let session_opts = opts
+        .session_options()
+        .with_profiler(switches.profiler.clone());
+    let warm = warm_up_frames(&cfg.tracker, session_opts.cuda_graph && device.is_cuda())
+        .min(n - o.prompt_frame);
+    // The same fences and CUDA graphs as phase B, so the measured peak (graph memory pool
     // included) is the one phase B will see.
-    let mut session = Session::with_frames(
-        &model,
-        Box::new(frames),
-        device,
-        opts.session_options()
-            .with_profiler(switches.profiler.clone()),
-    );
+    let mut session = Session::with_frames(&model, Box::new(frames), device, session_opts);
     let mut curve = Vec::new();
     let run = (|| -> Result<()> {
         prompt_object(&mut session, 1, o, tag.prompt)?;
@@ -765,4 +763,34 @@ pub fn run_setup(
         eprintln!("setup done in {:.1} s", cfg.setup_ms / 1e3);
     }
     Ok(cfg)
+}
+
+/// Frames of the setup warm-up (prompt frame included): the memory bank's `num_maskmem` frames
+/// and one more; with CUDA graphs, until the step of a tracked frame has been captured and
+/// replayed once (`tracker::step`: its key is fixed once the pointers are full too, the next
+/// frame warms it up and the one after captures it), so the step graph's memory pool is in the
+/// measured peak, as it will be in phase B.
+fn warm_up_frames(t: &crate::config::TrackerConfig, graphs: bool) -> usize {
+    if graphs {
+        t.num_maskmem.max(t.max_obj_ptrs_in_encoder) + 3
+    } else {
+        t.num_maskmem + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warm_up_reaches_the_step_graph_only_with_graphs() -> Result<()> {
+        let cfg = crate::config::Registry::builtin()?.resolve("sam2.1_hiera_tiny")?;
+        let t = &cfg.tracker;
+        assert_eq!((t.num_maskmem, t.max_obj_ptrs_in_encoder), (7, 16));
+        // eager: the bank's frames and one more
+        assert_eq!(warm_up_frames(t, false), 8);
+        // graphs: pointers full on tracked frame 16, warmed on 16, captured on 17, replayed on 18
+        assert_eq!(warm_up_frames(t, true), 19);
+        Ok(())
+    }
 }

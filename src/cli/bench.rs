@@ -71,8 +71,9 @@ pub struct Args {
     /// list of trunk, neck, memcond, heads, block, layer (docs/performance.md, "Peak memory").
     #[arg(long, default_value = "auto")]
     pub memory_fence: String,
-    /// Replay the image encoder's trunk as a CUDA graph (CUDA): auto (on in f16/bf16, off in
-    /// f32), on or off (docs/performance.md, "CUDA graphs").
+    /// Replay the image encoder and a tracked frame's step (memory attention, heads, memory
+    /// encoder) as CUDA graphs (CUDA): auto (on in f16/bf16, off in f32), on or off
+    /// (docs/performance.md, "CUDA graphs").
     #[arg(long, default_value = "auto")]
     pub cuda_graph: String,
     /// Most decoded frames resident at once in phase B.

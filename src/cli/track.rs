@@ -94,10 +94,11 @@ pub struct Args {
     /// reserved peak (docs/performance.md, "Peak memory").
     #[arg(long, default_value = "auto")]
     pub memory_fence: String,
-    /// Replay the image encoder's trunk as a CUDA graph from the second frame it encodes on (CUDA):
-    /// one launch instead of hundreds of kernel launches per frame, same kernels, same results.
-    /// auto (on in f16/bf16, off in f32, where it costs memory), on or off (docs/performance.md,
-    /// "CUDA graphs").
+    /// Replay the image encoder (trunk and neck) from the second frame it encodes on, and a
+    /// tracked frame's memory attention, heads and memory encoder once the memory bank is full,
+    /// as CUDA graphs (CUDA): a few launches instead of hundreds of kernels per frame, same
+    /// kernels, same results. auto (on in f16/bf16, off in f32, where they cost memory), on or
+    /// off (docs/performance.md, "CUDA graphs").
     #[arg(long, default_value = "auto")]
     pub cuda_graph: String,
     /// Time the cuDNN algorithms of every convolution shape instead of trusting the heuristic

@@ -284,7 +284,7 @@ pub enum GraphMode {
 }
 
 impl GraphMode {
-    /// Whether a model run in `dtype` graphs its trunk.
+    /// Whether a model run in `dtype` uses CUDA graphs (trunk and neck, tracked-frame step).
     pub fn resolve(self, dtype: DType) -> bool {
         match self {
             GraphMode::On => true,

@@ -251,7 +251,7 @@ impl Sam2Base {
         self.forward_image_ctx(img, &ExecCtx::default())
     }
 
-    /// `forward_image` + `_prepare_backbone_features` in a session's context (trunk graph,
+    /// `forward_image` + `_prepare_backbone_features` in a session's context (CUDA graphs,
     /// image-encoder fences and profiled stages).
     /// img: [B, 3, S, S] normalized -> features of the three kept FPN levels.
     pub fn forward_image_ctx(&self, img: &Tensor, ctx: &ExecCtx) -> Result<FrameFeatures> {

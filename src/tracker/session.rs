@@ -47,7 +47,7 @@ pub struct Prompt {
     pub bbox: Option<[f32; 4]>,
 }
 
-/// How a session runs. The execution policy among them (fences, trunk graph, profiler) becomes
+/// How a session runs. The execution policy among them (fences, CUDA graphs, profiler) becomes
 /// the session's own [`ExecCtx`] when it opens: it applies to this session only.
 #[derive(Debug, Clone)]
 pub struct SessionOptions {

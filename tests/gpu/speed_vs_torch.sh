@@ -98,7 +98,7 @@ for v in "$@"; do
       --warmup-frames "$WARMUP" --json "$out/${v}_pytorch_$m.json" \
       ${PROFILE:+--profile "$out/${v}_pytorch_${m}_profile.txt"}
   done
-  # The driver compiles vosbench's PTX (candle's kernels and its own) the first time a process
+  # The driver compiles candle's PTX kernels (vosbench's own ship as SASS too) the first time a process
   # on the machine loads it and keeps the result in its disk cache: on a fresh machine the first
   # vosbench process pays that once (up to ~20 s on the H200). Two short untimed runs fill the
   # cache first, so every timed run sees what a user's second run sees; their times are printed.
