@@ -125,7 +125,7 @@ fn timing_json_forward_from_a_click_without_masks() {
     // --memory-fence auto in f32: one fence after memory conditioning
     assert_eq!(t["memory_fences"], "memcond");
     // no CUDA graph on the CPU
-    assert_eq!(t["cuda_graph"], "off");
+    assert_eq!(t["cuda_graph"], "trunk off; step off");
     assert_eq!(t["masks_written"], false);
     // nothing but the JSON and the converted weights in the folder: no mask tree
     let names: Vec<String> = std::fs::read_dir(tmp.path())
