@@ -95,11 +95,9 @@ impl Drop for FlopCounter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::linear::Linear;
-    use candle_core::{Device, Module, Tensor};
 
     #[test]
-    fn counts_only_while_a_counter_lives() -> candle_core::Result<()> {
+    fn counts_only_while_a_counter_lives() {
         add(Kind::Matmul, 5); // nobody counts: dropped
         let c = FlopCounter::start();
         add_matmul(Kind::Matmul, 2, 3, 4, 5);
@@ -125,15 +123,6 @@ mod tests {
         add(Kind::Matmul, 5);
         let c = FlopCounter::start();
         assert_eq!(c.take().total(), 0);
-        // A Linear of [2, 3, 4] inputs, 4 -> 6: 2 * 6 rows * 4 * 6.
-        let w = Tensor::ones((6, 4), candle_core::DType::F32, &Device::Cpu)?;
-        let lin = Linear::new(w, None);
-        lin.forward(&Tensor::ones(
-            (2, 3, 4),
-            candle_core::DType::F32,
-            &Device::Cpu,
-        )?)?;
-        assert_eq!(c.take().matmul, 2 * 6 * 4 * 6);
-        Ok(())
+        // Layers' own counts are tested beside them (nn::linear).
     }
 }

@@ -127,6 +127,18 @@ mod tests {
     use candle_core::{DType, Device};
 
     #[test]
+    fn counts_its_product() -> Result<()> {
+        // [2, 3, 4] inputs, 4 -> 6: 6 rows of 4 times 6 outputs, 2 FLOPs a multiply-add.
+        let dev = Device::Cpu;
+        let lin = Linear::new(Tensor::ones((6, 4), DType::F32, &dev)?, None);
+        let c = crate::nn::flops::FlopCounter::start();
+        lin.forward(&Tensor::ones((2, 3, 4), DType::F32, &dev)?)?;
+        lin.forward_act(&Tensor::ones((5, 4), DType::F32, &dev)?, Activation::Relu)?;
+        assert_eq!(c.take().matmul, 2 * 6 * 4 * 6 + 2 * 5 * 4 * 6);
+        Ok(())
+    }
+
+    #[test]
     fn forward_equals_candle_linear() -> Result<()> {
         let dev = Device::Cpu;
         let w = Tensor::arange(0f32, 12., &dev)?.reshape((3, 4))?;
