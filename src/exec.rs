@@ -2,12 +2,13 @@
 //!
 //! An [`ExecCtx`] holds what may differ between two sessions running the same model in one
 //! process: where a frame waits for the device (the memory fences), whether the image encoder's
-//! trunk and a tracked frame's step replay as CUDA graphs, and which stage profiler (if any) records the frame. A
-//! `tracker::session::Session` builds one when it opens, from its `SessionOptions`, and passes
-//! `&ctx` to the model's forward methods (`Sam2Base::forward_image_ctx`,
-//! `memory_conditioned_features_ctx`), which pass it on to the image encoder, the Hiera blocks and
-//! the memory-attention layers. Leaf layers do not see it. Nothing of it is process-wide, so a
-//! second session with other options does not change how the first one runs.
+//! trunk and a tracked frame's step replay as CUDA graphs, and which stage profiler (if any)
+//! records the frame. A `tracker::session::Session` builds one when it opens, from its
+//! `SessionOptions`, and passes `&ctx` to the model's forward methods
+//! (`Sam2Base::forward_image_ctx`, `memory_conditioned_features_ctx`), which pass it on to the
+//! image encoder, the Hiera blocks and the memory-attention layers. Leaf layers do not see it.
+//! Nothing of it is process-wide, so a second session with other options does not change how the
+//! first one runs.
 //!
 //! What is fixed when a model is built (convolution tuning, the fused-attention switch) is not
 //! here but in `nn::ModelOptions`, held by the layers; what belongs to a device (the cuDNN handle

@@ -6,7 +6,7 @@
 //! a synthetic textured frame at its inference size: the prompt frame and two tracked frames, so
 //! every convolution of the image encoder, the SAM heads and the memory encoder meets the search.
 
-use crate::cli::common::parse_device;
+use crate::cli::common::{parse_device, synthetic_frame};
 use crate::config::Registry;
 use crate::cuda::probe::{probe, DeviceReport};
 use crate::cuda::tuning::{ConvOptions, ConvTuner, Source, TuningTable};
@@ -113,22 +113,6 @@ pub struct Args {
     pub host_root: Option<PathBuf>,
 }
 
-/// A textured synthetic frame (smooth gradients plus a bright disc), `side` x `side`.
-fn synthetic_frame(side: usize, shift: usize) -> Vec<u8> {
-    let mut px = Vec::with_capacity(side * side * 3);
-    let c = side as f32 / 2.0 + shift as f32;
-    for y in 0..side {
-        for x in 0..side {
-            let d = ((x as f32 - c).powi(2) + (y as f32 - side as f32 / 2.0).powi(2)).sqrt();
-            let inside = d < side as f32 / 6.0;
-            px.push(if inside { 230 } else { (x * 255 / side) as u8 });
-            px.push(if inside { 200 } else { (y * 255 / side) as u8 });
-            px.push(((x + y + shift) % 256) as u8);
-        }
-    }
-    px
-}
-
 /// Run one model through the prompt frame and two tracked frames with the search on (the
 /// choices land in `model_opts.conv_tuner`).
 fn tune_model(
@@ -147,7 +131,9 @@ fn tune_model(
     let vb = crate::weights::random::random_var_builder(0, dtype, device);
     let model = Sam2Base::new_with(&cfg, model_opts, vb)?;
     let side = cfg.image_size;
-    let frames = (0..3).map(|i| synthetic_frame(side, 4 * i)).collect();
+    let frames = (0..3)
+        .map(|i| synthetic_frame(side, 4 * i, &[(0.5, 0.5)], 1.0 / 6.0))
+        .collect();
     let frames = RgbFrames::new(frames, side as u32, side as u32)?;
     let session_opts = SessionOptions::default().with_profiler(switches.profiler.clone());
     let mut session = Session::with_frames(&model, Box::new(frames), device, session_opts);

@@ -165,19 +165,27 @@ impl Conv2d {
 impl Module for Conv2d {
     /// x: [B, Cin, H, W] -> [B, Cout, H', W']
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if let (Ok((b, _, h, w)), Ok((cout, cin_g, kh, kw))) = (x.dims4(), self.weight.dims4()) {
-            let c = self.config;
-            let out = |n: usize, k: usize| {
-                (n + 2 * c.padding).saturating_sub(c.dilation * (k - 1) + 1) / c.stride.max(1) + 1
-            };
-            // every output value is a dot product of cin/groups * kh * kw taps
-            crate::nn::flops::add_matmul(
-                crate::nn::flops::Kind::Conv,
-                b,
-                out(h, kh) * out(w, kw),
-                cin_g * kh * kw,
-                cout,
-            );
+        if crate::nn::flops::counting() {
+            if let (Ok((n, c, h, w)), Ok((k, _, r, s))) = (x.dims4(), self.weight.dims4()) {
+                let cfg = self.config;
+                if cfg.stride > 0 && cfg.groups > 0 {
+                    let shape = crate::cuda::tuning::ConvShape {
+                        n,
+                        c,
+                        h,
+                        w,
+                        k,
+                        r,
+                        s,
+                        pad: cfg.padding,
+                        stride: cfg.stride,
+                        dilation: cfg.dilation,
+                        groups: cfg.groups,
+                        dtype: x.dtype().as_str().into(),
+                    };
+                    crate::nn::flops::add(crate::nn::flops::Kind::Conv, 2 * shape.macs());
+                }
+            }
         }
         #[cfg(feature = "cudnn")]
         if x.device().is_cuda() {

@@ -43,6 +43,12 @@ thread_local! {
     static COUNT: Cell<Option<FlopCount>> = const { Cell::new(None) };
 }
 
+/// Whether this thread is counting (layers skip working out their count otherwise).
+#[inline]
+pub fn counting() -> bool {
+    COUNT.with(|c| c.get().is_some())
+}
+
 /// Add `flops` of `kind` to this thread's count, if one is running.
 #[inline]
 pub fn add(kind: Kind, flops: u64) {
@@ -99,7 +105,9 @@ mod tests {
     #[test]
     fn counts_only_while_a_counter_lives() {
         add(Kind::Matmul, 5); // nobody counts: dropped
+        assert!(!counting());
         let c = FlopCounter::start();
+        assert!(counting());
         add_matmul(Kind::Matmul, 2, 3, 4, 5);
         add(Kind::Conv, 7);
         {
@@ -120,6 +128,7 @@ mod tests {
         assert_eq!(n.total(), 248);
         assert_eq!(c.take(), FlopCount::default());
         drop(c);
+        assert!(!counting());
         add(Kind::Matmul, 5);
         let c = FlopCounter::start();
         assert_eq!(c.take().total(), 0);

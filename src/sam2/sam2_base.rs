@@ -81,8 +81,6 @@ impl FrameFeatures {
     }
 }
 
-/// One encoded memory frame: token-major so SAM 2.1 (e*e tokens) and EdgeTAM (512 perceiver
-/// latents) are stored alike.
 /// The memory token sequences memory attention reads, objects on the batch dimension
 /// ([`Sam2Base::memory_tokens_batch`]).
 #[derive(Debug, Clone)]
@@ -97,6 +95,8 @@ pub struct MemoryTokens {
     pub num_spatial_mem: usize,
 }
 
+/// One encoded memory frame: token-major so SAM 2.1 (e*e tokens) and EdgeTAM (512 perceiver
+/// latents) are stored alike.
 #[derive(Debug, Clone)]
 pub struct Memory {
     /// [B, N, Cm], bf16 when the variant stores memories in bf16 (as the official predictor does)

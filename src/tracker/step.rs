@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::exec::ExecCtx;
 use crate::nn::ContiguousExt;
 use crate::sam2::sam2_base::{
-    FrameFeatures, Memory, MemoryRef, MemoryTokens, PointInputs, PointerRef, Sam2Base,
+    FrameFeatures, Memory, MemoryRef, MemoryTokens, PointInputs, PointerRef, Sam2Base, SamOutputs,
 };
 use crate::tracker::memory_bank::{FrameOutput, OutputStore};
 use crate::tracker::postprocess::fill_holes_in_mask_scores;
@@ -51,6 +51,18 @@ struct HeadsOut {
     /// [n, 1]
     object_score_logits: Tensor,
     memory: Option<Memory>,
+}
+
+impl HeadsOut {
+    /// The parts of the heads' outputs a frame keeps, with the memory encoded from them.
+    fn new(sam: SamOutputs, memory: Option<Memory>) -> Self {
+        Self {
+            low_res_masks: sam.low_res_masks,
+            obj_ptr: sam.obj_ptr,
+            object_score_logits: sam.object_score_logits,
+            memory,
+        }
+    }
 }
 
 impl FrameStep<'_> {
@@ -109,15 +121,7 @@ impl FrameStep<'_> {
         } else {
             None
         };
-        let mut outs = self.outputs(
-            HeadsOut {
-                low_res_masks: sam.low_res_masks,
-                obj_ptr: sam.obj_ptr,
-                object_score_logits: sam.object_score_logits,
-                memory,
-            },
-            1,
-        )?;
+        let mut outs = self.outputs(HeadsOut::new(sam, memory), 1)?;
         Ok(outs.remove(0))
     }
 
@@ -133,15 +137,7 @@ impl FrameStep<'_> {
                 self.post,
             )
         })?;
-        let mut outs = self.outputs(
-            HeadsOut {
-                low_res_masks: sam.low_res_masks,
-                obj_ptr: sam.obj_ptr,
-                object_score_logits: sam.object_score_logits,
-                memory: None,
-            },
-            1,
-        )?;
+        let mut outs = self.outputs(HeadsOut::new(sam, None), 1)?;
         Ok(outs.remove(0))
     }
 
@@ -262,12 +258,17 @@ impl FrameStep<'_> {
             let h = self
                 .heads_and_memory(&xs[0], &pix_feat, high_res)
                 .map_err(candle_core::Error::wrap)?;
-            let mut out = vec![h.low_res_masks, h.obj_ptr, h.object_score_logits];
-            if let Some(m) = h.memory {
-                out.push(m.features);
-                out.push(m.pos);
-            }
-            Ok(out)
+            // track_group runs only for variants with a memory bank, so a memory was encoded
+            let m = h.memory.ok_or_else(|| {
+                candle_core::Error::Msg("tracked frame: no memory was encoded".into())
+            })?;
+            Ok(vec![
+                h.low_res_masks,
+                h.obj_ptr,
+                h.object_score_logits,
+                m.features,
+                m.pos,
+            ])
         };
         let mut out = self
             .graph
@@ -278,16 +279,16 @@ impl FrameStep<'_> {
                 .ok_or_else(|| candle_core::Error::Msg("graphed step: missing output".into()))
         };
         let (low_res_masks, obj_ptr, object_score_logits) = (next()?, next()?, next()?);
-        let memory = match (next(), next()) {
-            (Ok(features), Ok(pos)) => Some(Memory { features, pos }),
-            _ => None,
+        let memory = Memory {
+            features: next()?,
+            pos: next()?,
         };
         self.outputs(
             HeadsOut {
                 low_res_masks,
                 obj_ptr,
                 object_score_logits,
-                memory,
+                memory: Some(memory),
             },
             n,
         )
@@ -326,12 +327,7 @@ impl FrameStep<'_> {
         } else {
             None
         };
-        Ok(HeadsOut {
-            low_res_masks: sam.low_res_masks,
-            obj_ptr: sam.obj_ptr,
-            object_score_logits: sam.object_score_logits,
-            memory,
-        })
+        Ok(HeadsOut::new(sam, memory))
     }
 
     /// `_encode_new_memory` of `n` objects (batch n), rounded for storage as the official

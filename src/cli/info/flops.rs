@@ -7,6 +7,7 @@
 //! runs no layer code. The last frame is a steady tracked frame, the one a frame rate over a long
 //! video is made of; the image encoder is also counted on its own.
 
+use crate::cli::common::synthetic_frame;
 use crate::config::ModelConfig;
 use crate::error::Result;
 use crate::nn::flops::{FlopCount, FlopCounter};
@@ -29,29 +30,6 @@ pub struct FrameFlops {
     pub frames: usize,
 }
 
-impl FrameFlops {
-    /// TFLOP/s of `tracked_frame` at `fps` frames a second.
-    pub fn tflops_at(&self, fps: f64) -> f64 {
-        self.tracked_frame.total() as f64 * fps / 1e12
-    }
-}
-
-/// A textured frame with a bright disc, `side` x `side` RGB.
-fn frame(side: usize, shift: usize) -> Vec<u8> {
-    let mut px = Vec::with_capacity(side * side * 3);
-    let (cx, cy, r) = (side / 2 + shift, side / 2, side / 6);
-    for y in 0..side {
-        for x in 0..side {
-            let (dx, dy) = (x.abs_diff(cx), y.abs_diff(cy));
-            let inside = dx * dx + dy * dy < r * r;
-            px.push(if inside { 230 } else { (x * 255 / side) as u8 });
-            px.push(if inside { 200 } else { (y * 255 / side) as u8 });
-            px.push(((x + y) % 256) as u8);
-        }
-    }
-    px
-}
-
 /// Count `cfg`'s frame on `device`.
 pub fn count(cfg: &ModelConfig, device: &Device) -> Result<FrameFlops> {
     let vb = crate::weights::random::random_var_builder(0, DType::F32, device);
@@ -60,13 +38,14 @@ pub fn count(cfg: &ModelConfig, device: &Device) -> Result<FrameFlops> {
     let t = &cfg.tracker;
     let n = t.num_maskmem.max(t.max_obj_ptrs_in_encoder) + 2;
     let frames = RgbFrames::new(
-        (0..n).map(|i| frame(side, 2 * i)).collect(),
+        (0..n)
+            .map(|i| synthetic_frame(side, 2 * i, &[(0.5, 0.5)], 1.0 / 6.0))
+            .collect(),
         side as u32,
         side as u32,
     )?;
-    let counter = FlopCounter::start();
     let img = frames.load_tensor(0, side, device)?;
-    counter.take();
+    let counter = FlopCounter::start();
     model.forward_image(&img)?;
     let image_encoder = counter.take();
     let mut s = Session::with_frames(&model, Box::new(frames), device, SessionOptions::default());

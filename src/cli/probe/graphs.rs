@@ -9,6 +9,7 @@
 //! same data, so the logits should be bit-identical; a case passes when both graphs were captured
 //! and the logits agree within `TOLERANCE`.
 
+use crate::cli::common::synthetic_frame;
 use crate::config::Registry;
 use crate::error::{Error, Result};
 use crate::nn::ModelOptions;
@@ -39,24 +40,8 @@ pub struct GraphCheckRow {
     pub ok: bool,
 }
 
-/// A textured frame with `k` bright discs moving right by `shift` pixels, `side` x `side` RGB.
-fn frame(side: usize, shift: usize) -> Vec<u8> {
-    let mut px = Vec::with_capacity(side * side * 3);
-    let centres = [(0.3f32, 0.3f32), (0.65, 0.4), (0.45, 0.7)];
-    for y in 0..side {
-        for x in 0..side {
-            let inside = centres.iter().any(|&(cx, cy)| {
-                let dx = x as f32 - (cx * side as f32 + shift as f32);
-                let dy = y as f32 - cy * side as f32;
-                (dx * dx + dy * dy).sqrt() < side as f32 / 10.0
-            });
-            px.push(if inside { 230 } else { (x * 255 / side) as u8 });
-            px.push(if inside { 200 } else { (y * 255 / side) as u8 });
-            px.push(((x + y + shift) % 256) as u8);
-        }
-    }
-    px
-}
+/// Centres of the video's three discs (fractions of the side), one per object.
+const DISCS: [(f32, f32); 3] = [(0.3, 0.3), (0.65, 0.4), (0.45, 0.7)];
 
 /// The prompts of up to three objects on frame 0: boxes around the discs, one as a click.
 fn prompts(side: usize, objects: usize) -> Vec<(u32, Prompt)> {
@@ -71,15 +56,15 @@ fn prompts(side: usize, objects: usize) -> Vec<(u32, Prompt)> {
         ]),
     };
     let all = [
-        (1, boxed(0.3, 0.3)),
+        (1, boxed(DISCS[0].0, DISCS[0].1)),
         (
             2,
             Prompt {
-                points: vec![(0.65 * s, 0.4 * s, 1)],
+                points: vec![(DISCS[1].0 * s, DISCS[1].1 * s, 1)],
                 bbox: None,
             },
         ),
-        (3, boxed(0.45, 0.7)),
+        (3, boxed(DISCS[2].0, DISCS[2].1)),
     ];
     all.into_iter().take(objects).collect()
 }
@@ -131,7 +116,9 @@ pub fn check(device: &Device, models: &[String]) -> Result<Vec<GraphCheckRow>> {
         let n_frames = t.num_maskmem.max(t.max_obj_ptrs_in_encoder) + 8;
         let side = cfg.image_size;
         let frames = RgbFrames::new(
-            (0..n_frames).map(|i| frame(side, 3 * i)).collect(),
+            (0..n_frames)
+                .map(|i| synthetic_frame(side, 3 * i, &DISCS, 0.1))
+                .collect(),
             side as u32,
             side as u32,
         )?;

@@ -232,8 +232,8 @@ impl ImageEncoder {
         }
     }
 
-    /// Whether the trunk (with the neck) runs as a CUDA graph: `off`, `eager` (warming up), `captured` or
-    /// `failed: <why>` (`crate::cuda::graph`).
+    /// Whether the trunk (with the neck) runs as a CUDA graph: `off`, `eager` (warming up),
+    /// `captured` or `failed: <why>` (`crate::cuda::graph`).
     pub fn trunk_graph_status(&self) -> String {
         self.trunk_graph.status()
     }
@@ -247,7 +247,8 @@ impl ImageEncoder {
     }
 
     /// image: [B, 3, S, S] normalized -> features of the kept levels, in a session's context:
-    /// the trunk and neck graphed when `ctx` says so, the trunk and neck fences and stages of `ctx`.
+    /// the trunk and neck graphed when `ctx` says so, the trunk and neck fences and stages of
+    /// `ctx`.
     pub fn forward_ctx(&self, image: &Tensor, ctx: &ExecCtx) -> Result<ImageEncoderOutput> {
         let dev = image.device();
         let (mut features, mut pos) = if ctx.graph_trunk() && dev.is_cuda() {
